@@ -1,0 +1,72 @@
+"""metrics layer: ``results.jsonl`` records, statistics, thresholds and reports.
+
+Imports nothing from session/supervisor/cli/mockserver. Modules:
+
+- ``records``: ``TurnRecord``, ``SessionResult``, ``ToolCallRecord``, ``ErrorRecord``,
+  ``TimelinePoint``; ``to_json_line``, ``append_jsonl``, ``parse_results``, ``read_results``
+- ``stats``: ``summarize``/``MetricSummary``, ``RollingWindow``, ``LiveStats``
+- ``thresholds``: k6-style ``parse_threshold``/``evaluate``/``evaluate_summary``
+- ``summary``: ``build_summary`` (``summary.json``), ``summary_csv``, ``redact_config``, cost
+- ``report_html``: ``render_report`` (offline HTML with inline SVG); ``svg``: chart helpers
+- ``compare``: ``compare``/``render_compare``; ``text``: ``summary_text``
+"""
+
+from orchestrator.metrics.compare import CompareRow, compare, render_compare
+from orchestrator.metrics.records import (
+    ErrorRecord,
+    ResultsFile,
+    ResultsFormatError,
+    SessionResult,
+    TimelinePoint,
+    ToolCallRecord,
+    TurnRecord,
+    append_jsonl,
+    parse_results,
+    read_results,
+    to_json_line,
+)
+from orchestrator.metrics.report_html import render_report
+from orchestrator.metrics.stats import LiveStats, MetricSummary, RollingWindow, summarize
+from orchestrator.metrics.summary import Validity, build_summary, redact_config, summary_csv
+from orchestrator.metrics.text import summary_text
+from orchestrator.metrics.thresholds import (
+    Threshold,
+    ThresholdError,
+    ThresholdResult,
+    evaluate,
+    evaluate_summary,
+    parse_threshold,
+)
+
+__all__ = [
+    "CompareRow",
+    "ErrorRecord",
+    "LiveStats",
+    "MetricSummary",
+    "ResultsFile",
+    "ResultsFormatError",
+    "RollingWindow",
+    "SessionResult",
+    "Threshold",
+    "ThresholdError",
+    "ThresholdResult",
+    "TimelinePoint",
+    "ToolCallRecord",
+    "TurnRecord",
+    "Validity",
+    "append_jsonl",
+    "build_summary",
+    "compare",
+    "evaluate",
+    "evaluate_summary",
+    "parse_results",
+    "parse_threshold",
+    "read_results",
+    "redact_config",
+    "render_compare",
+    "render_report",
+    "summarize",
+    "summary_csv",
+    "summary_text",
+    "to_json_line",
+]

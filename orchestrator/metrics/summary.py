@@ -1,0 +1,397 @@
+"""``summary.json`` of a run: counts, per-metric stats, tokens and cost, validity, thresholds.
+
+Layout of the dict returned by :func:`build_summary` (JSON-ready, stable key order)::
+
+    schema        1
+    run           run info from the caller (redacted), plus computed ``duration_s``
+    config        the run config, passed through :func:`redact_config`
+    totals        flat scalars (names.SCALAR_METRICS): sessions_total/_completed/_failed/
+                  _cancelled, session_error_rate = failed / all sessions, turns_total,
+                  turns_failed, turn_error_rate = failed turns / all turns (a turn fails
+                  when it has an error record or a "failed" response), late_starts,
+                  dropped_starts, reconnects, cost_usd
+    sessions      by_status, failure_types (reason type name -> count), failure_reasons
+                  (full reason -> count, most common 20), gap_ms_total
+    turns         by_mode, by_response_status, by_error_code
+    metrics       {metric: {count, mean, min, p50, p90, p95, p99, max}} for every
+                  names.DISTRIBUTION_METRICS entry (count 0 and nulls when unmeasured)
+    tokens        usage totals (USAGE_FIELDS)
+    cost          {model, usd, note, prices_per_1m}
+    validity      {valid, reasons}: from the supervisor's self-monitoring
+    thresholds    [{expr, metric, stat, op, target, actual, ok, note}]
+    thresholds_ok all thresholds passed (true when there are none)
+
+Prices (:data:`PRICES`) are USD per 1M tokens from OpenAI's public model pages
+(developers.openai.com/api/docs/models/…, checked 2025): they are an estimate for
+comparison, not a bill. A model name matches its entry exactly or with a dated snapshot
+suffix (``gpt-realtime-2025-08-28``); any other model gets ``usd: null`` and a note.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from orchestrator.metrics.names import DISTRIBUTION_METRICS, SESSION_METRICS, TURN_METRICS
+from orchestrator.metrics.records import USAGE_FIELDS, SessionResult, TurnRecord
+from orchestrator.metrics.stats import clean_values, summarize
+from orchestrator.metrics.thresholds import Threshold, evaluate, parse_thresholds
+
+__all__ = [
+    "CSV_COLUMNS",
+    "PRICES",
+    "ModelPrice",
+    "Validity",
+    "build_summary",
+    "estimate_cost",
+    "metric_samples",
+    "price_for",
+    "redact_config",
+    "summary_csv",
+    "token_totals",
+]
+
+SCHEMA = 1
+
+
+@attrs.frozen(kw_only=True)
+class ModelPrice:
+    """USD per 1M tokens."""
+
+    text_in: float
+    text_cached: float
+    text_out: float
+    audio_in: float
+    audio_cached: float
+    audio_out: float
+
+
+#: USD per 1M tokens (text in/cached/out, audio in/cached/out).
+PRICES: dict[str, ModelPrice] = {
+    "gpt-realtime": ModelPrice(
+        text_in=4.00, text_cached=0.40, text_out=16.00,
+        audio_in=32.00, audio_cached=0.40, audio_out=64.00,
+    ),
+    "gpt-realtime-mini": ModelPrice(
+        text_in=0.60, text_cached=0.06, text_out=2.40,
+        audio_in=10.00, audio_cached=0.30, audio_out=20.00,
+    ),
+    "gpt-4o-realtime-preview": ModelPrice(
+        text_in=5.00, text_cached=2.50, text_out=20.00,
+        audio_in=40.00, audio_cached=2.50, audio_out=80.00,
+    ),
+    "gpt-4o-mini-realtime-preview": ModelPrice(
+        text_in=0.60, text_cached=0.30, text_out=2.40,
+        audio_in=10.00, audio_cached=0.30, audio_out=20.00,
+    ),
+}  # fmt: skip
+
+_SNAPSHOT = re.compile(r"^(?P<base>.+?)(?:-\d{4}-\d{2}-\d{2})?$")
+
+
+def price_for(model: str | None, prices: Mapping[str, ModelPrice] = PRICES) -> ModelPrice | None:
+    """The price entry of ``model`` (exact name or name + ``-YYYY-MM-DD``), else ``None``."""
+    if not model:
+        return None
+    if model in prices:
+        return prices[model]
+    m = _SNAPSHOT.match(model)
+    return prices.get(m["base"]) if m else None
+
+
+def estimate_cost(
+    tokens: Mapping[str, int], model: str | None, prices: Mapping[str, ModelPrice] = PRICES
+) -> tuple[float | None, str | None]:
+    """``(usd, note)`` for usage totals ``tokens`` (keys = ``USAGE_FIELDS``).
+
+    Cached input is billed at the cached rate and the rest of the input at the input
+    rate. When usage reports cached tokens without their text/audio split, the cached
+    tokens are split in proportion to text/audio input (noted). Without a text/audio split
+    of input or output tokens the cost is unknown (``None``).
+    """
+    price = price_for(model, prices)
+    if price is None:
+        return None, f"no price for model {model!r}; cost not estimated"
+    note = None
+    t_in = tokens.get("input_text_tokens", 0)
+    a_in = tokens.get("input_audio_tokens", 0)
+    t_out = tokens.get("output_text_tokens", 0)
+    a_out = tokens.get("output_audio_tokens", 0)
+    if t_in + a_in < tokens.get("input_tokens", 0) or t_out + a_out < tokens.get(
+        "output_tokens", 0
+    ):
+        return None, "usage lacks the text/audio token split; cost not estimated"
+    cached = tokens.get("input_cached_tokens", 0)
+    c_text = tokens.get("input_cached_text_tokens", 0)
+    c_audio = tokens.get("input_cached_audio_tokens", 0)
+    if cached > c_text + c_audio:
+        rest = cached - c_text - c_audio
+        share = t_in / (t_in + a_in) if t_in + a_in else 1.0
+        c_text += rest * share
+        c_audio += rest * (1.0 - share)
+        note = "cached tokens without text/audio split were split in proportion to input"
+    usd = (
+        (t_in - c_text) * price.text_in
+        + c_text * price.text_cached
+        + t_out * price.text_out
+        + (a_in - c_audio) * price.audio_in
+        + c_audio * price.audio_cached
+        + a_out * price.audio_out
+    ) / 1e6
+    return usd, note
+
+
+_SECRET_KEYS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "key",
+        "authorization",
+        "auth",
+        "token",
+        "access_token",
+        "auth_token",
+        "bearer",
+        "secret",
+        "client_secret",
+        "password",
+        "cookie",
+        "ocp_apim_subscription_key",
+    }
+)
+_SECRET_SUFFIXES = ("_api_key", "_secret", "_token", "_password")
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
+_URL_SECRET_PARAM = re.compile(
+    r"([?&](?:api[-_]?key|key|token|access_token|auth|sig|signature)=)[^&#\s]*", re.I
+)
+REDACTED = "[redacted]"
+
+
+def _is_secret_key(key: str) -> bool:
+    norm = key.strip().lower().replace("-", "_")
+    return norm in _SECRET_KEYS or norm.endswith(_SECRET_SUFFIXES)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _redact_value(v) for k, v in value.items() if not _is_secret_key(str(k))}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return _URL_SECRET_PARAM.sub(r"\1" + REDACTED, _SECRET_VALUE.sub(REDACTED, text))
+
+
+def redact_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A JSON-ready copy of ``config`` without secrets: keys such as ``api_key``,
+    ``authorization``, ``token``, ``*_secret`` are dropped at any depth, ``sk-…`` and
+    ``Bearer …`` strings and ``?api-key=``/``?token=`` URL parameters are replaced by
+    ``[redacted]``; other objects become ``str(obj)`` (``transport.Secret`` hides itself)."""
+    return _redact_value(config or {})
+
+
+@attrs.frozen(kw_only=True)
+class Validity:
+    """Whether the load generator itself kept up (event-loop lag, pacer lateness, ...).
+    Reported by the supervisor's self-monitoring; a run is valid when ``reasons`` is empty
+    unless ``valid`` says otherwise."""
+
+    valid: bool = True
+    reasons: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"valid": bool, "reasons": [...]}``."""
+        return {"valid": self.valid and not self.reasons, "reasons": list(self.reasons)}
+
+
+def metric_samples(
+    turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]
+) -> dict[str, np.ndarray]:
+    """Every distribution metric's samples (``names.DISTRIBUTION_METRICS`` order).
+
+    Session metrics come from the sessions; turn metrics from the turns.
+    ``tool_roundtrip_ms`` takes each listed tool call's own round trip (the turn's
+    ``tool_roundtrip_ms`` when it lists no calls)."""
+    out: dict[str, np.ndarray] = {}
+    for name in DISTRIBUTION_METRICS:
+        if name in SESSION_METRICS:
+            out[name] = clean_values(getattr(s, name) for s in sessions)
+        elif name == "tool_roundtrip_ms":
+            out[name] = clean_values(
+                v
+                for t in turns
+                for v in (
+                    [c.roundtrip_ms for c in t.tool_calls]
+                    if t.tool_calls
+                    else [t.tool_roundtrip_ms]
+                )
+            )
+        else:
+            assert name in TURN_METRICS
+            out[name] = clean_values(getattr(t, name) for t in turns)
+    return out
+
+
+def token_totals(turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]) -> dict[str, int]:
+    """Usage totals. A session that reports its own totals counts with them (they include
+    responses outside turns); the turns of any other session are summed instead."""
+    totals = dict.fromkeys(USAGE_FIELDS, 0)
+    counted: set[str] = set()
+    for s in sessions:
+        if any(getattr(s, f) is not None for f in USAGE_FIELDS):
+            counted.add(s.session_id)
+            for f in USAGE_FIELDS:
+                totals[f] += getattr(s, f) or 0
+    for t in turns:
+        if t.session_id not in counted:
+            for f in USAGE_FIELDS:
+                totals[f] += getattr(t, f) or 0
+    return totals
+
+
+def _rate(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _round(value: float | int | None) -> float | int | None:
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _reason_type(reason: str | None) -> str:
+    if not reason:
+        return "(no reason)"
+    return reason.split(":", 1)[0].strip() or "(no reason)"
+
+
+def _validity_dict(validity: Validity | Mapping[str, Any] | None) -> dict[str, Any]:
+    if validity is None:
+        return Validity().to_dict()
+    if isinstance(validity, Validity):
+        return validity.to_dict()
+    return Validity(
+        valid=bool(validity.get("valid", True)),
+        reasons=tuple(str(r) for r in validity.get("reasons", ())),
+    ).to_dict()
+
+
+def build_summary(
+    turns: Sequence[TurnRecord],
+    sessions: Sequence[SessionResult],
+    *,
+    run: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    late_starts: int = 0,
+    dropped_starts: int = 0,
+    validity: Validity | Mapping[str, Any] | None = None,
+    thresholds: Iterable[str | Threshold] = (),
+    prices: Mapping[str, ModelPrice] = PRICES,
+) -> dict[str, Any]:
+    """The ``summary.json`` dict of a run (layout in the module docstring).
+
+    ``model`` defaults to ``config["model"]``. ``late_starts`` / ``dropped_starts`` are
+    the supervisor's counts of arrivals that started late or never started. Raises
+    ``ThresholdError`` for a bad threshold expression (before doing any other work)."""
+    parsed = parse_thresholds(thresholds)
+    config_out = redact_config(config)
+    if model is None:
+        model = (config or {}).get("model") or (run or {}).get("model")
+    run_out = redact_config(run)
+    if "duration_s" not in run_out:
+        ends = [s.t_end_s for s in sessions] + [t.t_end_s for t in turns]
+        run_out["duration_s"] = _round(max(ends, default=0.0))
+
+    by_status = collections.Counter(s.status for s in sessions)
+    failed_sessions = [s for s in sessions if s.status == "failed"]
+    failed_turns = [t for t in turns if t.failed]
+    tokens = token_totals(turns, sessions)
+    usd, cost_note = estimate_cost(tokens, model, prices)
+    price = price_for(model, prices)
+
+    totals: dict[str, Any] = {
+        "sessions_total": len(sessions),
+        "sessions_completed": by_status.get("completed", 0),
+        "sessions_failed": by_status.get("failed", 0),
+        "sessions_cancelled": by_status.get("cancelled", 0),
+        "session_error_rate": _rate(len(failed_sessions), len(sessions)),
+        "turns_total": len(turns),
+        "turns_failed": len(failed_turns),
+        "turn_error_rate": _rate(len(failed_turns), len(turns)),
+        "late_starts": int(late_starts),
+        "dropped_starts": int(dropped_starts),
+        "reconnects": sum(s.reconnects for s in sessions),
+        "cost_usd": None if usd is None else round(usd, 6),
+    }
+    samples = metric_samples(turns, sessions)
+    metrics = {
+        name: {k: _round(v) for k, v in summarize(values).to_dict().items()}
+        for name, values in samples.items()
+    }
+    threshold_results = [r.to_dict() for r in evaluate(parsed, samples=samples, scalars=totals)]
+    return {
+        "schema": SCHEMA,
+        "run": run_out,
+        "config": config_out,
+        "totals": totals,
+        "sessions": {
+            "by_status": dict(sorted(by_status.items())),
+            "failure_types": dict(
+                collections.Counter(_reason_type(s.reason) for s in failed_sessions).most_common()
+            ),
+            "failure_reasons": dict(
+                collections.Counter(s.reason or "(no reason)" for s in failed_sessions).most_common(
+                    20
+                )
+            ),
+            "gap_ms_total": _round(float(sum(s.gap_ms_total for s in sessions))),
+        },
+        "turns": {
+            "by_mode": dict(sorted(collections.Counter(t.mode for t in turns).items())),
+            "by_response_status": dict(
+                sorted(collections.Counter(t.response_status or "(none)" for t in turns).items())
+            ),
+            "by_error_code": dict(
+                collections.Counter(
+                    e.code or "(no code)" for t in turns for e in t.errors
+                ).most_common()
+            ),
+        },
+        "metrics": metrics,
+        "tokens": tokens,
+        "cost": {
+            "model": model,
+            "usd": totals["cost_usd"],
+            "note": cost_note,
+            "prices_per_1m": attrs.asdict(price) if price else None,
+        },
+        "validity": _validity_dict(validity),
+        "thresholds": threshold_results,
+        "thresholds_ok": all(r["ok"] for r in threshold_results),
+    }
+
+
+#: Columns of :func:`summary_csv`.
+CSV_COLUMNS: tuple[str, ...] = ("metric", "count", "mean", "p50", "p90", "p95", "p99", "max")
+
+
+def summary_csv(summary: Mapping[str, Any]) -> str:
+    """One CSV row per metric of ``summary["metrics"]``: ``metric,count,mean,p50,p90,p95,
+    p99,max`` (empty cells for unmeasured stats)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for name, stats in summary.get("metrics", {}).items():
+        row: list[Any] = [name]
+        for col in CSV_COLUMNS[1:]:
+            value = stats.get(col)
+            row.append("" if value is None else value)
+        writer.writerow(row)
+    return buf.getvalue()

@@ -1,0 +1,240 @@
+"""k6-style pass/fail thresholds: ``'voice_to_voice_ms.p95<800'``, ``'sessions_failed==0'``.
+
+Grammar: ``METRIC[.STAT] OP NUMBER``.
+
+- ``METRIC``: a distribution metric (:data:`~orchestrator.metrics.names.DISTRIBUTION_METRICS`,
+  needs a ``STAT``) or a scalar (:data:`~orchestrator.metrics.names.SCALAR_METRICS`, no
+  ``STAT``).
+- ``STAT``: ``avg``/``mean``, ``min``, ``max``, ``count``, ``med`` (= p50), ``pNN`` or
+  ``pNN.N`` (any percentile 0..100; k6's ``p(95)`` spelling is accepted too).
+- ``OP``: ``<  <=  >  >=  ==  !=``.
+
+A threshold on a metric without samples fails (``actual`` is ``None``), except ``count``,
+which is 0. Percentiles are linear-interpolation percentiles, as in ``summarize``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from orchestrator.metrics.names import DISTRIBUTION_METRICS, SCALAR_METRICS
+from orchestrator.metrics.stats import clean_values, percentile
+
+__all__ = [
+    "Threshold",
+    "ThresholdError",
+    "ThresholdResult",
+    "evaluate",
+    "evaluate_summary",
+    "parse_threshold",
+    "parse_thresholds",
+]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_SPLIT = re.compile(r"^\s*(?P<lhs>[^<>=!]*?)\s*(?P<op>[<>=!]+)\s*(?P<rhs>.*?)\s*$")
+_METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PCT = re.compile(r"^p\(?(?P<q>\d+(?:\.\d+)?)\)?$")
+_STAT_ALIASES = {"avg": "mean", "mean": "mean", "min": "min", "max": "max", "count": "count"}
+
+
+class ThresholdError(ValueError):
+    """A threshold expression that cannot be parsed or evaluated; names the expression."""
+
+
+@attrs.frozen(kw_only=True)
+class Threshold:
+    """A parsed threshold. ``stat`` is ``None`` for scalar metrics; ``q`` is the percentile
+    (0..100) when ``stat`` is ``"pNN"``; ``mean`` is the canonical name of ``avg``."""
+
+    expr: str
+    metric: str
+    stat: str | None
+    q: float | None
+    op: str
+    target: float
+
+    def passes(self, actual: float | None) -> bool:
+        """Whether ``actual`` satisfies the threshold (``None`` = no data = fails)."""
+        return actual is not None and _OPS[self.op](actual, self.target)
+
+
+@attrs.frozen(kw_only=True)
+class ThresholdResult:
+    """The outcome of one threshold: ``actual`` is the measured value (``None`` if the
+    metric had no samples), ``ok`` whether it passed; ``note`` explains a ``None``."""
+
+    expr: str
+    metric: str
+    stat: str | None
+    op: str
+    target: float
+    actual: float | None
+    ok: bool
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for ``summary.json``)."""
+        return attrs.asdict(self)
+
+
+def _parse_stat(expr: str, metric: str, raw: str) -> tuple[str, float | None]:
+    name = raw.strip().lower()
+    if name in _STAT_ALIASES:
+        return _STAT_ALIASES[name], None
+    if name == "med":
+        return "p50", 50.0
+    m = _PCT.match(name)
+    if m:
+        q = float(m["q"])
+        if q > 100.0:
+            raise ThresholdError(f"threshold {expr!r}: percentile {raw!r} is above 100")
+        return f"p{m['q']}", q
+    raise ThresholdError(
+        f"threshold {expr!r}: unknown stat {raw!r} for {metric!r} "
+        "(use avg, mean, min, max, count, med, pNN or pNN.N)"
+    )
+
+
+def parse_threshold(expr: str) -> Threshold:
+    """Parse one expression; raises :class:`ThresholdError` saying what is wrong."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise ThresholdError(f"threshold {expr!r}: empty expression")
+    m = _SPLIT.match(expr)
+    if m is None:
+        raise ThresholdError(f"threshold {expr!r}: expected METRIC[.STAT] OP NUMBER")
+    lhs, op, rhs = m["lhs"], m["op"], m["rhs"]
+    if op not in _OPS:
+        raise ThresholdError(
+            f"threshold {expr!r}: bad operator {op!r} (use one of {' '.join(_OPS)})"
+        )
+    if not lhs:
+        raise ThresholdError(f"threshold {expr!r}: missing metric before {op!r}")
+    metric, dot, raw_stat = lhs.partition(".")
+    metric = metric.strip()
+    if not _METRIC.match(metric) or (
+        metric not in DISTRIBUTION_METRICS and metric not in SCALAR_METRICS
+    ):
+        known = ", ".join((*DISTRIBUTION_METRICS, *SCALAR_METRICS))
+        raise ThresholdError(f"threshold {expr!r}: unknown metric {metric!r} (known: {known})")
+    stat: str | None = None
+    q: float | None = None
+    if metric in SCALAR_METRICS:
+        if dot:
+            raise ThresholdError(
+                f"threshold {expr!r}: {metric!r} is a single number and takes no stat "
+                f"(write e.g. '{metric}{op}{rhs}')"
+            )
+    elif not dot:
+        raise ThresholdError(
+            f"threshold {expr!r}: {metric!r} is a distribution; name a stat, e.g. '{metric}.p95'"
+        )
+    else:
+        stat, q = _parse_stat(expr, metric, raw_stat)
+    try:
+        target = float(rhs)
+    except ValueError:
+        raise ThresholdError(f"threshold {expr!r}: bad number {rhs!r}") from None
+    if not math.isfinite(target):
+        raise ThresholdError(f"threshold {expr!r}: bad number {rhs!r} (must be finite)")
+    return Threshold(expr=expr.strip(), metric=metric, stat=stat, q=q, op=op, target=target)
+
+
+def parse_thresholds(exprs: Iterable[str | Threshold]) -> list[Threshold]:
+    """Parse many expressions (already-parsed :class:`Threshold` objects pass through)."""
+    return [e if isinstance(e, Threshold) else parse_threshold(e) for e in exprs]
+
+
+_NOT_MEASURED = "not measured"
+
+
+def _result(t: Threshold, actual: float | None, note: str = "no samples") -> ThresholdResult:
+    note_or_none = note if actual is None else None
+    return ThresholdResult(
+        expr=t.expr,
+        metric=t.metric,
+        stat=t.stat,
+        op=t.op,
+        target=t.target,
+        actual=actual,
+        ok=t.passes(actual),
+        note=note_or_none,
+    )
+
+
+def _stat_of(values: np.ndarray, t: Threshold) -> float | None:
+    if t.stat == "count":
+        return float(values.size)
+    if values.size == 0:
+        return None
+    if t.q is not None:
+        return percentile(values, t.q)
+    if t.stat == "mean":
+        return float(values.mean())
+    return float(values.min() if t.stat == "min" else values.max())
+
+
+def evaluate(
+    thresholds: Iterable[str | Threshold],
+    *,
+    samples: Mapping[str, Iterable[float | None] | np.ndarray],
+    scalars: Mapping[str, float | None],
+) -> list[ThresholdResult]:
+    """Evaluate thresholds on raw samples (exact, any percentile) and run scalars.
+
+    ``samples`` maps distribution metric names to their values (missing = no samples);
+    ``scalars`` maps :data:`SCALAR_METRICS` names to values (missing/``None`` = fails).
+    """
+    results = []
+    for t in parse_thresholds(thresholds):
+        if t.stat is None:
+            results.append(_result(t, _float_or_none(scalars.get(t.metric)), _NOT_MEASURED))
+            continue
+        raw = samples.get(t.metric, ())
+        values = raw if isinstance(raw, np.ndarray) else clean_values(raw)
+        results.append(_result(t, _stat_of(values, t)))
+    return results
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def evaluate_summary(
+    thresholds: Iterable[str | Threshold], summary: Mapping[str, Any]
+) -> list[ThresholdResult]:
+    """Evaluate thresholds against a stored ``summary.json`` dict (``summary["metrics"]``,
+    ``summary["totals"]``). Only the stats a summary keeps are available (count, mean,
+    min, max, p50, p90, p95, p99); other percentiles raise :class:`ThresholdError`."""
+    metrics = summary.get("metrics", {})
+    totals = summary.get("totals", {})
+    results = []
+    for t in parse_thresholds(thresholds):
+        if t.stat is None:
+            results.append(_result(t, _float_or_none(totals.get(t.metric)), _NOT_MEASURED))
+            continue
+        stats = metrics.get(t.metric) or {"count": 0}
+        key = t.stat if t.q is None else f"p{t.q:g}"
+        if key not in ("count", "mean", "min", "max", "p50", "p90", "p95", "p99"):
+            raise ThresholdError(
+                f"threshold {t.expr!r}: a stored summary has no {t.stat!r}; "
+                "use p50/p90/p95/p99 or evaluate on the results file"
+            )
+        if key == "count":
+            results.append(_result(t, float(stats.get("count") or 0)))
+        else:
+            results.append(_result(t, _float_or_none(stats.get(key))))
+    return results

@@ -1,0 +1,253 @@
+"""summary.json: counts, metric stats, tokens, cost, redaction, validity, thresholds, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import orjson
+import pytest
+
+from orchestrator.metrics.names import DISTRIBUTION_METRICS
+from orchestrator.metrics.records import ErrorRecord, SessionResult, ToolCallRecord, TurnRecord
+from orchestrator.metrics.summary import (
+    CSV_COLUMNS,
+    PRICES,
+    Validity,
+    build_summary,
+    estimate_cost,
+    price_for,
+    redact_config,
+    summary_csv,
+    token_totals,
+)
+from orchestrator.metrics.text import summary_text
+from orchestrator.metrics.thresholds import ThresholdError
+
+
+def turn(sid: str, i: int, **kw: object) -> TurnRecord:
+    return TurnRecord(session_id=sid, turn_index=i, t_start_s=i, t_end_s=i + 1.0, **kw)  # type: ignore[arg-type]
+
+
+def session(sid: str, status: str = "completed", **kw: object) -> SessionResult:
+    return SessionResult(session_id=sid, status=status, planned_start_s=0.0, t_end_s=5.0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def run() -> tuple[list[TurnRecord], list[SessionResult]]:
+    v2v = [500.0, 700.0, 900.0, 1100.0]
+    turns = [
+        turn("a", 0, voice_to_voice_ms=v2v[0], ttfb_ms=200.0, response_status="completed",
+             tool_calls=[ToolCallRecord(name="f", call_id="1", roundtrip_ms=10.0),
+                         ToolCallRecord(name="g", call_id="2", roundtrip_ms=30.0)],
+             tool_roundtrip_ms=30.0),
+        turn("a", 1, voice_to_voice_ms=v2v[1], ttfb_ms=250.0, tool_roundtrip_ms=50.0),
+        turn("b", 0, voice_to_voice_ms=v2v[2], response_status="failed"),
+        turn("c", 0, voice_to_voice_ms=v2v[3], errors=[ErrorRecord(code="rate_limit_exceeded", message="x")]),
+        turn("c", 1, response_status="cancelled", barge_in_stop_ms=120.0),
+    ]  # fmt: skip
+    sessions = [
+        session("a", connect_ms=50.0, session_ready_ms=90.0, reconnects=1, gap_ms_total=250.0),
+        session("b", "failed", reason="TransportClosed: code 1011 internal", connect_ms=70.0),
+        session("c", "failed", reason="TransportClosed: code 1006", connect_ms=90.0),
+        session("d", "failed", reason="HandshakeRejected: 429"),
+        session("e", "cancelled"),
+    ]
+    return turns, sessions
+
+
+def test_counts_rates_and_failure_reasons(
+    run: tuple[list[TurnRecord], list[SessionResult]],
+) -> None:
+    turns, sessions = run
+    s = build_summary(turns, sessions, late_starts=3, dropped_starts=1)
+    t = s["totals"]
+    assert (
+        t["sessions_total"],
+        t["sessions_completed"],
+        t["sessions_failed"],
+        t["sessions_cancelled"],
+    ) == (5, 1, 3, 1)
+    assert t["session_error_rate"] == pytest.approx(3 / 5)
+    assert (t["turns_total"], t["turns_failed"]) == (5, 2)
+    assert t["turn_error_rate"] == pytest.approx(2 / 5)
+    assert (t["late_starts"], t["dropped_starts"], t["reconnects"]) == (3, 1, 1)
+    assert s["sessions"]["by_status"] == {"cancelled": 1, "completed": 1, "failed": 3}
+    assert s["sessions"]["failure_types"] == {"TransportClosed": 2, "HandshakeRejected": 1}
+    assert s["sessions"]["failure_reasons"]["HandshakeRejected: 429"] == 1
+    assert s["sessions"]["gap_ms_total"] == 250.0
+    assert s["turns"]["by_response_status"] == {
+        "(none)": 2,
+        "cancelled": 1,
+        "completed": 1,
+        "failed": 1,
+    }
+    assert s["turns"]["by_error_code"] == {"rate_limit_exceeded": 1}
+    assert s["turns"]["by_mode"] == {"audio": 5}
+    assert s["run"]["duration_s"] == 5.0
+    orjson.dumps(s)  # JSON-ready
+
+
+def test_metric_stats(run: tuple[list[TurnRecord], list[SessionResult]]) -> None:
+    turns, sessions = run
+    m = build_summary(turns, sessions)["metrics"]
+    assert list(m) == list(DISTRIBUTION_METRICS)
+    v2v = np.array([500.0, 700.0, 900.0, 1100.0])
+    assert m["voice_to_voice_ms"]["count"] == 4
+    assert m["voice_to_voice_ms"]["p95"] == pytest.approx(round(float(np.percentile(v2v, 95)), 3))
+    assert m["voice_to_voice_ms"]["mean"] == 800.0
+    # per-call round trips when listed, else the turn's value
+    assert m["tool_roundtrip_ms"]["count"] == 3
+    assert (m["tool_roundtrip_ms"]["min"], m["tool_roundtrip_ms"]["max"]) == (10.0, 50.0)
+    # session metrics from sessions
+    assert m["connect_ms"]["count"] == 3 and m["connect_ms"]["p50"] == 70.0
+    assert m["session_ready_ms"]["count"] == 1
+    assert m["vad_delay_ms"] == {k: None for k in m["vad_delay_ms"]} | {"count": 0}
+
+
+def test_token_totals_prefer_session_totals() -> None:
+    turns = [
+        turn("a", 0, input_tokens=10, output_tokens=5),
+        turn("a", 1, input_tokens=10, output_tokens=5),
+        turn("b", 0, input_tokens=7, output_tokens=3, input_cached_tokens=2),
+    ]
+    sessions = [session("a", input_tokens=100, output_tokens=50), session("b")]
+    totals = token_totals(turns, sessions)
+    assert totals["input_tokens"] == 107
+    assert totals["output_tokens"] == 53
+    assert totals["input_cached_tokens"] == 2
+    assert totals["reasoning_tokens"] == 0
+
+
+def test_cost_estimate() -> None:
+    tokens = {
+        "input_tokens": 1_000_000, "input_text_tokens": 200_000, "input_audio_tokens": 800_000,
+        "input_cached_tokens": 300_000, "input_cached_text_tokens": 100_000,
+        "input_cached_audio_tokens": 200_000,
+        "output_tokens": 500_000, "output_text_tokens": 100_000, "output_audio_tokens": 400_000,
+    }  # fmt: skip
+    usd, note = estimate_cost(tokens, "gpt-realtime")
+    expected = 0.1 * 4.0 + 0.1 * 0.40 + 0.1 * 16.0 + 0.6 * 32.0 + 0.2 * 0.40 + 0.4 * 64.0
+    assert usd == pytest.approx(expected) and note is None
+    assert price_for("gpt-realtime-2025-08-28") is PRICES["gpt-realtime"]
+    assert price_for("gpt-realtime-mini") is PRICES["gpt-realtime-mini"]
+    assert price_for("gpt-4o-realtime-preview-2024-12-17") is PRICES["gpt-4o-realtime-preview"]
+    assert price_for("gpt-realtime-2.1-mini") is None  # not a dated snapshot of a known model
+    usd, note = estimate_cost(tokens, "my-llama")
+    assert usd is None and "my-llama" in (note or "")
+    # cached tokens without split: proportional to input text/audio
+    undetailed = {**tokens, "input_cached_text_tokens": 0, "input_cached_audio_tokens": 0}
+    usd, note = estimate_cost(undetailed, "gpt-realtime-mini")
+    p = PRICES["gpt-realtime-mini"]
+    c_text, c_audio = 300_000 * 0.2, 300_000 * 0.8
+    expected = (
+        (200_000 - c_text) * p.text_in + c_text * p.text_cached + 100_000 * p.text_out
+        + (800_000 - c_audio) * p.audio_in + c_audio * p.audio_cached + 400_000 * p.audio_out
+    ) / 1e6  # fmt: skip
+    assert usd == pytest.approx(expected) and "proportion" in (note or "")
+    usd, note = estimate_cost({"input_tokens": 10, "output_tokens": 5}, "gpt-realtime")
+    assert usd is None and "split" in (note or "")
+
+
+def test_summary_cost_uses_config_model() -> None:
+    turns = [turn("a", 0, input_tokens=10, input_text_tokens=10, output_tokens=0)]
+    s = build_summary(turns, [], config={"model": "gpt-4o-mini-realtime-preview"})
+    assert s["cost"]["model"] == "gpt-4o-mini-realtime-preview"
+    assert s["cost"]["usd"] == pytest.approx(10 * 0.60 / 1e6)
+    assert s["totals"]["cost_usd"] == s["cost"]["usd"]
+    assert s["cost"]["prices_per_1m"]["audio_out"] == 20.0
+    s = build_summary(turns, [], model="unknown-model")
+    assert s["cost"]["usd"] is None and s["cost"]["note"]
+
+
+def test_redact_config() -> None:
+    config = {
+        "model": "gpt-realtime",
+        "api_key": "sk-live-123456789",
+        "OPENAI_API_KEY": "x",
+        "max_output_tokens": 4096,
+        "target": {
+            "url": "wss://res.openai.azure.com/openai/realtime?api-key=abc123&deployment=d",
+            "headers": {"Authorization": "Bearer abc", "api-key": "zzz", "X-Trace": "ok"},
+            "client_secret": {"value": "ek_1"},
+        },
+        "notes": ["prefix sk-abcdefghijklmnop suffix", 3, None, True],
+        "session_token": "t",
+    }
+    out = redact_config(config)
+    dumped = orjson.dumps(out).decode()
+    for secret in ("sk-live", "abc123", "Bearer abc", "zzz", "ek_1", "sk-abcdef"):
+        assert secret not in dumped
+    assert out["max_output_tokens"] == 4096
+    assert out["target"]["headers"] == {"X-Trace": "ok"}
+    assert "api-key=[redacted]&deployment=d" in out["target"]["url"]
+    assert out["notes"] == ["prefix [redacted] suffix", 3, None, True]
+    assert "session_token" not in out and "OPENAI_API_KEY" not in out
+    assert redact_config(None) == {}
+    s = build_summary([], [], config=config, run={"name": "r1", "token": "t"})
+    assert "sk-live" not in orjson.dumps(s).decode() and s["run"]["name"] == "r1"
+    assert "token" not in s["run"]
+
+
+def test_validity_and_thresholds(run: tuple[list[TurnRecord], list[SessionResult]]) -> None:
+    turns, sessions = run
+    s = build_summary(turns, sessions)
+    assert s["validity"] == {"valid": True, "reasons": []}
+    assert s["thresholds"] == [] and s["thresholds_ok"] is True
+    s = build_summary(
+        turns,
+        sessions,
+        validity=Validity(reasons=["event loop lag p99 120 ms > 50 ms"]),
+        thresholds=["voice_to_voice_ms.p95<2000", "sessions_failed==0"],
+    )
+    assert s["validity"] == {"valid": False, "reasons": ["event loop lag p99 120 ms > 50 ms"]}
+    assert [(t["expr"], t["ok"]) for t in s["thresholds"]] == [
+        ("voice_to_voice_ms.p95<2000", True),
+        ("sessions_failed==0", False),
+    ]
+    assert s["thresholds"][1]["actual"] == 3.0
+    assert s["thresholds_ok"] is False
+    assert build_summary([], [], validity={"valid": False})["validity"]["valid"] is False
+    with pytest.raises(ThresholdError):
+        build_summary(turns, sessions, thresholds=["bogus<1"])
+
+
+def test_empty_run() -> None:
+    s = build_summary([], [])
+    assert s["totals"]["session_error_rate"] is None
+    assert s["totals"]["turn_error_rate"] is None
+    assert all(m["count"] == 0 for m in s["metrics"].values())
+    assert s["run"]["duration_s"] == 0.0
+
+
+def test_summary_csv(run: tuple[list[TurnRecord], list[SessionResult]]) -> None:
+    turns, sessions = run
+    s = build_summary(turns, sessions)
+    rows = list(csv.reader(io.StringIO(summary_csv(s))))
+    assert (
+        tuple(rows[0])
+        == CSV_COLUMNS
+        == ("metric", "count", "mean", "p50", "p90", "p95", "p99", "max")
+    )
+    by_metric = {r[0]: r for r in rows[1:]}
+    assert len(rows) - 1 == len(DISTRIBUTION_METRICS)
+    v = by_metric["voice_to_voice_ms"]
+    assert int(v[1]) == 4 and float(v[2]) == 800.0 and float(v[7]) == 1100.0
+    assert float(v[5]) == s["metrics"]["voice_to_voice_ms"]["p95"]
+    assert by_metric["vad_delay_ms"][1:] == ["0", "", "", "", "", "", ""]
+
+
+def test_summary_text(run: tuple[list[TurnRecord], list[SessionResult]]) -> None:
+    turns, sessions = run
+    s = build_summary(
+        turns,
+        sessions,
+        thresholds=["sessions_failed==0"],
+        validity=Validity(valid=False, reasons=["lag"]),
+    )
+    text = summary_text(s)
+    assert "sessions: 5 (1 completed, 3 failed, 1 cancelled)" in text
+    assert "voice_to_voice_ms" in text and "vad_delay_ms" not in text
+    assert "RESULTS NOT VALID: lag" in text
+    assert "FAIL  sessions_failed==0" in text
