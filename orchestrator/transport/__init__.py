@@ -1,0 +1,62 @@
+"""transport layer: one realtime websocket (trio-websocket).
+
+URL/headers/auth per endpoint kind (:mod:`.target`), secrets that never print
+(:mod:`.secret`), text-frame send/receive with typed close reasons (:mod:`.connection`,
+:mod:`.errors`). No event semantics here: messages are ``str``.
+"""
+
+from orchestrator.transport.connection import (
+    CLOSE_GRACE,
+    MAX_MESSAGE_SIZE,
+    MESSAGE_QUEUE_SIZE,
+    RECEIVE_BUFFER_SIZE,
+    Connection,
+    connect_stream,
+    open_connection,
+)
+from orchestrator.transport.errors import (
+    ConnectFailed,
+    HandshakeRejected,
+    TransportClosed,
+    TransportError,
+    close_recoverable,
+    status_recoverable,
+)
+from orchestrator.transport.secret import RedactingFilter, Secret, redact
+from orchestrator.transport.target import (
+    OPENAI_BASE_URL,
+    Auth,
+    Provider,
+    Target,
+    azure_legacy_url,
+    azure_url,
+    build_target,
+    realtime_url,
+)
+
+__all__ = [
+    "CLOSE_GRACE",
+    "MAX_MESSAGE_SIZE",
+    "MESSAGE_QUEUE_SIZE",
+    "OPENAI_BASE_URL",
+    "RECEIVE_BUFFER_SIZE",
+    "Auth",
+    "ConnectFailed",
+    "Connection",
+    "HandshakeRejected",
+    "Provider",
+    "RedactingFilter",
+    "Secret",
+    "Target",
+    "TransportClosed",
+    "TransportError",
+    "azure_legacy_url",
+    "azure_url",
+    "build_target",
+    "close_recoverable",
+    "connect_stream",
+    "open_connection",
+    "realtime_url",
+    "redact",
+    "status_recoverable",
+]

@@ -1,0 +1,416 @@
+"""One realtime websocket: :func:`open_connection`, :func:`connect_stream`, :class:`Connection`.
+
+Built on trio-websocket's ``wrap_client_stream`` with a nursery this module owns, so the
+same code path serves real sockets (:func:`open_connection`: TCP, then TLS with
+certificate verification for ``wss``) and any trio stream (:func:`connect_stream`, e.g.
+``trio.testing.memory_stream_pair()`` on the fake clock).
+
+Tuning (trio-websocket defaults in brackets):
+
+- ``max_message_size`` 16 MiB [1 MiB]: audio deltas and echoed items can be large; an
+  append may carry up to 15 MiB. A bigger message closes the socket with 1009.
+- ``receive_buffer_size`` 64 KiB [4 KiB]: one ``receive_some`` per audio delta instead of
+  sixteen; measured on loopback with 64 KB text messages: 85 µs vs 325 µs CPU per message
+  (client and trio-websocket server in one process).
+- ``message_queue_size`` 8 [1]: the reader keeps answering pings while the session's
+  receiver handles a burst of deltas; still bounded.
+
+Failure mapping (see :mod:`orchestrator.transport.errors`): close frames and drops become
+:class:`TransportClosed`; a non-101 answer to the upgrade :class:`HandshakeRejected`; DNS,
+refused, TLS, or EOF before the upgrade was answered :class:`ConnectFailed`.
+
+trio-websocket's reader ends silently (leaving ``wrap_client_stream`` waiting forever) when
+the stream breaks before the upgrade is answered. :class:`_HandshakeGuard` sits between it
+and the real stream until the ``101`` arrives and turns such an early end into an
+exception in the reader task, so the nursery reports it instead of hanging.
+
+Client events go out as TEXT frames: :meth:`Connection.send` takes ``str`` only.
+``orjson.dumps`` returns ``bytes``, which trio-websocket would send as a binary frame, and
+the real service rejects binary frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import trio
+import trio_websocket
+
+from orchestrator.protocol.dialect import Dialect
+from orchestrator.transport.errors import (
+    ABNORMAL,
+    ConnectFailed,
+    HandshakeRejected,
+    TransportClosed,
+)
+from orchestrator.transport.secret import install_log_filter, redact, registered
+from orchestrator.transport.target import Target
+
+MAX_MESSAGE_SIZE: Final = 16 * 2**20
+RECEIVE_BUFFER_SIZE: Final = 64 * 2**10
+MESSAGE_QUEUE_SIZE: Final = 8
+#: How long :meth:`Connection.aclose` waits for the peer to answer our close frame.
+CLOSE_GRACE: Final = 2.0
+#: Characters of a rejection body kept in :class:`HandshakeRejected`.
+BODY_EXCERPT_CHARS: Final = 500
+_HEAD_LIMIT: Final = 64 * 2**10
+
+logger: Final = logging.getLogger(__name__)
+install_log_filter("trio-websocket", __name__)
+
+
+class _EarlyEnd(Exception):
+    """The stream ended or broke before the server answered the upgrade with 101."""
+
+    def __init__(self, message: str, status: int | None, head: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.head = head
+
+
+class _HandshakeGuard(trio.abc.Stream):
+    """Pass-through stream that raises :class:`_EarlyEnd` if the stream ends or breaks
+    before a ``101`` response head was received (see module docstring)."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.upgraded = False
+        self._head = b""
+        self._status: int | None = None
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.upgraded:
+            await self.inner.send_all(data)
+            return
+        try:
+            await self.inner.send_all(data)
+        except trio.BrokenResourceError as exc:
+            raise _EarlyEnd(
+                f"connection broke while sending the upgrade: {exc}", None, b""
+            ) from exc
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self.upgraded:
+            return await self.inner.receive_some(max_bytes)
+        try:
+            data = await self.inner.receive_some(max_bytes)
+        except trio.BrokenResourceError as exc:
+            raise _EarlyEnd(
+                f"connection broke before the upgrade completed: {exc}", self._status, self._head
+            ) from exc
+        if not data:
+            raise _EarlyEnd(
+                "server closed the connection before completing the upgrade",
+                self._status,
+                self._head,
+            )
+        if len(self._head) < _HEAD_LIMIT:
+            self._head += bytes(data[: _HEAD_LIMIT - len(self._head)])
+        if self._status is None and b"\r\n" in self._head:
+            status_line = self._head.split(b"\r\n", 1)[0].split()
+            try:
+                self._status = int(status_line[1])
+            except (IndexError, ValueError):
+                self._status = 0
+        if self._status == 101 and b"\r\n\r\n" in self._head:
+            self.upgraded = True
+            self._head = b""
+        return data
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _endpoint(stream: trio.abc.Stream, *, local: bool) -> str:
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        try:
+            addr = stream.socket.getsockname() if local else stream.socket.getpeername()
+        except OSError:
+            return "?"
+        host, port = str(addr[0]), addr[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return type(stream).__name__
+
+
+def _decode_headers(
+    raw: tuple[tuple[bytes, bytes], ...] | list[tuple[bytes, bytes]],
+) -> tuple[tuple[str, str], ...]:
+    return tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
+
+
+class Connection:
+    """An open realtime websocket. Created by :func:`open_connection` or
+    :func:`connect_stream`; closed when their context exits.
+
+    Attributes: ``target``; ``local`` / ``remote`` (``"host:port"`` for sockets, the
+    stream type name otherwise); ``response_headers`` (the 101 response's headers,
+    names lower case, e.g. ``x-request-id``); ``binary_frames_ignored`` (binary frames
+    received and dropped: the protocol is text-only).
+
+    One task may call :meth:`send` while another calls :meth:`receive`.
+    """
+
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        stream: trio.abc.Stream,
+        target: Target,
+        *,
+        local: str,
+        remote: str,
+    ) -> None:
+        self._ws = ws
+        self._stream = stream
+        self.target = target
+        self.local = local
+        self.remote = remote
+        self.response_headers: tuple[tuple[str, str], ...] = _decode_headers(ws.handshake_headers)
+        self.binary_frames_ignored = 0
+        self._aborted = False
+
+    def __repr__(self) -> str:
+        state = "open" if self.closed is None else f"closed {self.closed.code}"
+        return f"<Connection {self.target.safe_url} {self.local}->{self.remote} {state}>"
+
+    @property
+    def dialect(self) -> Dialect:
+        """The target's protocol dialect."""
+        return self.target.dialect
+
+    @property
+    def closed(self) -> TransportClosed | None:
+        """Why the websocket is closed or closing, or ``None`` while it is open."""
+        if self._aborted:
+            return TransportClosed(ABNORMAL, "send was cancelled mid-frame; connection aborted")
+        reason = self._ws.closed
+        return None if reason is None else self._closed_error(reason)
+
+    def _closed_error(self, reason: trio_websocket.CloseReason | None) -> TransportClosed:
+        if self._aborted:
+            return TransportClosed(ABNORMAL, "send was cancelled mid-frame; connection aborted")
+        if reason is None:
+            return TransportClosed(ABNORMAL, "")
+        return TransportClosed(reason.code, redact(reason.reason or "", self.target.api_key))
+
+    async def send(self, text: str) -> None:
+        """Send ``text`` as one TEXT frame.
+
+        Raises ``TypeError`` for anything but ``str`` (``orjson.dumps`` output must be
+        decoded first: a bytes payload would become a binary frame, which the service
+        rejects) and :class:`TransportClosed` if the websocket is closed.
+
+        Either returns once the whole frame was handed to the network, or raises
+        ``Cancelled``; a cancelled send may have written part of the frame, so the
+        connection is then aborted (socket closed, no close handshake) and later calls
+        raise ``TransportClosed(1006)``.
+        """
+        if not isinstance(text, str):
+            raise TypeError(
+                f"Connection.send takes str (one JSON text frame), got {type(text).__name__}; "
+                "decode orjson.dumps(...) output with .decode()"
+            )
+        if self._aborted:
+            raise self._closed_error(None)
+        try:
+            await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as exc:
+            raise self._closed_error(exc.reason) from None
+        except trio.Cancelled:
+            self._aborted = True
+            await trio.aclose_forcefully(self._stream)
+            raise
+
+    async def receive(self) -> str:
+        """Return the next text message from the server.
+
+        Raises :class:`TransportClosed` once the websocket is closed and every message
+        received before the close has been returned (``code`` 1006 when the connection
+        dropped without a close frame). Binary frames are not part of the protocol: they
+        are counted in ``binary_frames_ignored``, logged, and skipped.
+
+        Either returns a message or raises ``Cancelled`` and no message is lost.
+        """
+        while True:
+            if self._aborted:
+                raise self._closed_error(None)
+            try:
+                message = await self._ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                raise self._closed_error(exc.reason) from None
+            if isinstance(message, str):
+                return message
+            self.binary_frames_ignored += 1
+            logger.warning(
+                "ignoring a %d-byte binary frame from %s (the protocol is text-only)",
+                len(message),
+                self.target.safe_url,
+            )
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close the websocket with ``code``/``reason`` and release the socket.
+
+        Sends a close frame, waits up to :data:`CLOSE_GRACE` seconds for the server's
+        answer, then closes the underlying stream. Idempotent: later calls (and calls
+        after the server closed) only make sure the stream is closed.
+
+        If cancelled, the stream is closed at once without waiting for the close
+        handshake, then ``Cancelled`` is raised; the connection is closed either way.
+        """
+        try:
+            if not self._aborted:
+                with trio.move_on_after(CLOSE_GRACE):
+                    await self._ws.aclose(code, reason or None)
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+
+def _translate(exc: BaseException, target: Target) -> BaseException:
+    """Map a trio-websocket / guard exception to our error types; others unchanged."""
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        body = (exc.body or b"").decode("utf-8", "replace")
+        excerpt = redact(body, target.api_key)[:BODY_EXCERPT_CHARS]
+        return HandshakeRejected(
+            exc.status_code, excerpt, headers=_decode_headers(exc.headers), url=target.safe_url
+        )
+    if isinstance(exc, _EarlyEnd):
+        if exc.status not in (None, 101):
+            _, _, body = exc.head.partition(b"\r\n\r\n")
+            text = redact(body.decode("utf-8", "replace"), target.api_key)
+            return HandshakeRejected(
+                exc.status or 0, text[:BODY_EXCERPT_CHARS], url=target.safe_url
+            )
+        return ConnectFailed(f"{target.safe_url}: {exc}", recoverable=True)
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        reason = exc.reason
+        if reason is None:
+            return TransportClosed(ABNORMAL, "")
+        return TransportClosed(reason.code, redact(reason.reason or "", target.api_key))
+    if isinstance(exc, trio_websocket.HandshakeError):
+        return ConnectFailed(f"{target.safe_url}: websocket handshake failed", recoverable=True)
+    return exc
+
+
+@asynccontextmanager
+async def connect_stream(stream: trio.abc.Stream, target: Target) -> AsyncIterator[Connection]:
+    """Run the websocket handshake for ``target`` over ``stream`` and yield a
+    :class:`Connection`. The URL's host/port/path go into the request line and ``Host``
+    header; nothing is dialled (``target.url`` may name any host).
+
+    Resource handling: takes ownership of ``stream``; it is closed when the context
+    exits, when the handshake fails, or on cancellation. On a normal exit the websocket
+    is closed with 1000 (see :meth:`Connection.aclose`). The trio-websocket reader runs
+    in a nursery this context manager owns.
+
+    Error handling: raises :class:`HandshakeRejected` or :class:`ConnectFailed` when the
+    handshake fails. An exception raised by the body (e.g. :class:`TransportClosed` from
+    :meth:`Connection.receive`) propagates unchanged, not wrapped in an exception group
+    (this is the documented edge where the internal nursery's group is unwrapped);
+    if several unrelated errors happen at once, they are raised as a group.
+
+    Cancellation: either the handshake completes, or ``Cancelled`` is raised and the
+    stream is closed.
+    """
+    guard = _HandshakeGuard(stream)
+    host = target.host
+    if target.port != (443 if target.secure else 80):
+        host = f"{host}:{target.port}"
+    to_raise: BaseException | None = None
+    with registered(target.api_key):
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        guard,  # type: ignore[arg-type]  # any trio Stream works
+                        host,
+                        target.resource,
+                        extra_headers=target.request_headers(),
+                        message_queue_size=MESSAGE_QUEUE_SIZE,
+                        max_message_size=MAX_MESSAGE_SIZE,
+                        receive_buffer_size=RECEIVE_BUFFER_SIZE,
+                    )
+                except BaseException:
+                    await trio.aclose_forcefully(stream)
+                    raise
+                guard.upgraded = True
+                connection = Connection(
+                    ws,
+                    stream,
+                    target,
+                    local=_endpoint(stream, local=True),
+                    remote=_endpoint(stream, local=False),
+                )
+                logger.debug("connected to %s (%s)", target.safe_url, connection.remote)
+                try:
+                    yield connection
+                finally:
+                    await connection.aclose()
+        except BaseExceptionGroup as group:
+            if group.split(trio.Cancelled)[1] is None:
+                raise  # only cancellation: let trio's cancel scopes handle the group
+            await trio.aclose_forcefully(stream)
+            leaves = [_translate(e, target) for e in group.exceptions]
+            to_raise = leaves[0] if len(leaves) == 1 else BaseExceptionGroup(group.message, leaves)
+    if to_raise is not None:
+        # Raised outside the except block on purpose: the original trio-websocket
+        # exceptions (whose args may hold an echoed key) must not become __context__.
+        raise to_raise
+
+
+async def _open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    try:
+        tcp = await trio.open_tcp_stream(target.host, target.port)
+    except OSError as exc:
+        raise ConnectFailed(
+            f"cannot connect to {target.host}:{target.port} ({target.safe_url}): {exc}",
+            recoverable=True,
+        ) from exc
+    if not target.secure:
+        return tcp
+    context = ssl_context or ssl.create_default_context()
+    tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(tcp)
+        cause = exc.__cause__
+        verify_failed = isinstance(cause, ssl.SSLCertVerificationError)
+        raise ConnectFailed(
+            f"TLS handshake with {target.host}:{target.port} failed: {cause or exc}",
+            recoverable=not verify_failed,
+        ) from exc
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tls
+
+
+@asynccontextmanager
+async def open_connection(
+    target: Target, *, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Connection]:
+    """Connect to ``target`` over TCP (TLS for ``wss``) and yield a :class:`Connection`.
+
+    TLS uses ``ssl.create_default_context()`` (certificates and host name verified)
+    unless ``ssl_context`` is given (e.g. a private CA). There is no timeout parameter:
+    wrap the call in ``trio.fail_after``/``move_on_after``.
+
+    Error handling: :class:`ConnectFailed` for DNS errors, refused or reset connections
+    (recoverable) and TLS failures (certificate verification failures are not
+    recoverable); then as :func:`connect_stream`.
+
+    Resource handling and cancellation: as :func:`connect_stream`; the socket is closed
+    when the context exits, whatever the outcome.
+    """
+    stream = await _open_stream(target, ssl_context)
+    async with connect_stream(stream, target) as connection:
+        yield connection

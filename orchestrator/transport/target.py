@@ -1,0 +1,253 @@
+"""Where to connect and how to authenticate: :class:`Target` and :func:`build_target`.
+
+Pure logic, no I/O. URL rules:
+
+- ``openai``: ``wss://api.openai.com/v1/realtime?model=<model>`` (``url`` overrides the
+  base, e.g. a proxy speaking the same API).
+- ``azure`` (Azure OpenAI v1 API): ``url`` is the resource endpoint
+  ``https://<resource>.openai.azure.com`` → ``wss://<resource>.openai.azure.com/openai/v1/
+  realtime?model=<deployment>`` (``deployment`` defaults to ``model``).
+- ``azure-legacy`` (preview API): ``wss://<resource>.openai.azure.com/openai/realtime?
+  api-version=<api_version>&deployment=<deployment>``.
+- ``custom``: any ``ws://``/``wss://``/``http(s)://`` base. A base such as
+  ``ws://127.0.0.1:8765/v1`` gets ``/realtime?model=<model>`` appended; a URL whose path
+  already ends in ``/realtime`` is kept and only gets ``model`` added when missing.
+
+``http``/``https`` are mapped to ``ws``/``wss``. Headers: ``OpenAI-Beta: realtime=v1``
+for the beta dialect; ``Authorization: Bearer <key>`` (OpenAI, custom) or ``api-key:
+<key>`` (Azure). Keys come from the ``api_key`` argument or, if absent, the environment
+(``OPENAI_API_KEY``; ``AZURE_OPENAI_API_KEY`` for Azure).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import attrs
+
+from orchestrator.protocol.dialect import Dialect
+from orchestrator.transport.secret import MASK, Secret, redact
+
+Provider = Literal["openai", "azure", "azure-legacy", "custom"]
+Auth = Literal["bearer", "api-key"]
+
+OPENAI_BASE_URL: Final = "wss://api.openai.com/v1"
+_PROVIDERS: Final = ("openai", "azure", "azure-legacy", "custom")
+_KEY_ENV: Final[Mapping[str, str]] = {
+    "openai": "OPENAI_API_KEY",
+    "custom": "OPENAI_API_KEY",
+    "azure": "AZURE_OPENAI_API_KEY",
+    "azure-legacy": "AZURE_OPENAI_API_KEY",
+}
+# Headers the transport owns; a caller's extra header may not override them.
+_RESERVED_HEADERS: Final = frozenset(
+    {"authorization", "api-key", "openai-beta", "host", "upgrade", "connection"}
+)
+
+
+def _headers_repr(headers: tuple[tuple[str, str], ...]) -> str:
+    # Header values may be credentials of their own (a relay's token): show names only.
+    return "(" + ", ".join(f"({name!r}, {MASK!r})" for name, _ in headers) + ")"
+
+
+@attrs.frozen
+class Target:
+    """One endpoint to open realtime websockets against.
+
+    ``url`` is the complete ``ws://``/``wss://`` URL (path and query included),
+    ``dialect`` selects the protocol shape, ``api_key`` is sent as ``auth`` says
+    (``"bearer"`` → ``Authorization: Bearer``, ``"api-key"`` → Azure's ``api-key``), and
+    ``headers`` are extra request headers. ``repr`` shows neither the key nor header
+    values. Build one with :func:`build_target` unless you already have a full URL.
+    """
+
+    url: str
+    dialect: Dialect = Dialect.GA
+    api_key: Secret | None = None
+    auth: Auth = "bearer"
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
+
+    def __attrs_post_init__(self) -> None:
+        _split_ws_url(self.url)  # validates scheme and host
+        if self.auth not in ("bearer", "api-key"):
+            raise ValueError(f"Target.auth must be 'bearer' or 'api-key', not {self.auth!r}")
+        for name, _ in self.headers:
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"Target.headers: {name!r} is set by the transport itself")
+
+    @property
+    def host(self) -> str:
+        """Host name (for the ``Host`` header, SNI and certificate checks)."""
+        return _split_ws_url(self.url)[1]
+
+    @property
+    def port(self) -> int:
+        """TCP port (explicit, else 443 for ``wss`` and 80 for ``ws``)."""
+        return _split_ws_url(self.url)[2]
+
+    @property
+    def resource(self) -> str:
+        """Request target: path plus query, e.g. ``/v1/realtime?model=gpt-realtime``."""
+        return _split_ws_url(self.url)[3]
+
+    @property
+    def secure(self) -> bool:
+        """Whether the URL is ``wss`` (TLS, certificate verification on)."""
+        return _split_ws_url(self.url)[0] == "wss"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with the key masked, for messages (in case a relay takes it in the query)."""
+        return redact(self.url, self.api_key)
+
+    def request_headers(self) -> list[tuple[bytes, bytes]]:
+        """The handshake headers, raw key included. Never log the result."""
+        out: list[tuple[bytes, bytes]] = []
+        if self.api_key:
+            if self.auth == "bearer":
+                out.append((b"authorization", b"Bearer " + self.api_key.reveal().encode()))
+            else:
+                out.append((b"api-key", self.api_key.reveal().encode()))
+        if self.dialect is Dialect.BETA:
+            out.append((b"openai-beta", b"realtime=v1"))
+        out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers)
+        return out
+
+
+def _split_ws_url(url: str) -> tuple[str, str, int, str]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"Target.url must be a ws:// or wss:// URL, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"Target.url has no host: {url!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError as exc:
+        raise ValueError(f"Target.url has an invalid port: {url!r}") from exc
+    resource = parts.path or "/"
+    if parts.query:
+        resource += "?" + parts.query
+    host = parts.hostname
+    return parts.scheme, host, port, resource
+
+
+def _ws_scheme(url: str, param: str) -> urllib.parse.SplitResult:
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"{param}: expected a ws://, wss://, http:// or https:// URL, got {url!r}")
+    return parts._replace(scheme=scheme)
+
+
+def _with_query(parts: urllib.parse.SplitResult, **params: str) -> str:
+    """Add ``params`` missing from the query (existing values win), keep order."""
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    present = {k for k, _ in query}
+    query += [
+        (k.replace("_", "-"), v) for k, v in params.items() if k.replace("_", "-") not in present
+    ]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query), fragment=""))
+
+
+def realtime_url(base: str, *, model: str | None) -> str:
+    """The realtime URL for an OpenAI-compatible ``base`` (see the module docstring)."""
+    parts = _ws_scheme(base, "url")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/realtime"):
+        path += "/realtime"
+    parts = parts._replace(path=path)
+    return _with_query(parts, **({"model": model} if model else {}))
+
+
+def azure_url(endpoint: str, *, deployment: str) -> str:
+    """Azure OpenAI v1 realtime URL for resource ``endpoint`` and ``deployment``."""
+    parts = _ws_scheme(endpoint, "url")
+    path = parts.path.rstrip("/")
+    for suffix in ("/realtime", "/openai/v1", "/openai"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    parts = parts._replace(path=path + "/openai/v1/realtime")
+    return _with_query(parts, model=deployment)
+
+
+def azure_legacy_url(endpoint: str, *, deployment: str, api_version: str) -> str:
+    """Legacy (preview) Azure OpenAI realtime URL."""
+    parts = _ws_scheme(endpoint, "url")
+    path = parts.path.rstrip("/")
+    for suffix in ("/realtime", "/openai"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    parts = parts._replace(path=path + "/openai/realtime")
+    return _with_query(parts, api_version=api_version, deployment=deployment)
+
+
+def build_target(
+    *,
+    url: str | None = None,
+    provider: Provider = "openai",
+    model: str | None,
+    deployment: str | None = None,
+    api_version: str | None = None,
+    dialect: Dialect = Dialect.GA,
+    api_key: Secret | str | None = None,
+    env: Mapping[str, str] = os.environ,
+    auth: Auth | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Target:
+    """Build a :class:`Target` for ``provider`` (rules in the module docstring).
+
+    ``model`` is the model name (OpenAI, custom) or the default deployment name (Azure).
+    ``api_key`` wins over ``env``; ``openai`` and both Azure kinds require a key, custom
+    servers do not. ``auth`` overrides the provider's default header style (e.g.
+    ``"bearer"`` with an Entra token on Azure). Raises ``ValueError`` naming the
+    offending parameter.
+    """
+    if provider not in _PROVIDERS:
+        raise ValueError(f"provider must be one of {', '.join(_PROVIDERS)}; got {provider!r}")
+    if not isinstance(dialect, Dialect):
+        raise ValueError(f"dialect must be a Dialect, got {dialect!r}")
+    if provider == "openai":
+        final_url = realtime_url(url or OPENAI_BASE_URL, model=_need(model, "model", provider))
+    elif provider == "custom":
+        final_url = realtime_url(_need(url, "url", provider), model=model)
+    elif provider == "azure":
+        dep = _need(deployment or model, "deployment (or model)", provider)
+        final_url = azure_url(_need(url, "url", provider), deployment=dep)
+    else:
+        dep = _need(deployment or model, "deployment (or model)", provider)
+        final_url = azure_legacy_url(
+            _need(url, "url", provider),
+            deployment=dep,
+            api_version=_need(api_version, "api_version", provider),
+        )
+
+    key: Secret | None
+    if isinstance(api_key, Secret):
+        key = api_key if api_key else None
+    elif api_key:
+        key = Secret(api_key)
+    else:
+        env_name = _KEY_ENV[provider]
+        env_value = env.get(env_name)
+        key = Secret(env_value) if env_value else None
+        if key is None and provider != "custom":
+            raise ValueError(
+                f"no API key for provider={provider!r}: pass api_key or set {env_name}"
+            )
+    default_auth: Auth = "api-key" if provider in ("azure", "azure-legacy") else "bearer"
+    return Target(
+        url=final_url,
+        dialect=dialect,
+        api_key=key,
+        auth=auth or default_auth,
+        headers=tuple((headers or {}).items()),
+    )
+
+
+def _need(value: str | None, param: str, provider: str) -> str:
+    if not value:
+        raise ValueError(f"{param} is required for provider={provider!r}")
+    return value
