@@ -1,0 +1,357 @@
+"""Beta-dialect translation tables and payload transforms (pure functions on dicts).
+
+The internal model is GA-shaped. For the beta dialect (``OpenAI-Beta: realtime=v1``):
+
+- event names: ``response.output_audio.*`` <-> ``response.audio.*``,
+  ``response.output_audio_transcript.*`` <-> ``response.audio_transcript.*``,
+  ``response.output_text.*`` <-> ``response.text.*``, and ``conversation.item.added``
+  <-> ``conversation.item.created`` (a beta ``conversation.item.created`` decodes to
+  ``ConversationItemAdded``);
+- session config: GA nested ``audio.input`` / ``audio.output`` <-> beta flat
+  ``input_audio_format`` / ``input_audio_transcription`` / ``input_audio_noise_reduction``
+  / ``turn_detection`` / ``output_audio_format`` / ``voice`` / ``speed``;
+  ``output_modalities`` <-> ``modalities`` (GA ``["audio"]`` is beta ``["audio", "text"]``);
+  ``max_output_tokens`` <-> ``max_response_output_tokens``; GA-only ``type``,
+  ``truncation``, ``prompt``, ``reasoning``, ``parallel_tool_calls`` are dropped;
+- audio formats: ``{"type": "audio/pcm", "rate": 24000}`` / ``audio/pcmu`` / ``audio/pcma``
+  <-> ``pcm16`` / ``g711_ulaw`` / ``g711_alaw``;
+- responses: ``output_modalities`` / ``audio.output.{voice,format}`` <-> ``modalities`` /
+  ``voice`` / ``output_audio_format``; response.create's ``max_output_tokens`` <->
+  ``max_response_output_tokens`` (a beta *response object* already says
+  ``max_output_tokens``);
+- item content types: ``output_text`` / ``output_audio`` <-> ``text`` / ``audio``.
+
+Transforms mutate and return the dict they are given (the codec owns it) and leave
+anything of an unexpected shape alone for the converter to reject with a precise path.
+The GA dialect needs a few transforms too (``GA_ENCODE_TRANSFORMS``): the GA server
+requires ``session.type`` and rejects the beta-only ``temperature``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "BETA_DECODE_TRANSFORMS",
+    "BETA_ENCODE_TRANSFORMS",
+    "BETA_ONLY_TYPES",
+    "GA_DECODE_TRANSFORMS",
+    "GA_ENCODE_TRANSFORMS",
+    "GA_ONLY_TYPES",
+    "GA_TO_BETA_TYPE",
+    "format_from_beta",
+    "format_to_beta",
+    "session_from_beta",
+    "session_to_beta",
+]
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+
+GA_TO_BETA_TYPE: dict[str, str] = {
+    "response.output_audio.delta": "response.audio.delta",
+    "response.output_audio.done": "response.audio.done",
+    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
+    "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
+    "conversation.item.added": "conversation.item.created",
+}
+"""GA wire name -> beta wire name, for events that were renamed."""
+
+GA_ONLY_TYPES: frozenset[str] = frozenset(
+    {
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.segment",
+        "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.dtmf_event_received",
+        "mcp_list_tools.in_progress",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+    }
+)
+"""Events that have no beta wire form."""
+
+BETA_ONLY_TYPES: frozenset[str] = frozenset(
+    {"transcription_session.update", "transcription_session.updated"}
+)
+"""Events that have no GA wire form (they still decode leniently in GA: the 2026 spec
+shows a GA-labelled ``transcription_session.updated`` example)."""
+
+_FORMAT_TO_BETA = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
+_FORMAT_FROM_BETA = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
+_PART_TO_BETA = {"output_text": "text", "output_audio": "audio"}
+_PART_FROM_BETA = {"text": "output_text", "audio": "output_audio"}
+_GA_ONLY_SESSION_KEYS = ("type", "truncation", "prompt", "reasoning", "parallel_tool_calls")
+
+
+def format_to_beta(fmt: Any) -> Any:
+    """``{"type": "audio/pcm", "rate": 24000}`` -> ``"pcm16"`` (unknown types pass as is)."""
+    if isinstance(fmt, dict):
+        t = fmt.get("type")
+        return _FORMAT_TO_BETA.get(t, t) if isinstance(t, str) else fmt
+    return fmt
+
+
+def format_from_beta(fmt: Any) -> Any:
+    """``"pcm16"`` -> ``{"type": "audio/pcm", "rate": 24000}``; other strings -> ``{"type": s}``."""
+    if isinstance(fmt, str):
+        known = _FORMAT_FROM_BETA.get(fmt)
+        return dict(known) if known is not None else {"type": fmt}
+    return fmt
+
+
+def _modalities_to_beta(m: Any) -> Any:
+    if isinstance(m, list) and "audio" in m:
+        return ["audio", "text"]
+    return m
+
+
+def _modalities_from_beta(m: Any) -> Any:
+    if isinstance(m, list) and "audio" in m:
+        return ["audio"]
+    return m
+
+
+# --- session config ------------------------------------------------------------------
+
+
+def session_to_beta(s: Any) -> Any:
+    """GA-shaped session dict -> beta flat session dict."""
+    if not isinstance(s, dict):
+        return s
+    out: dict[str, Any] = {}
+    for k, v in s.items():
+        if k in _GA_ONLY_SESSION_KEYS:
+            continue
+        if k == "output_modalities":
+            out["modalities"] = _modalities_to_beta(v)
+        elif k == "max_output_tokens":
+            out["max_response_output_tokens"] = v
+        elif k == "audio" and isinstance(v, dict):
+            inp = v.get("input")
+            if isinstance(inp, dict):
+                for gk, bk in (
+                    ("format", "input_audio_format"),
+                    ("transcription", "input_audio_transcription"),
+                    ("noise_reduction", "input_audio_noise_reduction"),
+                    ("turn_detection", "turn_detection"),
+                ):
+                    if gk in inp:
+                        out[bk] = format_to_beta(inp[gk]) if gk == "format" else inp[gk]
+            outp = v.get("output")
+            if isinstance(outp, dict):
+                for gk, bk in (
+                    ("format", "output_audio_format"),
+                    ("voice", "voice"),
+                    ("speed", "speed"),
+                ):
+                    if gk in outp:
+                        out[bk] = format_to_beta(outp[gk]) if gk == "format" else outp[gk]
+        else:
+            out[k] = v
+    return out
+
+
+_SESSION_INPUT_FROM_BETA = {
+    "input_audio_format": "format",
+    "input_audio_transcription": "transcription",
+    "input_audio_noise_reduction": "noise_reduction",
+    "turn_detection": "turn_detection",
+}
+_SESSION_OUTPUT_FROM_BETA = {"output_audio_format": "format", "voice": "voice", "speed": "speed"}
+
+
+def session_from_beta(s: Any) -> Any:
+    """Beta flat session dict -> GA-shaped session dict (``client_secret`` is dropped)."""
+    if not isinstance(s, dict):
+        return s
+    out: dict[str, Any] = {}
+    inp: dict[str, Any] = {}
+    outp: dict[str, Any] = {}
+    for k, v in s.items():
+        if v is None and (k in _SESSION_INPUT_FROM_BETA or k in _SESSION_OUTPUT_FROM_BETA):
+            continue  # null = unset in the model; keeps beta -> GA -> beta stable
+        if k in _SESSION_INPUT_FROM_BETA:
+            gk = _SESSION_INPUT_FROM_BETA[k]
+            inp[gk] = format_from_beta(v) if gk == "format" else v
+        elif k in _SESSION_OUTPUT_FROM_BETA:
+            gk = _SESSION_OUTPUT_FROM_BETA[k]
+            outp[gk] = format_from_beta(v) if gk == "format" else v
+        elif k == "modalities":
+            out["output_modalities"] = _modalities_from_beta(v)
+        elif k == "max_response_output_tokens":
+            out["max_output_tokens"] = v
+        elif k != "client_secret":
+            out[k] = v
+    if inp or outp:
+        audio: dict[str, Any] = {}
+        if inp:
+            audio["input"] = inp
+        if outp:
+            audio["output"] = outp
+        out["audio"] = audio
+    return out
+
+
+# --- items and responses -----------------------------------------------------------
+
+
+def _item_parts(item: Any, table: dict[str, str]) -> Any:
+    if isinstance(item, dict):
+        content = item.get("content")
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") in table for p in content
+        ):
+            new_content = []
+            for p in content:
+                if isinstance(p, dict) and p.get("type") in table:
+                    p = {**p, "type": table[p["type"]]}
+                new_content.append(p)
+            item = {**item, "content": new_content}
+    return item
+
+
+def _items(items: Any, table: dict[str, str]) -> Any:
+    if isinstance(items, list):
+        return [_item_parts(i, table) for i in items]
+    return items
+
+
+def _response_to_beta(r: Any, *, params: bool) -> Any:
+    if not isinstance(r, dict):
+        return r
+    out: dict[str, Any] = {}
+    for k, v in r.items():
+        if k == "output_modalities":
+            out["modalities"] = _modalities_to_beta(v)
+        elif k == "max_output_tokens":
+            out["max_response_output_tokens" if params else "max_output_tokens"] = v
+        elif k == "audio" and isinstance(v, dict):
+            o = v.get("output")
+            if isinstance(o, dict):
+                if "voice" in o:
+                    out["voice"] = o["voice"]
+                if "format" in o:
+                    out["output_audio_format"] = format_to_beta(o["format"])
+        elif k in ("output", "input"):
+            out[k] = _items(v, _PART_TO_BETA)
+        elif k != "prompt":
+            out[k] = v
+    return out
+
+
+def _response_from_beta(r: Any) -> Any:
+    if not isinstance(r, dict):
+        return r
+    out: dict[str, Any] = {}
+    audio_out: dict[str, Any] = {}
+    for k, v in r.items():
+        if k == "modalities":
+            out["output_modalities"] = _modalities_from_beta(v)
+        elif k == "max_response_output_tokens":
+            out["max_output_tokens"] = v
+        elif k == "voice":
+            audio_out["voice"] = v
+        elif k == "output_audio_format":
+            audio_out["format"] = format_from_beta(v)
+        elif k in ("output", "input"):
+            out[k] = _items(v, _PART_FROM_BETA)
+        else:
+            out[k] = v
+    if audio_out:
+        out["audio"] = {"output": audio_out}
+    return out
+
+
+def _on(key: str, fn: Callable[[Any], Any]) -> Transform:
+    def transform(d: dict[str, Any]) -> dict[str, Any]:
+        if key in d:
+            d[key] = fn(d[key])
+        return d
+
+    return transform
+
+
+def _item_from_beta(item: Any) -> Any:
+    return _item_parts(item, _PART_FROM_BETA)
+
+
+def _item_to_beta(item: Any) -> Any:
+    return _item_parts(item, _PART_TO_BETA)
+
+
+_ITEM_EVENTS = (
+    "conversation.item.create",
+    "conversation.item.created",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.retrieved",
+    "response.output_item.added",
+    "response.output_item.done",
+)
+_SESSION_EVENTS = (
+    "session.update",
+    "session.created",
+    "session.updated",
+    "transcription_session.update",
+    "transcription_session.updated",
+)
+
+BETA_DECODE_TRANSFORMS: dict[str, Transform] = {
+    **{t: _on("item", _item_from_beta) for t in _ITEM_EVENTS},
+    **{t: _on("session", session_from_beta) for t in _SESSION_EVENTS},
+    "response.created": _on("response", _response_from_beta),
+    "response.done": _on("response", _response_from_beta),
+    "response.create": _on("response", _response_from_beta),
+}
+"""GA wire type -> transform of a beta payload into GA shape (applied after renaming)."""
+
+BETA_ENCODE_TRANSFORMS: dict[str, Transform] = {
+    **{t: _on("item", _item_to_beta) for t in _ITEM_EVENTS},
+    **{t: _on("session", session_to_beta) for t in _SESSION_EVENTS},
+    "response.created": _on("response", lambda r: _response_to_beta(r, params=False)),
+    "response.done": _on("response", lambda r: _response_to_beta(r, params=False)),
+    "response.create": _on("response", lambda r: _response_to_beta(r, params=True)),
+}
+"""GA type -> transform of a GA-shaped payload into beta shape."""
+
+
+def _ga_session(s: Any) -> Any:
+    if isinstance(s, dict):
+        s.pop("temperature", None)
+        if "type" not in s:
+            s = {"type": "realtime", **s}
+    return s
+
+
+def _drop_temperature(r: Any) -> Any:
+    if isinstance(r, dict):
+        r.pop("temperature", None)
+    return r
+
+
+GA_DECODE_TRANSFORMS: dict[str, Transform] = {
+    "transcription_session.update": _on("session", session_from_beta),
+    "transcription_session.updated": _on("session", session_from_beta),
+}
+"""Transcription-session events keep the flat shape even in GA-labelled documentation."""
+
+GA_ENCODE_TRANSFORMS: dict[str, Transform] = {
+    "session.update": _on("session", _ga_session),
+    "session.created": _on("session", _ga_session),
+    "session.updated": _on("session", _ga_session),
+    "response.create": _on("response", _drop_temperature),
+    "response.created": _on("response", _drop_temperature),
+    "response.done": _on("response", _drop_temperature),
+}
+"""GA requires ``session.type`` (``"realtime"`` when unset) and has no ``temperature``."""
