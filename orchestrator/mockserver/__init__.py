@@ -1,0 +1,66 @@
+"""An embedded OpenAI-Realtime-compatible server: the default target and the test double.
+
+It speaks the GA and beta dialects well enough for the official ``openai`` client, and
+adds what the real service cannot: a seeded latency model with ground truth,
+deterministic tool calls, and injected faults. Built from ``protocol`` (ids, dialects),
+``audio`` (VAD, synthetic speech, G.711) and ``transport`` (secrets) only.
+
+Start it in a trio program::
+
+    from orchestrator.mockserver import ServerConfig, serve_realtime
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_realtime, ServerConfig(port=0))
+        # connect to ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime
+        ...
+        nursery.cancel_scope.cancel()
+
+or keep the server object for its counters (``server.stats``) and ground truth::
+
+    server = MockServer(ServerConfig(port=0, seed=7))
+    port = await nursery.start(server.serve)
+
+Over any trio stream (one connection, same handshake path/header/auth rules), e.g. on
+``MockClock`` with a memory stream pair::
+
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(serve_stream, server_stream, config)     # or server.serve_stream
+    ws = await trio_websocket.wrap_client_stream(
+        nursery, client_stream, "127.0.0.1", "/v1/realtime?model=gpt-realtime")
+
+Timing: every server event is sent at a deterministic deadline from its anchor
+(``speech_stopped`` emission for VAD turns, receipt of ``response.create`` otherwise);
+sending adds no delay. With ``LatencyModel(first_delta_ms=Distribution.parse("fixed:300"))``
+the first audio delta leaves exactly 300 ms after the anchor on a fake clock.
+
+Modules: ``config`` (ServerConfig, ToolRule), ``latency`` (Distribution, LatencyModel),
+``faults`` (FaultConfig), ``defaults`` (session defaults), ``session_update`` and
+``state`` (pure validation and conversation state), ``vad`` (input buffer + turn
+detection), ``tools`` (tool-call rules), ``responder`` (pure response plans),
+``groundtruth`` (JSONL records), ``wire`` (dialect rendering), ``connection`` (the
+per-connection actor), ``server`` (listener, handshake routing).
+"""
+
+from .config import ConfigError, ServerConfig, ToolRule
+from .faults import FaultConfig
+from .groundtruth import GroundTruthSink, read_groundtruth
+from .latency import Distribution, DistributionError, LatencyModel
+from .server import MockServer, route_request, serve_realtime, serve_stream
+from .stats import ServerStats
+
+__all__ = [
+    "ConfigError",
+    "Distribution",
+    "DistributionError",
+    "FaultConfig",
+    "GroundTruthSink",
+    "LatencyModel",
+    "MockServer",
+    "ServerConfig",
+    "ServerStats",
+    "ToolRule",
+    "read_groundtruth",
+    "route_request",
+    "serve_realtime",
+    "serve_stream",
+]

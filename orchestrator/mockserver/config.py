@@ -1,0 +1,118 @@
+"""Configuration of the embedded Realtime server (one frozen value per run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+import orjson
+
+from orchestrator.transport import Secret
+
+from .faults import FaultConfig
+from .latency import LatencyModel
+
+#: Default largest accepted client frame (the service documents 15 MiB per append).
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """Invalid server configuration (the message names the option and the value)."""
+
+
+@attrs.frozen
+class ToolRule:
+    """If ``pattern`` (a regex, searched case-insensitively) matches the user's text or
+    transcript and the session offers a tool named ``tool``, call it with ``arguments``
+    (a JSON object text)."""
+
+    pattern: str
+    tool: str
+    arguments: str = "{}"
+    _regex: re.Pattern[str] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            regex = re.compile(self.pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise ConfigError(
+                f"tool rule for {self.tool!r}: bad regex {self.pattern!r}: {exc}"
+            ) from None
+        try:
+            args = orjson.loads(self.arguments)
+        except orjson.JSONDecodeError:
+            raise ConfigError(
+                f"tool rule for {self.tool!r}: arguments are not valid JSON: {self.arguments!r}"
+            ) from None
+        if not isinstance(args, dict):
+            raise ConfigError(f"tool rule for {self.tool!r}: arguments must be a JSON object")
+        object.__setattr__(self, "_regex", regex)
+
+    def matches(self, text: str) -> bool:
+        """Whether the rule's pattern occurs in ``text``."""
+        return self._regex.search(text) is not None
+
+    @classmethod
+    def parse(cls, spec: str) -> ToolRule:
+        """Parse the CLI form ``REGEX=>TOOL`` or ``REGEX=>TOOL:{json arguments}``."""
+        pattern, sep, rest = spec.partition("=>")
+        if not sep or not pattern or not rest:
+            raise ConfigError(f"tool rule {spec!r}: expected REGEX=>TOOL[:{{json}}]")
+        tool, colon, args = rest.partition(":")
+        return cls(pattern=pattern, tool=tool.strip(), arguments=args if colon else "{}")
+
+
+def _key_converter(value: Secret | str | None) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value or None
+    return Secret(value) if value else None
+
+
+@attrs.frozen
+class ServerConfig:
+    """Everything that shapes a server run.
+
+    Networking: ``host``/``port`` (port 0 picks a free one); binding anything but
+    loopback needs ``allow_remote``. ``api_key``: when set, clients must present it as
+    ``Authorization: Bearer KEY`` or ``api-key: KEY`` (HTTP 401 otherwise); never
+    printed. ``seed`` drives every random choice (latency draws, transcripts, faults).
+    ``groundtruth_path``: append one JSON line per response (see ``groundtruth``).
+    ``tool_rules``: regex rules deciding function calls; ``spoken_transcripts``: the
+    transcripts given to successive committed audio turns of a connection (cycled),
+    instead of the generated placeholder, so spoken turns can drive tool rules.
+    ``ping_interval_s``: send websocket PINGs this often (the real service: ~20.3 s;
+    ``None`` = off).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    allow_remote: bool = False
+    api_key: Secret | None = attrs.field(default=None, converter=_key_converter, repr=False)
+    seed: int = 0
+    latency: LatencyModel = LatencyModel()
+    faults: FaultConfig = FaultConfig()
+    tool_rules: tuple[ToolRule, ...] = ()
+    tool_name_matching: bool = True
+    spoken_transcripts: tuple[str, ...] = ()
+    groundtruth_path: Path | None = None
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    default_model: str = "gpt-realtime"
+    ping_interval_s: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to bind {self.host!r}: the mock server binds loopback only "
+                "unless allow_remote (--allow-remote) is set"
+            )
+        if self.max_message_size < 1024:
+            raise ConfigError("max_message_size must be at least 1024 bytes")
+
+
+def is_loopback(host: str) -> bool:
+    """True for names/addresses that only reach this machine."""
+    h = host.strip("[]").lower()
+    return h in ("localhost", "::1") or h.startswith("127.")

@@ -1,0 +1,117 @@
+"""Seeded fault injection: what goes wrong, when, and the close code that says why.
+
+``FaultConfig`` is the per-run configuration; ``ConnectionFaults`` is the per-connection
+decision maker, drawing from that connection's own random stream so a run is
+reproducible from its seed and the order connections arrive in.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import attrs
+
+#: Close code used for injected connection drops (RFC 6455 "internal error").
+FAULT_CLOSE_CODE = 1011
+
+
+def _probability(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"{attr.name} must be a probability in [0, 1], got {value!r}")
+
+
+def _non_negative_or_none(
+    _inst: object, attr: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attr.name} must be a finite number >= 0 or unset, got {value!r}")
+
+
+@attrs.frozen
+class FaultConfig:
+    """Which faults to inject (all off by default except the real 60-minute session cap).
+
+    - ``close_after_s``: close every connection this many seconds after it opened.
+    - ``close_after_responses``: close after this many finished responses.
+    - ``close_probability``: per response, drop the connection mid-response.
+    - ``error_probability``: per response, send a ``server_error`` event and fail it.
+    - ``stall_probability`` / ``stall_ms``: per response, go silent for ``stall_ms``
+      between two deltas.
+    - ``reject_percent``: refuse this percentage of handshakes with HTTP 429.
+    - ``session_max_s``: session lifetime; at expiry ``session_expired`` then close 1001.
+    """
+
+    close_after_s: float | None = attrs.field(default=None, validator=_non_negative_or_none)
+    close_after_responses: int | None = None
+    close_probability: float = attrs.field(default=0.0, validator=_probability)
+    error_probability: float = attrs.field(default=0.0, validator=_probability)
+    stall_probability: float = attrs.field(default=0.0, validator=_probability)
+    stall_ms: float = attrs.field(default=0.0, validator=_non_negative_or_none)
+    reject_percent: float = 0.0
+    session_max_s: float = attrs.field(default=3600.0, validator=_non_negative_or_none)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 <= self.reject_percent <= 100.0:
+            raise ValueError(f"reject_percent must be in [0, 100], got {self.reject_percent!r}")
+        if self.close_after_responses is not None and self.close_after_responses < 1:
+            raise ValueError("close_after_responses must be >= 1")
+        if self.session_max_s <= 0:
+            raise ValueError("session_max_s must be > 0")
+
+
+@attrs.frozen
+class ResponseFaults:
+    """The faults drawn for one response.
+
+    ``close_at_delta`` / ``error_at_delta`` / ``stall_at_delta``: index of the streamed
+    delta before which the fault fires (``None`` = not this response).
+    """
+
+    close_at_delta: int | None = None
+    error_at_delta: int | None = None
+    stall_at_delta: int | None = None
+    stall_s: float = 0.0
+
+
+NO_FAULTS = ResponseFaults()
+
+
+@attrs.define(eq=False)
+class ConnectionFaults:
+    """Per-connection fault decisions (pure; the actor acts on them)."""
+
+    config: FaultConfig
+    rng: random.Random
+    responses_done: int = 0
+
+    def for_response(self, n_deltas: int) -> ResponseFaults:
+        """Draw the faults of the next response, which will stream ``n_deltas`` deltas.
+
+        Always consumes the same amount of randomness, so enabling one fault does not
+        reshuffle the others.
+        """
+        c = self.config
+        draws = [self.rng.random() for _ in range(3)]
+        points = [self.rng.randrange(max(1, n_deltas)) for _ in range(3)]
+        if not (c.close_probability or c.error_probability or c.stall_probability):
+            return NO_FAULTS
+        return ResponseFaults(
+            close_at_delta=points[0] if draws[0] < c.close_probability else None,
+            error_at_delta=points[1] if draws[1] < c.error_probability else None,
+            stall_at_delta=points[2] if draws[2] < c.stall_probability else None,
+            stall_s=c.stall_ms / 1000.0,
+        )
+
+    def response_finished(self) -> bool:
+        """Count one finished response; True when ``close_after_responses`` is reached."""
+        self.responses_done += 1
+        limit = self.config.close_after_responses
+        return limit is not None and self.responses_done >= limit
+
+
+def reject_handshake(config: FaultConfig, rng: random.Random) -> bool:
+    """Decide whether to refuse one handshake with HTTP 429."""
+    if config.reject_percent <= 0:
+        return False
+    return rng.random() * 100.0 < config.reject_percent

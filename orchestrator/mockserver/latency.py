@@ -1,0 +1,148 @@
+"""The seeded latency model: distributions and the timing plan of one response.
+
+Every emission time of a response is a pure function of the model, the response's
+random stream and its anchor (``speech_stopped`` emission for VAD turns, receipt of
+``response.create`` otherwise). The connection actor sleeps until those absolute
+deadlines; sending adds no delay of its own, so on trio's ``MockClock`` a fixed
+time-to-first-delta of 300 ms is observed by the client as exactly 300 ms.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Literal
+
+import attrs
+
+DistKind = Literal["fixed", "uniform", "normal", "lognormal"]
+_KINDS: tuple[str, ...] = ("fixed", "uniform", "normal", "lognormal")
+
+
+class DistributionError(ValueError):
+    """A distribution spec string or parameter set is invalid (the message names it)."""
+
+
+@attrs.frozen
+class Distribution:
+    """A non-negative random duration (or count) in the model's unit (ms or words).
+
+    - ``fixed:a`` always ``a``;
+    - ``uniform:a:b`` uniform in ``[a, b]``;
+    - ``normal:mean:sd`` normal, clamped at 0;
+    - ``lognormal:median:sigma`` log-normal with that median and log-space sigma.
+    """
+
+    kind: DistKind
+    a: float
+    b: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise DistributionError(f"unknown distribution kind {self.kind!r}")
+        if not (math.isfinite(self.a) and math.isfinite(self.b)):
+            raise DistributionError(f"{self}: parameters must be finite")
+        if self.a < 0:
+            raise DistributionError(f"{self}: first parameter must be >= 0")
+        if self.kind == "uniform" and self.b < self.a:
+            raise DistributionError(f"{self}: uniform needs low <= high")
+        if self.kind in ("normal", "lognormal") and self.b < 0:
+            raise DistributionError(f"{self}: spread must be >= 0")
+
+    @classmethod
+    def parse(cls, spec: str) -> Distribution:
+        """Parse ``"300"``, ``"fixed:300"``, ``"uniform:200:400"``, ``"normal:300:50"`` or
+        ``"lognormal:300:0.4"`` (``,`` also separates parameters)."""
+        text = spec.strip().replace(",", ":")
+        parts = [p for p in text.split(":") if p != ""]
+        if not parts:
+            raise DistributionError(f"empty distribution spec {spec!r}")
+        if parts[0] not in _KINDS:
+            parts.insert(0, "fixed")
+        kind = parts[0]
+        want = 1 if kind == "fixed" else 2
+        if len(parts) - 1 != want:
+            raise DistributionError(
+                f"distribution {spec!r}: {kind} takes {want} parameter(s), e.g. "
+                + ("fixed:300" if kind == "fixed" else f"{kind}:300:50")
+            )
+        try:
+            values = [float(p) for p in parts[1:]]
+        except ValueError:
+            raise DistributionError(f"distribution {spec!r}: parameters must be numbers") from None
+        return cls(kind, values[0], values[1] if want == 2 else 0.0)  # type: ignore[arg-type]
+
+    def sample(self, rng: random.Random) -> float:
+        """Draw one value (>= 0). ``fixed`` consumes no randomness."""
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        if self.kind == "normal":
+            return max(0.0, rng.gauss(self.a, self.b))
+        if self.a == 0:
+            return 0.0
+        return math.exp(rng.gauss(math.log(self.a), self.b))
+
+    def __str__(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed:{self.a:g}"
+        return f"{self.kind}:{self.a:g}:{self.b:g}"
+
+
+@attrs.frozen
+class LatencyModel:
+    """How long the simulated model takes, all in milliseconds from the anchor.
+
+    ``delta_interval_ms`` of ``None`` paces deltas by audio duration: one chunk of
+    ``audio_chunk_ms`` every ``audio_chunk_ms / realtime_factor`` (a factor of 0 means
+    as fast as possible). ``response_words`` is the length of generated answers.
+    """
+
+    response_created_ms: Distribution = Distribution("fixed", 5.0)
+    first_delta_ms: Distribution = Distribution("lognormal", 350.0, 0.25)
+    delta_interval_ms: Distribution | None = None
+    response_words: Distribution = Distribution("uniform", 8.0, 20.0)
+    realtime_factor: float = 2.0
+    audio_chunk_ms: int = 100
+    speech_ms_per_word: int = 350
+    transcription_ms: Distribution = Distribution("fixed", 150.0)
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.realtime_factor >= 0 and math.isfinite(self.realtime_factor)):
+            raise DistributionError("realtime_factor must be a finite number >= 0")
+        if not 10 <= self.audio_chunk_ms <= 5000:
+            raise DistributionError("audio_chunk_ms must be in 10..5000")
+        if self.speech_ms_per_word <= 0:
+            raise DistributionError("speech_ms_per_word must be > 0")
+
+    def interval_s(self, rng: random.Random) -> float:
+        """Seconds between consecutive deltas of a response."""
+        if self.delta_interval_ms is not None:
+            return self.delta_interval_ms.sample(rng) / 1000.0
+        if self.realtime_factor == 0:
+            return 0.0
+        return self.audio_chunk_ms / 1000.0 / self.realtime_factor
+
+
+@attrs.frozen
+class ResponseTiming:
+    """Offsets (seconds from the anchor) for one response, drawn once up front."""
+
+    created_s: float
+    first_delta_s: float
+    interval_s: float
+    words: int
+
+    def delta_at(self, index: int) -> float:
+        """Offset of the ``index``-th streamed delta (0 = first)."""
+        return self.first_delta_s + index * self.interval_s
+
+
+def plan_timing(model: LatencyModel, rng: random.Random) -> ResponseTiming:
+    """Draw a response's timing. The first delta never precedes ``response.created``."""
+    created = model.response_created_ms.sample(rng) / 1000.0
+    first = max(created, model.first_delta_ms.sample(rng) / 1000.0)
+    interval = model.interval_s(rng)
+    words = max(1, round(model.response_words.sample(rng)))
+    return ResponseTiming(created_s=created, first_delta_s=first, interval_s=interval, words=words)

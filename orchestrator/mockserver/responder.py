@@ -1,0 +1,516 @@
+"""The pure plan of a response: which events, in which order, at which offsets.
+
+:class:`ResponseStream` yields :class:`Step` s (offset from the anchor in seconds, a
+GA-shaped event without ``event_id``, and an optional ground-truth mark / state effect)
+in the real service's order (PROTOCOL_NOTES §4):
+
+- audio: ``response.created`` -> ``output_item.added`` -> ``conversation.item.added`` ->
+  ``content_part.added`` -> interleaved transcript deltas (running ahead) and audio
+  deltas -> ``output_audio.done`` -> ``output_audio_transcript.done`` ->
+  ``content_part.done`` -> ``conversation.item.done`` -> ``output_item.done`` ->
+  ``response.done``;
+- text: the same with ``output_text.delta`` / ``.done``;
+- function call: ``output_item.added`` -> ``conversation.item.added`` ->
+  ``function_call_arguments.delta`` x N -> ``.done`` -> ``conversation.item.done`` ->
+  ``output_item.done`` -> ``response.done``.
+
+The stream remembers how far it got, so :meth:`ResponseStream.finish` can end it early
+(cancelled / failed) with the closing events the real service sends for a partial
+response. No I/O and no clock: the connection actor does the sleeping and sending.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+
+from orchestrator.audio import alaw_encode, pcm16_to_b64, speech_like, ulaw_encode
+from orchestrator.protocol import new_id
+
+from .latency import ResponseTiming
+from .tools import ToolCall
+
+Mark = Literal["created", "first_delta", "done"]
+
+_WORDS = (
+    "sure happy to help with that today the answer is simple and clear let me explain "
+    "how this works in a few short steps first we look at your request then we check the "
+    "details and finally we put everything together so you can move on quickly thanks for "
+    "asking great question here is what I found it looks good overall"
+).split()
+
+_OBF_CHARS = string.ascii_letters + string.digits
+
+
+def make_sentence(rng: random.Random, words: int) -> str:
+    """A deterministic sentence of ``words`` words drawn from a small vocabulary."""
+    picked = [rng.choice(_WORDS) for _ in range(max(1, words))]
+    picked[0] = picked[0].capitalize()
+    return " ".join(picked) + "."
+
+
+def split_words(text: str) -> list[str]:
+    """Split text into delta pieces that concatenate back to ``text`` exactly."""
+    parts = text.split(" ")
+    return [parts[0]] + [" " + p for p in parts[1:]] if parts else [text]
+
+
+def _obfuscation(piece: str) -> str:
+    # the real service pads deltas to a fixed size with random characters
+    n = max(1, 16 - len(piece))
+    return "".join(random.choices(_OBF_CHARS, k=n))
+
+
+@attrs.define(eq=False)
+class AudioBank:
+    """Precomputed base64 chunks of synthetic speech per output format (shared, read-only).
+
+    One utterance of ``bank_ms`` is synthesized per format at first use (seeded), cut into
+    ``chunk_ms`` chunks and base64-encoded once; responses cycle through the chunks.
+    """
+
+    seed: int
+    chunk_ms: int
+    bank_ms: int = 6000
+    _chunks: dict[str, list[str]] = attrs.field(factory=dict)
+
+    def chunks(self, codec: str) -> list[str]:
+        """The chunk list for ``codec`` (``pcm16``, ``g711_ulaw`` or ``g711_alaw``)."""
+        cached = self._chunks.get(codec)
+        if cached is None:
+            cached = self._chunks[codec] = self._build(codec)
+        return cached
+
+    def _build(self, codec: str) -> list[str]:
+        import base64
+
+        rate = 24000 if codec == "pcm16" else 8000
+        samples = speech_like(self.bank_ms, seed=self.seed, rate=rate)
+        per = rate * self.chunk_ms // 1000
+        n = max(1, samples.size // per)
+        out: list[str] = []
+        for i in range(n):
+            chunk = samples[i * per : (i + 1) * per]
+            if codec == "pcm16":
+                out.append(pcm16_to_b64(chunk))
+            else:
+                enc = ulaw_encode(chunk) if codec == "g711_ulaw" else alaw_encode(chunk)
+                out.append(base64.b64encode(np.asarray(enc, np.uint8).tobytes()).decode("ascii"))
+        return out
+
+
+@attrs.frozen
+class ResponseSpec:
+    """Everything decided when a response starts (pure data)."""
+
+    response_id: str
+    conversation_id: str | None
+    item_id: str
+    modality: Literal["audio", "text"]
+    text: str
+    tool_call: ToolCall | None
+    call_id: str
+    audio_chunks: Sequence[str]
+    chunk_offset: int
+    chunk_ms: int
+    codec: str
+    timing: ResponseTiming
+    response_object: dict[str, Any]
+    input_tokens: int
+    max_words: int | None = None
+
+
+@attrs.frozen
+class Step:
+    """One event of the plan. ``at`` is seconds from the anchor."""
+
+    at: float
+    event: dict[str, Any]
+    mark: Mark | None = None
+    delta_index: int | None = None
+    effect: Literal["add_item", "finish_item"] | None = None
+    audio_ms: int = 0
+
+
+def audio_ms_for(text: str, ms_per_word: int, chunk_ms: int) -> int:
+    """Length of the spoken ``text``, rounded up to whole chunks."""
+    words = max(1, len(text.split()))
+    ms = words * ms_per_word
+    return max(chunk_ms, math.ceil(ms / chunk_ms) * chunk_ms)
+
+
+class ResponseStream:
+    """Iterate :meth:`steps` for the full response; call :meth:`finish` to end early."""
+
+    def __init__(self, spec: ResponseSpec, *, ms_per_word: int) -> None:
+        self.spec = spec
+        self.ms_per_word = ms_per_word
+        self.response = dict(spec.response_object)
+        self.item: dict[str, Any] | None = None
+        self.part_open = False
+        self.item_open = False
+        self.pieces_sent: list[str] = []
+        self.audio_ms = 0
+        self.args_sent = ""
+        self.output_tokens = 0
+        self.finished = False
+        self._next_delta = 0
+        self._last_at = 0.0
+        text = spec.text
+        self.incomplete = False
+        if spec.max_words is not None and spec.tool_call is None:
+            words = text.split(" ")
+            if len(words) > spec.max_words:
+                text = " ".join(words[: spec.max_words])
+                self.incomplete = True
+        self.text = text
+
+    # -- common pieces -------------------------------------------------------------
+    def _ids(self) -> dict[str, Any]:
+        return {"response_id": self.spec.response_id, "item_id": self.spec.item_id}
+
+    def _part(self) -> dict[str, Any]:
+        said = "".join(self.pieces_sent)
+        if self.spec.modality == "audio":
+            return {"type": "audio", "transcript": said}
+        return {"type": "text", "text": said}
+
+    def _item_content(self) -> list[dict[str, Any]]:
+        said = "".join(self.pieces_sent)
+        if self.spec.modality == "audio":
+            return [{"type": "output_audio", "transcript": said}]
+        return [{"type": "output_text", "text": said}]
+
+    def _new_item(self) -> dict[str, Any]:
+        if self.spec.tool_call is not None:
+            return {
+                "id": self.spec.item_id,
+                "type": "function_call",
+                "status": "in_progress",
+                "name": self.spec.tool_call.name,
+                "call_id": self.spec.call_id,
+                "arguments": "",
+            }
+        return {
+            "id": self.spec.item_id,
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+
+    def _final_item(self, status: str) -> dict[str, Any]:
+        assert self.item is not None
+        item = dict(self.item)
+        item["status"] = status
+        if item["type"] == "function_call":
+            item["arguments"] = self.args_sent
+        else:
+            item["content"] = self._item_content() if self.part_open or self.pieces_sent else []
+        return item
+
+    # -- the plan ------------------------------------------------------------------
+    def steps(self) -> Iterator[Step]:
+        """The complete response, in order. Stops early if :meth:`finish` was called."""
+        spec = self.spec
+        t = spec.timing
+        yield Step(
+            t.created_s,
+            {"type": "response.created", "response": self._response("in_progress")},
+            "created",
+        )
+        if self.finished:
+            return
+        t0 = t.first_delta_s
+        self._last_at = t0
+        self.item = self._new_item()
+        yield Step(
+            t0,
+            {
+                "type": "response.output_item.added",
+                "response_id": spec.response_id,
+                "output_index": 0,
+                "item": dict(self.item),
+            },
+        )
+        if self.finished:
+            return
+        self.item_open = True
+        yield Step(
+            t0,
+            {"type": "conversation.item.added", "previous_item_id": None, "item": dict(self.item)},
+            effect="add_item",
+        )
+        if self.finished:
+            return
+        if spec.tool_call is not None:
+            yield from self._function_call_steps(t0, t.interval_s)
+        else:
+            yield Step(
+                t0,
+                {
+                    **self._ids(),
+                    "type": "response.content_part.added",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": self._part(),
+                },
+            )
+            if self.finished:
+                return
+            self.part_open = True
+            if spec.modality == "audio":
+                yield from self._audio_steps(t0, t.interval_s)
+            else:
+                yield from self._text_steps(t0, t.interval_s)
+        if self.finished:
+            return
+        status = "incomplete" if self.incomplete else "completed"
+        yield from self._closing(self._last_at, status, None)
+
+    def _delta(
+        self, at: float, event: dict[str, Any], first: bool, audio_ms: int | None = None
+    ) -> Step:
+        idx = self._next_delta
+        self._next_delta += 1
+        self._last_at = at
+        return Step(
+            at,
+            event,
+            "first_delta" if first else None,
+            delta_index=idx,
+            audio_ms=self.audio_ms if audio_ms is None else audio_ms,
+        )
+
+    def _n_chunks(self) -> int:
+        return audio_ms_for(self.text, self.ms_per_word, self.spec.chunk_ms) // self.spec.chunk_ms
+
+    def _arg_pieces(self) -> list[str]:
+        args = self.spec.tool_call.arguments if self.spec.tool_call else ""
+        return [args[i : i + 8] for i in range(0, len(args), 8)] or [""]
+
+    def n_deltas(self) -> int:
+        """How many streamed deltas (audio, text or argument) the full response has."""
+        if self.spec.tool_call is not None:
+            return len(self._arg_pieces())
+        if self.spec.modality == "audio":
+            return self._n_chunks()
+        return len(split_words(self.text))
+
+    def _audio_steps(self, t0: float, interval: float) -> Iterator[Step]:
+        spec = self.spec
+        n_chunks = self._n_chunks()
+        pieces = split_words(self.text)
+        # transcript runs ahead: spread the words over the first half of the audio
+        ahead = max(1, (n_chunks + 1) // 2)
+        by_chunk: list[list[str]] = [[] for _ in range(n_chunks)]
+        for j, piece in enumerate(pieces):
+            by_chunk[min(n_chunks - 1, j * ahead // len(pieces))].append(piece)
+        bank = spec.audio_chunks
+        for k in range(n_chunks):
+            at = t0 + k * interval
+            for piece in by_chunk[k]:
+                yield Step(
+                    at,
+                    {
+                        **self._ids(),
+                        "type": "response.output_audio_transcript.delta",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": piece,
+                        "obfuscation": _obfuscation(piece),
+                    },
+                    audio_ms=self.audio_ms,
+                )
+                if self.finished:
+                    return
+                self.pieces_sent.append(piece)
+            delta = bank[(spec.chunk_offset + k) % len(bank)]
+            yield self._delta(
+                at,
+                {
+                    **self._ids(),
+                    "type": "response.output_audio.delta",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": delta,
+                },
+                first=k == 0,
+                audio_ms=self.audio_ms + spec.chunk_ms,
+            )
+            if self.finished:
+                return
+            self.audio_ms += spec.chunk_ms
+
+    def _text_steps(self, t0: float, interval: float) -> Iterator[Step]:
+        for k, piece in enumerate(split_words(self.text)):
+            yield self._delta(
+                t0 + k * interval,
+                {
+                    **self._ids(),
+                    "type": "response.output_text.delta",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                    "obfuscation": _obfuscation(piece),
+                },
+                first=k == 0,
+            )
+            if self.finished:
+                return
+            self.pieces_sent.append(piece)
+
+    def _function_call_steps(self, t0: float, interval: float) -> Iterator[Step]:
+        for k, piece in enumerate(self._arg_pieces()):
+            yield self._delta(
+                t0 + k * interval,
+                {
+                    **self._ids(),
+                    "type": "response.function_call_arguments.delta",
+                    "output_index": 0,
+                    "call_id": self.spec.call_id,
+                    "delta": piece,
+                    "obfuscation": _obfuscation(piece),
+                },
+                first=k == 0,
+            )
+            if self.finished:
+                return
+            self.args_sent += piece
+
+    def _closing(self, at: float, status: str, details: dict[str, Any] | None) -> Iterator[Step]:
+        """Close whatever is open, then ``response.done`` with ``status``."""
+        self.finished = True
+        spec = self.spec
+        item_status = "completed" if status == "completed" else "incomplete"
+        output: list[dict[str, Any]] = []
+        if self.item is not None and self.spec.tool_call is not None and self.item_open:
+            yield Step(
+                at,
+                {
+                    **self._ids(),
+                    "type": "response.function_call_arguments.done",
+                    "output_index": 0,
+                    "call_id": spec.call_id,
+                    "name": spec.tool_call.name,
+                    "arguments": self.args_sent,
+                },
+            )
+        if self.part_open:
+            said = "".join(self.pieces_sent)
+            if spec.modality == "audio":
+                yield Step(
+                    at,
+                    {
+                        **self._ids(),
+                        "type": "response.output_audio.done",
+                        "output_index": 0,
+                        "content_index": 0,
+                    },
+                    audio_ms=self.audio_ms,
+                )
+                yield Step(
+                    at,
+                    {
+                        **self._ids(),
+                        "type": "response.output_audio_transcript.done",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "transcript": said,
+                    },
+                )
+            else:
+                yield Step(
+                    at,
+                    {
+                        **self._ids(),
+                        "type": "response.output_text.done",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "text": said,
+                    },
+                )
+            yield Step(
+                at,
+                {
+                    **self._ids(),
+                    "type": "response.content_part.done",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": self._part(),
+                },
+            )
+            self.part_open = False
+        if self.item is not None and self.item_open:
+            final = self._final_item(item_status)
+            yield Step(
+                at,
+                {"type": "conversation.item.done", "previous_item_id": None, "item": final},
+                effect="finish_item",
+                audio_ms=self.audio_ms,
+            )
+            yield Step(
+                at,
+                {
+                    "type": "response.output_item.done",
+                    "response_id": spec.response_id,
+                    "output_index": 0,
+                    "item": final,
+                },
+            )
+            self.item_open = False
+            output.append(final)
+        resp = self._response(status, details)
+        resp["output"] = output
+        resp["usage"] = self._usage(output)
+        yield Step(at, {"type": "response.done", "response": resp}, "done", audio_ms=self.audio_ms)
+
+    def finish(self, at: float, status: str, details: dict[str, Any] | None) -> list[Step]:
+        """End the response now (``cancelled`` / ``failed``): the closing steps at ``at``."""
+        if self.finished:
+            return []
+        return list(self._closing(at, status, details))
+
+    def _response(self, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+        resp = dict(self.response)
+        resp["status"] = status
+        resp["status_details"] = details
+        if status == "incomplete" and details is None:
+            resp["status_details"] = {"type": "incomplete", "reason": "max_output_tokens"}
+        return resp
+
+    def _usage(self, output: list[dict[str, Any]]) -> dict[str, Any]:
+        if not output:
+            text_tokens = audio_tokens = 0
+            input_tokens = 0
+        else:
+            said = "".join(self.pieces_sent) or self.args_sent
+            text_tokens = max(1, math.ceil(len(said) / 4))
+            audio_tokens = math.ceil(self.audio_ms * 0.03)
+            input_tokens = self.spec.input_tokens
+        out_tokens = text_tokens + audio_tokens
+        in_text = input_tokens // 3 if input_tokens else 0
+        return {
+            "total_tokens": input_tokens + out_tokens,
+            "input_tokens": input_tokens,
+            "output_tokens": out_tokens,
+            "input_token_details": {
+                "text_tokens": in_text,
+                "audio_tokens": input_tokens - in_text,
+                "image_tokens": 0,
+                "cached_tokens": 0,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            },
+            "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+        }
+
+
+def new_call_id() -> str:
+    """A function call id in the real service's style (``call_`` + 16 characters)."""
+    return new_id("call_")[:21]

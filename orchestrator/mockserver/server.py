@@ -1,0 +1,286 @@
+"""The listener and handshake routing of the embedded Realtime server.
+
+Handshake rules (the same for TCP and for :func:`serve_stream`):
+
+- paths: ``/v1/realtime?model=M``, ``/openai/v1/realtime?model=M`` (Azure GA) and
+  ``/openai/realtime?api-version=V&deployment=D`` (legacy Azure; the deployment is the
+  model). Anything else: HTTP 404. A missing model is accepted, then answered like the
+  real service: an ``invalid_request_error.missing_model`` error and close 4000.
+- dialect: beta when the ``OpenAI-Beta: realtime=v1`` header is present, GA otherwise.
+- auth: when a key is configured, ``Authorization: Bearer KEY`` or ``api-key: KEY`` is
+  required, otherwise HTTP 401 with an OpenAI-style JSON error body (no session).
+- fault ``reject_percent``: HTTP 429 with a ``rate_limit_exceeded`` body.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import random
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import orjson
+import trio
+from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
+
+from orchestrator.protocol import Dialect, new_id
+
+from .config import ServerConfig
+from .connection import CLOSE_GRACE_S, ConnectionActor
+from .faults import reject_handshake
+from .groundtruth import GroundTruthSink
+from .responder import AudioBank
+from .stats import ServerStats
+
+log = logging.getLogger("orchestrator.mockserver")
+
+REALTIME_PATHS = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
+
+
+@attrs.frozen
+class Route:
+    """What a handshake asked for."""
+
+    dialect: Dialect
+    model: str | None
+
+
+@attrs.frozen
+class Rejection:
+    """An HTTP refusal of a handshake."""
+
+    status: int
+    reason: str
+    body: bytes
+
+
+def _error_body(message: str, type_: str, code: str | None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
+
+
+def route_request(
+    path: str, headers: list[tuple[bytes, bytes]], config: ServerConfig
+) -> Route | Rejection:
+    """Decide a handshake from its path and headers (pure; never logs header values)."""
+    parts = urlsplit(path)
+    route_path = parts.path.rstrip("/") or "/"
+    if route_path not in REALTIME_PATHS:
+        return Rejection(
+            404,
+            "not_found",
+            _error_body(f"Invalid URL (GET {parts.path})", "invalid_request_error", None),
+        )
+    query = parse_qs(parts.query)
+    hdr = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+    if config.api_key is not None:
+        presented = None
+        auth = hdr.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            presented = auth[7:].strip()
+        elif "api-key" in hdr:
+            presented = hdr["api-key"].strip()
+        if presented is None:
+            return Rejection(
+                401,
+                "unauthorized",
+                _error_body(
+                    "Missing bearer or basic authentication in header",
+                    "invalid_request_error",
+                    None,
+                ),
+            )
+        if not hmac.compare_digest(presented.encode(), config.api_key.reveal().encode()):
+            return Rejection(
+                401,
+                "unauthorized",
+                _error_body(
+                    "Incorrect API key provided. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+            )
+    if route_path == "/openai/realtime":
+        if not query.get("api-version"):
+            return Rejection(
+                400,
+                "bad_request",
+                _error_body(
+                    "Missing required query parameter: api-version", "invalid_request_error", None
+                ),
+            )
+        model = (query.get("deployment") or [None])[0]
+    else:
+        model = (query.get("model") or [None])[0]
+    beta = hdr.get("openai-beta", "").replace(" ", "").lower()
+    dialect = Dialect.BETA if "realtime=v1" in beta else Dialect.GA
+    return Route(dialect=dialect, model=model or None)
+
+
+@attrs.define(eq=False)
+class MockServer:
+    """An embedded OpenAI-Realtime-compatible server (see the package docstring).
+
+    One instance can serve a TCP listener (:meth:`serve`) and/or individual streams
+    (:meth:`serve_stream`); counters are in :attr:`stats`, ground truth goes to
+    :attr:`groundtruth` (and ``config.groundtruth_path``).
+    """
+
+    config: ServerConfig
+    stats: ServerStats = attrs.field(factory=ServerStats)
+    groundtruth: GroundTruthSink = attrs.field(init=False)
+    audio_bank: AudioBank = attrs.field(init=False)
+    port: int | None = None
+    _next_index: int = 0
+    _handshake_rng: random.Random = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.groundtruth = GroundTruthSink(self.config.groundtruth_path)
+        self.audio_bank = AudioBank(
+            seed=self.config.seed, chunk_ms=self.config.latency.audio_chunk_ms
+        )
+        self._handshake_rng = random.Random(f"{self.config.seed}:handshake")
+        # synthesize the common case up front, not on the first response
+        self.audio_bank.chunks("pcm16")
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on ``config.host:config.port`` until cancelled; reports the bound port.
+
+        Resource handling: the listeners and every connection live in this task's
+        nursery; cancelling it closes them all and closes the ground-truth file.
+        Error handling: a failing connection is logged and counted in ``stats.crashes``;
+        it never affects the listener or other connections.
+        """
+        cfg = self.config
+        try:
+            listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
+            async with trio.open_nursery() as nursery:
+                server = WebSocketServer(
+                    self.handle_request,
+                    listeners,
+                    handler_nursery=nursery,
+                    max_message_size=cfg.max_message_size,
+                    connect_timeout=10,
+                    disconnect_timeout=CLOSE_GRACE_S,
+                )
+                await nursery.start(server.run)
+                self.port = server.port
+                log.info("mock realtime server listening on %s:%d", cfg.host, server.port)
+                task_status.started(server.port)
+        finally:
+            self.groundtruth.close()
+
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection over any trio stream (e.g. one end of
+        ``trio.testing.memory_stream_pair()``), with the same handshake rules.
+
+        Returns when the connection ends. Cancellation aborts the connection.
+        """
+        async with trio.open_nursery() as nursery:
+            request = await wrap_server_stream(
+                nursery, stream, max_message_size=self.config.max_message_size
+            )
+            await self.handle_request(request)
+            nursery.cancel_scope.cancel()
+
+    async def handle_request(self, request: WebSocketRequest) -> None:
+        """Route, authenticate and serve one websocket handshake; never raises
+        (except ``Cancelled``)."""
+        try:
+            await self._handle(request)
+        except Exception:
+            self.stats.crashes += 1
+            log.exception("mock realtime connection crashed")
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        decision = route_request(request.path, request.headers, self.config)
+        if isinstance(decision, Route) and reject_handshake(
+            self.config.faults, self._handshake_rng
+        ):
+            self.stats.faults["reject_429"] += 1
+            decision = Rejection(
+                429,
+                "fault_429",
+                _error_body(
+                    "Rate limit reached for requests (injected fault). Please try again later.",
+                    "requests",
+                    "rate_limit_exceeded",
+                ),
+            )
+        if isinstance(decision, Rejection):
+            self.stats.rejected[decision.reason] += 1
+            log.warning("handshake refused: HTTP %d (%s)", decision.status, decision.reason)
+            await request.reject(
+                decision.status,
+                extra_headers=[(b"content-type", b"application/json")],
+                body=decision.body,
+            )
+            return
+        ws = await request.accept()
+        index = self._next_index
+        self._next_index += 1
+        self.stats.connections_accepted += 1
+        self.stats.connections_active += 1
+        try:
+            if decision.model is None:
+                await self._refuse_model(ws)
+                return
+            actor = ConnectionActor(
+                ws, self, index=index, dialect=decision.dialect, model=decision.model
+            )
+            await actor.run()
+        finally:
+            self.stats.connections_active -= 1
+            self.stats.connections_closed += 1
+
+    async def _refuse_model(self, ws: Any) -> None:
+        message = "Missing required parameter: 'model'."
+        event = {
+            "type": "error",
+            "event_id": new_id("event_"),
+            "error": {
+                "type": "invalid_request_error",
+                "code": "missing_model",
+                "message": message,
+                "param": None,
+                "event_id": None,
+            },
+        }
+        self.stats.client_errors["missing_model"] += 1
+        self.stats.closes[4000] += 1
+        with trio.move_on_after(CLOSE_GRACE_S):
+            await ws.send_message(orjson.dumps(event).decode())
+            await ws.aclose(4000, "invalid_request_error.missing_model")
+
+
+async def serve_realtime(
+    config: ServerConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a :class:`MockServer` for ``config`` until cancelled.
+
+    Use as ``port = await nursery.start(serve_realtime, config)`` (``config.port = 0``
+    picks a free port). See :meth:`MockServer.serve` for resource and error handling.
+    """
+    await MockServer(config).serve(task_status=task_status)
+
+
+async def serve_stream(
+    stream: trio.abc.Stream, config: ServerConfig, *, server: MockServer | None = None
+) -> None:
+    """Serve one websocket connection over ``stream`` (handshake included).
+
+    For tests on ``MockClock``: ``client, srv = trio.testing.memory_stream_pair()`` then
+    ``nursery.start_soon(serve_stream, srv, config)`` and connect the client side with
+    ``trio_websocket.wrap_client_stream`` (or ``orchestrator.transport.connect_stream``).
+    Pass ``server`` to share counters / ground truth between several streams.
+    """
+    if server is not None:
+        await server.serve_stream(stream)
+        return
+    own = MockServer(config)
+    try:
+        await own.serve_stream(stream)
+    finally:
+        own.groundtruth.close()
