@@ -36,8 +36,9 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from orchestrator.protocol import Dialect, new_id
+from orchestrator.protocol.beta import FORMAT_TO_BETA
 
-from .defaults import GA_FORMATS, RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS, default_session
+from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS, default_session
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
 from .faults import FAULT_CLOSE_CODE, ConnectionFaults, ResponseFaults
 from .latency import plan_timing
@@ -535,7 +536,7 @@ class ConnectionActor:
         text, call = self._answer(params, context, timing.words)
         in_conv = params["conversation"] != "none"
         response_id = new_id("resp_")
-        codec = GA_FORMATS[params["format"]["type"]]
+        codec = FORMAT_TO_BETA[params["format"]["type"]]
         bank = self.server.audio_bank.chunks(codec)
         max_tokens = params["max_output_tokens"]
         spec = ResponseSpec(

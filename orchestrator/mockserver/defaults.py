@@ -33,15 +33,6 @@ VOICES = (
     "cedar",
 )
 
-#: GA audio format types -> internal codec name.
-GA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
-#: Beta format names -> GA format objects.
-BETA_FORMATS: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
-}
-
 SERVER_VAD_DEFAULTS: dict[str, Any] = {
     "type": "server_vad",
     "threshold": 0.5,

@@ -5,6 +5,15 @@ field by field into a copy of the current session; a beta (flat) update is first
 translated into the same GA form. Any invalid field raises :class:`ClientError` with
 the real service's code / message / param (PROTOCOL_NOTES §1) and the whole update is
 discarded (the caller keeps the old session).
+
+The beta translation validates each flat field itself rather than running
+:func:`orchestrator.protocol.beta.session_from_beta` first: that function treats
+``null`` as "unset" (but a beta ``"turn_detection": null`` turns VAD off), maps any
+string to a format and any list containing audio to ``["audio"]`` (so bad values would
+be reported with GA names and shapes), while errors must name the beta param the client
+sent (``session.turn_detection.threshold``). It shares the protocol's tables instead:
+format spellings (:data:`~orchestrator.protocol.beta.FORMAT_FROM_BETA`) and the
+modality mapping.
 """
 
 from __future__ import annotations
@@ -12,13 +21,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .defaults import (
-    BETA_FORMATS,
-    GA_FORMATS,
-    SEMANTIC_VAD_DEFAULTS,
-    SERVER_VAD_DEFAULTS,
-    VOICES,
+from orchestrator.protocol.beta import (
+    FORMAT_FROM_BETA,
+    FORMAT_TO_BETA,
+    format_from_beta,
+    modalities_from_beta,
 )
+
+from .defaults import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, VOICES
 from .errors import (
     ClientError,
     above_max,
@@ -174,17 +184,34 @@ def _format(v: object, p: str) -> dict[str, Any]:
     _keys(f, ("type", "rate"), p)
     if "type" not in f:
         raise missing_parameter(f"{p}.type")
-    kind = _enum(f["type"], f"{p}.type", tuple(GA_FORMATS))
+    kind = _enum(f["type"], f"{p}.type", tuple(FORMAT_TO_BETA))
     if kind == "audio/pcm":
         rate = _int(f.get("rate", 24000), f"{p}.rate", 24000, 24000)
         return {"type": kind, "rate": rate}
     return {"type": kind}
 
 
+def _beta_format(v: object, p: str) -> dict[str, Any]:
+    """A beta format name (``"pcm16"``...) as the GA format object (a fresh copy)."""
+    fmt: dict[str, Any] = format_from_beta(_enum(v, p, tuple(FORMAT_FROM_BETA)))
+    return fmt
+
+
 def _voice(v: object, p: str) -> str:
     if isinstance(v, dict) and isinstance(v.get("id"), str):
         return v["id"]  # custom voice object
     return _enum(v, p, VOICES)
+
+
+def _set_voice(aout: dict[str, Any], v: object, p: str, has_assistant_audio: bool) -> None:
+    voice = _voice(v, p)
+    if voice != aout["voice"] and has_assistant_audio:
+        raise ClientError(
+            "cannot_update_voice",
+            "Cannot update a conversation's voice if assistant audio is present.",
+            p,
+        )
+    aout["voice"] = voice
 
 
 def tools_list(v: object, p: str) -> list[dict[str, Any]]:
@@ -252,7 +279,7 @@ def _modalities_beta(v: object, p: str) -> list[str]:
         raise invalid_type(p, "an array", v)
     for i, m in enumerate(v):
         _enum(m, f"{p}[{i}]", ("text", "audio"))
-    return ["audio"] if "audio" in v else ["text"]
+    return modalities_from_beta(v)[:1]  # ["audio"], or a text-only list: one "text"
 
 
 # -- whole updates ----------------------------------------------------------------------
@@ -355,14 +382,7 @@ def apply_ga_update(
             if "format" in aout:
                 dst["format"] = _format(aout["format"], "session.audio.output.format")
             if "voice" in aout:
-                voice = _voice(aout["voice"], "session.audio.output.voice")
-                if voice != dst["voice"] and has_assistant_audio:
-                    raise ClientError(
-                        "cannot_update_voice",
-                        "Cannot update a conversation's voice if assistant audio is present.",
-                        "session.audio.output.voice",
-                    )
-                dst["voice"] = voice
+                _set_voice(dst, aout["voice"], "session.audio.output.voice", has_assistant_audio)
             if "speed" in aout:
                 dst["speed"] = _num(aout["speed"], "session.audio.output.speed", 0.25, 1.5)
     return new
@@ -410,20 +430,11 @@ def apply_beta_update(
         if text:
             new["instructions"] = text
     if "voice" in s:
-        voice = _voice(s["voice"], "session.voice")
-        if voice != aout["voice"] and has_assistant_audio:
-            raise ClientError(
-                "cannot_update_voice",
-                "Cannot update a conversation's voice if assistant audio is present.",
-                "session.voice",
-            )
-        aout["voice"] = voice
+        _set_voice(aout, s["voice"], "session.voice", has_assistant_audio)
     if "input_audio_format" in s:
-        name = _enum(s["input_audio_format"], "session.input_audio_format", tuple(BETA_FORMATS))
-        ain["format"] = dict(BETA_FORMATS[name])
+        ain["format"] = _beta_format(s["input_audio_format"], "session.input_audio_format")
     if "output_audio_format" in s:
-        name = _enum(s["output_audio_format"], "session.output_audio_format", tuple(BETA_FORMATS))
-        aout["format"] = dict(BETA_FORMATS[name])
+        aout["format"] = _beta_format(s["output_audio_format"], "session.output_audio_format")
     if "input_audio_transcription" in s:
         ain["transcription"] = _transcription(
             s["input_audio_transcription"], "session.input_audio_transcription"
@@ -545,8 +556,7 @@ def response_params(raw: object, session: dict[str, Any], *, beta: bool) -> dict
     if "voice" in r:
         eff["voice"] = _voice(r["voice"], "response.voice")
     if "output_audio_format" in r:
-        name = _enum(r["output_audio_format"], "response.output_audio_format", tuple(BETA_FORMATS))
-        eff["format"] = dict(BETA_FORMATS[name])
+        eff["format"] = _beta_format(r["output_audio_format"], "response.output_audio_format")
     if "max_output_tokens" in r:
         eff["max_output_tokens"] = _max_tokens(r["max_output_tokens"], "response.max_output_tokens")
     if "max_response_output_tokens" in r:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from orchestrator.audio import EnergyVad, VadEvent, alaw_decode, b64_to_pcm16, ulaw_decode
+from orchestrator.protocol.beta import FORMAT_TO_BETA
 
-from .defaults import GA_FORMATS, SEMANTIC_SILENCE_MS
+from .defaults import SEMANTIC_SILENCE_MS
 from .errors import ClientError
 
 #: The real service refuses to commit less than this much audio.
@@ -67,7 +68,7 @@ class InputAudio:
 
     def configure(self, audio_input: dict[str, Any]) -> None:
         """Apply the session's ``audio.input`` (format + turn_detection)."""
-        codec = GA_FORMATS[audio_input["format"]["type"]]
+        codec = FORMAT_TO_BETA[audio_input["format"]["type"]]  # codec names = beta names
         td = audio_input["turn_detection"]
         if codec != self._codec:
             self._base_ms = self.audio_ms

@@ -23,6 +23,8 @@ The internal model is GA-shaped. For the beta dialect (``OpenAI-Beta: realtime=v
 
 Transforms mutate and return the dict they are given (the codec owns it) and leave
 anything of an unexpected shape alone for the converter to reject with a precise path.
+:func:`event_to_beta` renders a whole GA-shaped server event dict (explicit nulls and
+all) with the same tables, for the embedded server, which builds events as dicts.
 The GA dialect needs a few transforms too (``GA_ENCODE_TRANSFORMS``): the GA server
 requires ``session.type`` and rejects the beta-only ``temperature``.
 """
@@ -36,12 +38,17 @@ __all__ = [
     "BETA_DECODE_TRANSFORMS",
     "BETA_ENCODE_TRANSFORMS",
     "BETA_ONLY_TYPES",
+    "FORMAT_FROM_BETA",
+    "FORMAT_TO_BETA",
     "GA_DECODE_TRANSFORMS",
     "GA_ENCODE_TRANSFORMS",
     "GA_ONLY_TYPES",
     "GA_TO_BETA_TYPE",
+    "event_to_beta",
     "format_from_beta",
     "format_to_beta",
+    "modalities_from_beta",
+    "modalities_to_beta",
     "session_from_beta",
     "session_to_beta",
 ]
@@ -83,12 +90,19 @@ BETA_ONLY_TYPES: frozenset[str] = frozenset(
 """Events that have no GA wire form (they still decode leniently in GA: the 2026 spec
 shows a GA-labelled ``transcription_session.updated`` example)."""
 
-_FORMAT_TO_BETA = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
-_FORMAT_FROM_BETA = {
+FORMAT_TO_BETA: dict[str, str] = {
+    "audio/pcm": "pcm16",
+    "audio/pcmu": "g711_ulaw",
+    "audio/pcma": "g711_alaw",
+}
+"""GA audio format ``type`` -> beta format name (the keys are all the GA format types)."""
+FORMAT_FROM_BETA: dict[str, dict[str, Any]] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},
     "g711_ulaw": {"type": "audio/pcmu"},
     "g711_alaw": {"type": "audio/pcma"},
 }
+"""Beta format name -> GA format object (the keys are all the beta format names); copy
+before changing one (:func:`format_from_beta` does)."""
 _PART_TO_BETA = {"output_text": "text", "output_audio": "audio"}
 _PART_FROM_BETA = {"text": "output_text", "audio": "output_audio"}
 _GA_ONLY_SESSION_KEYS = ("type", "truncation", "prompt", "reasoning", "parallel_tool_calls")
@@ -98,31 +112,40 @@ def format_to_beta(fmt: Any) -> Any:
     """``{"type": "audio/pcm", "rate": 24000}`` -> ``"pcm16"`` (unknown types pass as is)."""
     if isinstance(fmt, dict):
         t = fmt.get("type")
-        return _FORMAT_TO_BETA.get(t, t) if isinstance(t, str) else fmt
+        return FORMAT_TO_BETA.get(t, t) if isinstance(t, str) else fmt
     return fmt
 
 
 def format_from_beta(fmt: Any) -> Any:
     """``"pcm16"`` -> ``{"type": "audio/pcm", "rate": 24000}``; other strings -> ``{"type": s}``."""
     if isinstance(fmt, str):
-        known = _FORMAT_FROM_BETA.get(fmt)
+        known = FORMAT_FROM_BETA.get(fmt)
         return dict(known) if known is not None else {"type": fmt}
     return fmt
 
 
-def _modalities_to_beta(m: Any) -> Any:
+def modalities_to_beta(m: Any) -> Any:
+    """GA ``output_modalities`` -> beta ``modalities`` (``["audio"]`` -> ``["audio", "text"]``)."""
     if isinstance(m, list) and "audio" in m:
         return ["audio", "text"]
     return m
 
 
-def _modalities_from_beta(m: Any) -> Any:
+def modalities_from_beta(m: Any) -> Any:
+    """Beta ``modalities`` -> GA ``output_modalities`` (any list with audio -> ``["audio"]``)."""
     if isinstance(m, list) and "audio" in m:
         return ["audio"]
     return m
 
 
 # --- session config ------------------------------------------------------------------
+
+
+def _turn_detection_to_beta(td: Any) -> Any:
+    # Beta has no idle timeout: the GA service's explicit "idle_timeout_ms": null goes.
+    if isinstance(td, dict) and "idle_timeout_ms" in td and td["idle_timeout_ms"] is None:
+        return {k: v for k, v in td.items() if k != "idle_timeout_ms"}
+    return td
 
 
 def session_to_beta(s: Any) -> Any:
@@ -134,20 +157,20 @@ def session_to_beta(s: Any) -> Any:
         if k in _GA_ONLY_SESSION_KEYS:
             continue
         if k == "output_modalities":
-            out["modalities"] = _modalities_to_beta(v)
+            out["modalities"] = modalities_to_beta(v)
         elif k == "max_output_tokens":
             out["max_response_output_tokens"] = v
         elif k == "audio" and isinstance(v, dict):
             inp = v.get("input")
             if isinstance(inp, dict):
-                for gk, bk in (
-                    ("format", "input_audio_format"),
-                    ("transcription", "input_audio_transcription"),
-                    ("noise_reduction", "input_audio_noise_reduction"),
-                    ("turn_detection", "turn_detection"),
+                for gk, bk, fn in (
+                    ("format", "input_audio_format", format_to_beta),
+                    ("transcription", "input_audio_transcription", None),
+                    ("noise_reduction", "input_audio_noise_reduction", None),
+                    ("turn_detection", "turn_detection", _turn_detection_to_beta),
                 ):
                     if gk in inp:
-                        out[bk] = format_to_beta(inp[gk]) if gk == "format" else inp[gk]
+                        out[bk] = inp[gk] if fn is None else fn(inp[gk])
             outp = v.get("output")
             if isinstance(outp, dict):
                 for gk, bk in (
@@ -188,7 +211,7 @@ def session_from_beta(s: Any) -> Any:
             gk = _SESSION_OUTPUT_FROM_BETA[k]
             outp[gk] = format_from_beta(v) if gk == "format" else v
         elif k == "modalities":
-            out["output_modalities"] = _modalities_from_beta(v)
+            out["output_modalities"] = modalities_from_beta(v)
         elif k == "max_response_output_tokens":
             out["max_output_tokens"] = v
         elif k != "client_secret":
@@ -233,7 +256,7 @@ def _response_to_beta(r: Any, *, params: bool) -> Any:
     out: dict[str, Any] = {}
     for k, v in r.items():
         if k == "output_modalities":
-            out["modalities"] = _modalities_to_beta(v)
+            out["modalities"] = modalities_to_beta(v)
         elif k == "max_output_tokens":
             out["max_response_output_tokens" if params else "max_output_tokens"] = v
         elif k == "audio" and isinstance(v, dict):
@@ -257,7 +280,7 @@ def _response_from_beta(r: Any) -> Any:
     audio_out: dict[str, Any] = {}
     for k, v in r.items():
         if k == "modalities":
-            out["output_modalities"] = _modalities_from_beta(v)
+            out["output_modalities"] = modalities_from_beta(v)
         elif k == "max_response_output_tokens":
             out["max_output_tokens"] = v
         elif k == "voice":
@@ -288,6 +311,16 @@ def _item_from_beta(item: Any) -> Any:
 
 def _item_to_beta(item: Any) -> Any:
     return _item_parts(item, _PART_TO_BETA)
+
+
+def _tag_item(item: Any) -> Any:
+    # The beta service marks every item it sends; the codec leaves ``object`` as the
+    # model has it (so decoding what it encoded gives the same event back).
+    if not isinstance(item, dict):
+        return item
+    out: dict[str, Any] = {"id": item.get("id"), "object": "realtime.item"}
+    out.update((k, v) for k, v in item.items() if k not in out)
+    return out
 
 
 _ITEM_EVENTS = (
@@ -355,3 +388,31 @@ GA_ENCODE_TRANSFORMS: dict[str, Transform] = {
     "response.done": _on("response", _drop_temperature),
 }
 """GA requires ``session.type`` (``"realtime"`` when unset) and has no ``temperature``."""
+
+
+def event_to_beta(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A GA-shaped server event dict in its beta wire form, as the beta service sends it.
+
+    For code that builds events as plain dicts (the embedded server) rather than model
+    objects. Returns ``None`` for events beta does not have (:data:`GA_ONLY_TYPES`).
+    Applies :data:`GA_TO_BETA_TYPE` and :data:`BETA_ENCODE_TRANSFORMS`, plus what only
+    such dicts need: explicit ``null`` values are kept (a null ``idle_timeout_ms`` is
+    dropped: beta has no idle timeout), ``obfuscation`` is dropped (no beta event has
+    it), and items, also those in a response's ``output``, get
+    ``"object": "realtime.item"``. Copies what it changes: ``event`` and everything
+    nested in it stay as they are.
+    """
+    etype = event["type"]
+    if etype in GA_ONLY_TYPES:
+        return None
+    out = {k: v for k, v in event.items() if k != "obfuscation"}
+    out["type"] = GA_TO_BETA_TYPE.get(etype, etype)
+    transform = BETA_ENCODE_TRANSFORMS.get(etype)
+    if transform is not None:
+        out = transform(out)
+    if "item" in out:
+        out["item"] = _tag_item(out["item"])
+    response = out.get("response")
+    if isinstance(response, dict) and isinstance(response.get("output"), list):
+        out["response"] = {**response, "output": [_tag_item(i) for i in response["output"]]}
+    return out
