@@ -1,0 +1,144 @@
+"""What one session actor is asked to do: :class:`SessionSpec` and its parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import attrs
+
+from orchestrator.metrics.records import TurnRecord
+from orchestrator.protocol.dialect import Dialect
+
+from .pacer import Pacer
+from .reconnect import ReconnectPolicy
+from .tools import ToolRegistry
+
+__all__ = [
+    "ConnectFactory",
+    "ConnectionLike",
+    "PacingSpec",
+    "SessionSpec",
+]
+
+
+class ConnectionLike(Protocol):
+    """What the actor needs of a websocket (``orchestrator.transport.Connection``).
+    ``receive`` raises a ``TransportError`` subclass when the socket ends."""
+
+    async def send(self, text: str) -> None: ...
+
+    async def receive(self) -> str: ...
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+#: Opens one connection per call; the actor calls it again to reconnect.
+ConnectFactory = Callable[[], AbstractAsyncContextManager[ConnectionLike]]
+
+
+@attrs.frozen(kw_only=True)
+class PacingSpec:
+    """How user audio is put on the socket.
+
+    ``chunk_ms``: audio per ``input_audio_buffer.append`` (100 ms default). Frame ``n``
+    (1-based) carries the audio of ``[(n-1)*chunk, n*chunk)`` and is due at
+    ``t0 + n*chunk / realtime_factor``: a microphone can only send audio once it has been
+    spoken. ``realtime_factor`` > 1 sends faster than real time. ``pacer`` is a shared
+    :class:`~orchestrator.session.pacer.Ticker` (None: a per-session ``SleepPacer``).
+    ``max_tail_ms``: with server VAD, how long silence keeps flowing after the source
+    ended while waiting for ``speech_stopped`` (a mic stays open).
+    """
+
+    chunk_ms: int = 100
+    realtime_factor: float = 1.0
+    pacer: Pacer | None = attrs.field(default=None, eq=False)
+    max_tail_ms: int = 3000
+
+    def __attrs_post_init__(self) -> None:
+        if self.chunk_ms <= 0:
+            raise ValueError(f"PacingSpec.chunk_ms must be > 0, got {self.chunk_ms}")
+        if not self.realtime_factor > 0:
+            raise ValueError(f"PacingSpec.realtime_factor must be > 0, got {self.realtime_factor}")
+        if self.max_tail_ms < 0:
+            raise ValueError(f"PacingSpec.max_tail_ms must be >= 0, got {self.max_tail_ms}")
+
+
+@attrs.frozen(kw_only=True)
+class SessionSpec:
+    """Everything one session actor needs.
+
+    - ``target`` (an ``orchestrator.transport.Target``) or ``connect`` (a factory of
+      connection context managers, e.g. ``connect_stream`` over a memory stream) — one
+      of them; ``dialect`` is taken from the target, else given here;
+    - ``config``: the ``SessionConfig`` sent with ``session.update`` on connect (and
+      again after every reconnect); tools of ``tools`` are added when it has none;
+    - ``tools``: the registry run automatically for function calls (None: the driver
+      handles calls itself);
+    - ``pacing``, ``reconnect``: see :class:`PacingSpec`, :class:`ReconnectPolicy`;
+    - ``max_duration``: seconds after the planned start at which the session is ended
+      (status ``failed``, reason ``MaxDurationExceeded``);
+    - ``rollover_after``: connection age (s) after which the next turn boundary moves
+      to a fresh connection; ``expiry_margin``: roll over that long before the
+      server's ``expires_at``;
+    - ``session_id``, ``label``, ``attempt``: identity in the records;
+    - ``planned_start`` (trio time; default: when the actor starts) and ``run_t0``
+      (trio time that ``*_s`` record fields count from; default ``planned_start``);
+    - ``event_buffer``: default capacity of an event subscription;
+    - ``max_protocol_errors``: undecodable frames tolerated before failing;
+    - ``on_turn``: called with every finished :class:`TurnRecord` (e.g. a results sink);
+    - ``playback_delay``: jitter-buffer delay (s) before assistant audio starts playing;
+    - ``wait_session_created``: without a ``config``, the session is ready once
+      ``session.created`` arrived; set False for servers that never send it (WebRTC
+      sideband connections);
+    - ``seed``: for the backoff jitter.
+    """
+
+    target: Any = None
+    connect: ConnectFactory | None = attrs.field(default=None, eq=False)
+    dialect: Dialect | None = None
+    config: Any = None
+    tools: ToolRegistry | None = attrs.field(default=None, eq=False)
+    pacing: PacingSpec = attrs.field(factory=PacingSpec)
+    reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
+    max_duration: float | None = None
+    rollover_after: float | None = None
+    expiry_margin: float = 60.0
+    session_id: str = "session"
+    label: str | None = None
+    attempt: int = 0
+    planned_start: float | None = None
+    run_t0: float | None = None
+    event_buffer: int = 256
+    max_protocol_errors: int = 10
+    on_turn: Callable[[TurnRecord], None] | None = attrs.field(default=None, eq=False)
+    playback_delay: float = 0.0
+    wait_session_created: bool = True
+    seed: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.target is None) == (self.connect is None):
+            raise ValueError("SessionSpec: give exactly one of target= or connect=")
+        if self.event_buffer < 1:
+            raise ValueError(f"SessionSpec.event_buffer must be >= 1, got {self.event_buffer}")
+        if self.max_duration is not None and self.max_duration <= 0:
+            raise ValueError(f"SessionSpec.max_duration must be > 0, got {self.max_duration}")
+
+    @property
+    def wire_dialect(self) -> Dialect:
+        """The dialect spoken on the wire."""
+        if self.dialect is not None:
+            return self.dialect
+        if self.target is not None:
+            return self.target.dialect
+        return Dialect.GA
+
+    def connect_factory(self) -> ConnectFactory:
+        """The factory the actor calls for each (re)connection."""
+        if self.connect is not None:
+            return self.connect
+        from orchestrator.transport import open_connection
+
+        target = self.target
+        return lambda: open_connection(target)

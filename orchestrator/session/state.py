@@ -1,0 +1,461 @@
+"""The conversation state machine of one session (pure: events in, state out, no I/O).
+
+It mirrors what the server holds, from server events only:
+
+- **items** in server order. ``conversation.item.added`` (beta ``.created``) inserts after
+  ``previous_item_id`` (``None`` = first); ``.done`` / ``.retrieved`` only update content
+  (their ``previous_item_id`` is sometimes a spurious ``null``, PROTOCOL_NOTES §4);
+  ``.deleted`` removes; ``.truncated`` records the cut and drops the transcript;
+- **responses** and their output items, usage and final status; the *active* response
+  (``response.created`` .. ``response.done``);
+- the **current audio** output (response, item, content index) and how much audio each
+  item received (counted from the base64 length, never decoded here);
+- **tool calls** whose arguments are done and whose output has not been seen yet.
+
+``apply(event)`` dispatches on the event class through a dict; unknown classes are
+ignored. It never raises for odd-but-legal server behaviour (unknown ids, duplicates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from orchestrator import protocol as P
+
+__all__ = [
+    "ConversationState",
+    "ItemState",
+    "ResponseState",
+    "ToolCall",
+    "b64_decoded_len",
+]
+
+
+def b64_decoded_len(data: str) -> int:
+    """Decoded byte length of a base64 string, without decoding it."""
+    n = len(data)
+    if n == 0:
+        return 0
+    pad = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
+    return n * 3 // 4 - pad
+
+
+@attrs.define(slots=True, eq=False)
+class ToolCall:
+    """A function call whose arguments are complete."""
+
+    call_id: str
+    name: str
+    arguments: str
+    item_id: str | None
+    response_id: str | None
+
+
+@attrs.define(slots=True, eq=False)
+class ItemState:
+    """What the client knows of one conversation item. ``item`` is the last protocol
+    item object seen for it; ``text`` accumulates assistant text/transcript deltas;
+    ``audio_bytes`` counts received assistant audio; ``truncated_ms`` is set by
+    ``conversation.item.truncated``."""
+
+    id: str
+    item: Any
+    previous_item_id: str | None = None
+    response_id: str | None = None
+    text_parts: list[str] = attrs.field(factory=list)
+    final_text: str | None = None
+    input_transcript: str | None = None
+    audio_bytes: int = 0
+    truncated_ms: int | None = None
+
+    @property
+    def type(self) -> str | None:
+        return getattr(self.item, "type", None)
+
+    @property
+    def role(self) -> str | None:
+        return getattr(self.item, "role", None)
+
+    @property
+    def text(self) -> str:
+        """Assistant text or audio transcript (final when done, else deltas so far)."""
+        if self.final_text is not None:
+            return self.final_text
+        return "".join(self.text_parts)
+
+
+@attrs.define(slots=True, eq=False)
+class ResponseState:
+    """One response: ``status`` is ``in_progress`` until ``response.done``."""
+
+    id: str
+    status: str = "in_progress"
+    output_item_ids: list[str] = attrs.field(factory=list)
+    function_calls: list[ToolCall] = attrs.field(factory=list)
+    audio_bytes: int = 0
+    conversation_id: str | None = None
+    metadata: Any = None
+    final: Any = None  # the Response object of response.done
+
+    @property
+    def done(self) -> bool:
+        return self.status != "in_progress"
+
+
+@attrs.define(eq=False)
+class ConversationState:
+    """See the module docstring. ``bytes_per_ms`` converts received output audio bytes to
+    milliseconds (48 for 24 kHz PCM16; updated from the session's output format)."""
+
+    order: list[str] = attrs.field(factory=list)
+    items: dict[str, ItemState] = attrs.field(factory=dict)
+    responses: dict[str, ResponseState] = attrs.field(factory=dict)
+    active_response_id: str | None = None
+    audio_response_id: str | None = None
+    audio_item_id: str | None = None
+    audio_content_index: int = 0
+    calls_in_flight: dict[str, ToolCall] = attrs.field(factory=dict)
+    session: Any = None
+    session_id: str | None = None
+    expires_at: int | None = None
+    speech_item_id: str | None = None
+    bytes_per_ms: float = 48.0
+    last_delta_bytes: int = 0
+    _pending_owner: dict[str, str] = attrs.field(factory=dict)
+
+    # ---------------------------------------------------------------- dispatch
+    def apply(self, event: object) -> None:
+        """Update the state from one decoded server event."""
+        handler = _DISPATCH.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    # ---------------------------------------------------------------- queries
+    def item_ms(self, item_id: str) -> float:
+        """Milliseconds of assistant audio received for ``item_id``."""
+        st = self.items.get(item_id)
+        return st.audio_bytes / self.bytes_per_ms if st is not None else 0.0
+
+    def truncate_point(self, item_id: str, played_ms: float) -> int | None:
+        """The ``audio_end_ms`` to truncate ``item_id`` at after ``played_ms`` of it was
+        heard, or None when no truncate should be sent: unknown/deleted item, not an
+        assistant audio item, nothing played (never ``audio_end_ms=0``), already truncated
+        at or before that point, or fully played with no more audio coming. Capped at the
+        audio actually received, so the server cannot reject it as too long."""
+        st = self.items.get(item_id)
+        if st is None or st.audio_bytes == 0 or st.role != "assistant":
+            return None
+        received = st.audio_bytes / self.bytes_per_ms
+        end = int(min(played_ms, received))
+        if end <= 0:
+            return None
+        if st.truncated_ms is not None and st.truncated_ms <= end:
+            return None
+        resp = self.responses.get(st.response_id) if st.response_id else None
+        if played_ms >= received and (resp is None or resp.done):
+            return None  # everything was heard; nothing to cut
+        return end
+
+    def replay_items(self) -> list[Any]:
+        """The conversation as protocol items to re-create on a fresh connection:
+        user/system text (user audio as its transcript when known), assistant text or
+        transcript (as heard: a truncated item's transcript is gone), function calls with
+        their outputs. Items with nothing replayable are skipped."""
+        out: list[Any] = []
+        for item_id in self.order:
+            st = self.items[item_id]
+            item = st.item
+            kind = st.type
+            if kind == "function_call":
+                out.append(
+                    P.FunctionCallItem(
+                        id=item_id,
+                        call_id=item.call_id,
+                        name=item.name,
+                        arguments=item.arguments or "",
+                    )
+                )
+            elif kind == "function_call_output":
+                out.append(
+                    P.FunctionCallOutputItem(id=item_id, call_id=item.call_id, output=item.output)
+                )
+            elif kind == "message":
+                text = _message_text(st)
+                if not text:
+                    continue
+                role = st.role or "user"
+                part_type = "output_text" if role == "assistant" else "input_text"
+                out.append(
+                    P.MessageItem(
+                        id=item_id,
+                        role=role,
+                        content=[P.ContentPart(type=part_type, text=text)],
+                    )
+                )
+        return out
+
+    def reset_connection(self) -> None:
+        """Forget per-connection state (active response, audio) after a disconnect; the
+        item history is kept for replay."""
+        self.active_response_id = None
+        self.audio_response_id = None
+        self.audio_item_id = None
+        self.speech_item_id = None
+        for resp in self.responses.values():
+            if resp.status == "in_progress":
+                resp.status = "interrupted"
+        self.calls_in_flight.clear()
+
+    def clear_history(self) -> None:
+        """Forget all items (before replaying them on a fresh connection)."""
+        self.order.clear()
+        self.items.clear()
+
+    # ---------------------------------------------------------------- handlers
+    def _insert(self, item: Any, previous_item_id: str | None) -> ItemState:
+        item_id = item.id
+        st = self.items.get(item_id)
+        if st is None:
+            st = ItemState(
+                id=item_id,
+                item=item,
+                previous_item_id=previous_item_id,
+                response_id=self._pending_owner.pop(item_id, None),
+            )
+            self.items[item_id] = st
+        else:
+            st.item = item
+            if item_id in self.order:
+                return st
+            st.previous_item_id = previous_item_id  # was known from audio deltas only
+        if previous_item_id is None:
+            self.order.insert(0, item_id)  # null = first ("root")
+        else:
+            try:
+                idx = self.order.index(previous_item_id)
+            except ValueError:
+                self.order.append(item_id)
+            else:
+                self.order.insert(idx + 1, item_id)
+        if getattr(item, "type", None) == "function_call_output":
+            self.calls_in_flight.pop(getattr(item, "call_id", None) or "", None)
+        _take_input_transcript(st)
+        return st
+
+    def _on_item_added(self, ev: Any) -> None:
+        if ev.item is None or getattr(ev.item, "id", None) is None:
+            return
+        self._insert(ev.item, ev.previous_item_id)
+
+    def _on_item_done(self, ev: Any) -> None:
+        item = ev.item
+        if item is None or getattr(item, "id", None) is None:
+            return
+        st = self.items.get(item.id)
+        if st is None:
+            st = self._insert(item, ev.previous_item_id)
+        else:
+            st.item = item
+            _take_input_transcript(st)
+        if st.role == "assistant":
+            text = _content_text(item)
+            if text is not None and st.truncated_ms is None:
+                st.final_text = text
+
+    def _on_item_retrieved(self, ev: Any) -> None:
+        item = ev.item
+        st = self.items.get(getattr(item, "id", None) or "")
+        if st is not None:
+            st.item = item
+
+    def _on_item_deleted(self, ev: Any) -> None:
+        if self.items.pop(ev.item_id, None) is not None and ev.item_id in self.order:
+            self.order.remove(ev.item_id)
+
+    def _on_item_truncated(self, ev: Any) -> None:
+        st = self.items.get(ev.item_id)
+        if st is not None:
+            st.truncated_ms = ev.audio_end_ms
+            st.final_text = ""  # the server drops the transcript (PROTOCOL_NOTES §5)
+
+    def _on_transcription_completed(self, ev: Any) -> None:
+        st = self.items.get(ev.item_id)
+        if st is not None:
+            st.input_transcript = ev.transcript
+
+    def _on_speech_started(self, ev: Any) -> None:
+        self.speech_item_id = ev.item_id
+
+    def _on_committed(self, ev: Any) -> None:
+        if self.speech_item_id == ev.item_id:
+            self.speech_item_id = None
+
+    def _on_response_created(self, ev: Any) -> None:
+        resp = ev.response
+        rid = resp.id
+        self.responses[rid] = ResponseState(
+            id=rid,
+            conversation_id=getattr(resp, "conversation_id", None),
+            metadata=getattr(resp, "metadata", None),
+        )
+        self.active_response_id = rid
+
+    def _on_output_item_added(self, ev: Any) -> None:
+        resp = self.responses.get(ev.response_id)
+        item = ev.item
+        item_id = getattr(item, "id", None)
+        if resp is not None and item_id is not None and item_id not in resp.output_item_ids:
+            resp.output_item_ids.append(item_id)
+        st = self.items.get(item_id) if item_id else None
+        if st is not None:
+            st.response_id = ev.response_id
+        elif item_id is not None:
+            # out-of-band responses (conversation "none") never get conversation.item.added
+            self._pending_owner[item_id] = ev.response_id
+
+    def _on_audio_delta(self, ev: Any) -> None:
+        n = self.last_delta_bytes = b64_decoded_len(ev.delta)
+        st = self.items.get(ev.item_id)
+        if st is None:
+            st = ItemState(id=ev.item_id, item=None, response_id=ev.response_id)
+            self.items[ev.item_id] = st  # not in order: out of band, or before item.added
+        st.audio_bytes += n
+        if st.response_id is None:
+            st.response_id = ev.response_id
+        resp = self.responses.get(ev.response_id)
+        if resp is not None:
+            resp.audio_bytes += n
+        self.audio_response_id = ev.response_id
+        self.audio_item_id = ev.item_id
+        self.audio_content_index = ev.content_index
+
+    def _on_text_delta(self, ev: Any) -> None:
+        st = self.items.get(ev.item_id)
+        if st is not None:
+            st.text_parts.append(ev.delta)
+
+    def _on_transcript_done(self, ev: Any) -> None:
+        st = self.items.get(ev.item_id)
+        if st is not None and st.truncated_ms is None:
+            st.final_text = ev.transcript
+
+    def _on_text_done(self, ev: Any) -> None:
+        st = self.items.get(ev.item_id)
+        if st is not None:
+            st.final_text = ev.text
+
+    def _on_arguments_done(self, ev: Any) -> None:
+        call = ToolCall(
+            call_id=ev.call_id,
+            name=ev.name,
+            arguments=ev.arguments,
+            item_id=ev.item_id,
+            response_id=ev.response_id,
+        )
+        self.calls_in_flight[ev.call_id] = call
+        resp = self.responses.get(ev.response_id)
+        if resp is not None:
+            resp.function_calls.append(call)
+
+    def _on_response_done(self, ev: Any) -> None:
+        r = ev.response
+        resp = self.responses.get(r.id)
+        if resp is None:
+            resp = self.responses[r.id] = ResponseState(id=r.id)
+        resp.status = r.status or "completed"
+        resp.final = r
+        for item in r.output or ():
+            item_id = getattr(item, "id", None)
+            if item_id and item_id not in resp.output_item_ids:
+                resp.output_item_ids.append(item_id)
+        if self.active_response_id == r.id:
+            self.active_response_id = None
+
+    def _on_session(self, ev: Any) -> None:
+        s = ev.session
+        self.session = s
+        self.session_id = getattr(s, "id", None) or self.session_id
+        expires = getattr(s, "expires_at", None)
+        if expires is not None:
+            self.expires_at = expires
+        self.bytes_per_ms = _bytes_per_ms(s, self.bytes_per_ms)
+
+
+def _bytes_per_ms(session: Any, default: float) -> float:
+    try:
+        fmt = session.audio.output.format
+    except AttributeError:
+        return default
+    if fmt is None:
+        return default
+    ftype = getattr(fmt, "type", None)
+    if ftype in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw"):
+        return 8.0
+    rate = getattr(fmt, "rate", None) or 24000
+    return rate * 2 / 1000.0
+
+
+def _content_text(item: Any) -> str | None:
+    for part in getattr(item, "content", None) or ():
+        ptype = getattr(part, "type", None)
+        if ptype in ("output_audio", "audio") and getattr(part, "transcript", None) is not None:
+            return part.transcript
+        if ptype in ("output_text", "text") and getattr(part, "text", None) is not None:
+            return part.text
+    return None
+
+
+def _take_input_transcript(st: ItemState) -> None:
+    for part in getattr(st.item, "content", None) or ():
+        if getattr(part, "type", None) == "input_audio" and getattr(part, "transcript", None):
+            st.input_transcript = part.transcript
+
+
+def _message_text(st: ItemState) -> str:
+    if st.role == "assistant":
+        if st.truncated_ms is not None:
+            return ""
+        return st.text
+    texts: list[str] = []
+    for part in getattr(st.item, "content", None) or ():
+        ptype = getattr(part, "type", None)
+        if ptype in ("input_text", "text", "output_text") and part.text:
+            texts.append(part.text)
+        elif ptype in ("input_audio", "audio"):
+            transcript = getattr(part, "transcript", None) or st.input_transcript
+            if transcript:
+                texts.append(transcript)
+    return " ".join(texts)
+
+
+def _build_dispatch() -> dict[type, Callable[[ConversationState, Any], None]]:
+    cs = ConversationState
+    table: dict[str, Callable[[ConversationState, Any], None]] = {
+        "SessionCreated": cs._on_session,
+        "SessionUpdated": cs._on_session,
+        "ConversationItemAdded": cs._on_item_added,
+        "ConversationItemCreated": cs._on_item_added,
+        "ConversationItemDone": cs._on_item_done,
+        "ConversationItemRetrieved": cs._on_item_retrieved,
+        "ConversationItemDeleted": cs._on_item_deleted,
+        "ConversationItemTruncated": cs._on_item_truncated,
+        "ConversationItemInputAudioTranscriptionCompleted": cs._on_transcription_completed,
+        "InputAudioBufferSpeechStarted": cs._on_speech_started,
+        "InputAudioBufferCommitted": cs._on_committed,
+        "ResponseCreated": cs._on_response_created,
+        "ResponseOutputItemAdded": cs._on_output_item_added,
+        "ResponseOutputAudioDelta": cs._on_audio_delta,
+        "ResponseOutputAudioTranscriptDelta": cs._on_text_delta,
+        "ResponseOutputTextDelta": cs._on_text_delta,
+        "ResponseOutputAudioTranscriptDone": cs._on_transcript_done,
+        "ResponseOutputTextDone": cs._on_text_done,
+        "ResponseFunctionCallArgumentsDone": cs._on_arguments_done,
+        "ResponseDone": cs._on_response_done,
+    }
+    return {getattr(P, name): fn for name, fn in table.items() if hasattr(P, name)}
+
+
+_DISPATCH = _build_dispatch()
