@@ -340,3 +340,99 @@ def test_openai_beta_client_full_session() -> None:
     with server_in_thread(fast_config(api_key=KEY, latency=_slow_enough())) as (server, port):
         _run(_beta_flow(port))
     assert server.stats.crashes == 0
+
+
+TIME_TOOL = {
+    "type": "function",
+    "name": "get_time",
+    "description": "Local time in a zone",
+    "parameters": {
+        "type": "object",
+        "properties": {"zone": {"type": "string"}},
+        "required": ["zone"],
+    },
+}
+
+
+async def _ga_parallel_and_truncate_flow(port: int) -> None:
+    client = openai.AsyncOpenAI(api_key=KEY, websocket_base_url=f"ws://127.0.0.1:{port}/v1")
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        rec = Recorder(conn, Dialect.GA)
+        await rec.until("session.created")
+        await conn.session.update(session={"type": "realtime", "tools": [WEATHER_TOOL, TIME_TOOL]})
+        await rec.until("session.updated")
+
+        # two parallel function calls in one response
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "The weather in London and the time there?"}
+                ],
+            }
+        )
+        await conn.response.create()
+        turn = await rec.until("response.done")
+        args = [e for e in turn if e["type"] == "response.function_call_arguments.done"]
+        assert [(a["name"], a["output_index"]) for a in args] == [
+            ("get_weather", 0),
+            ("get_time", 1),
+        ]
+        assert len({a["call_id"] for a in args}) == 2 and len({a["item_id"] for a in args}) == 2
+        output = turn[-1]["response"]["output"]
+        assert [(o["type"], o["call_id"]) for o in output] == [
+            ("function_call", a["call_id"]) for a in args
+        ]
+        await rec.until("rate_limits.updated")
+        for a, result in zip(args, ("Foggy, 12 C", "09:30"), strict=True):
+            await conn.conversation.item.create(
+                item={"type": "function_call_output", "call_id": a["call_id"], "output": result}
+            )
+            await rec.until("conversation.item.done")
+        await conn.response.create()
+        turn = await rec.until("response.done")
+        transcript = turn[-1]["response"]["output"][0]["content"][0]["transcript"]
+        assert "Foggy, 12 C" in transcript and "09:30" in transcript
+        await rec.until("rate_limits.updated")
+
+        # truncate the answer while it is still streaming, then cancel it
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Tell me a story"}],
+            }
+        )
+        await conn.response.create()
+        got = await rec.until("response.output_audio.delta")
+        item_id = got[-1]["item_id"]
+        await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=50)
+        got = await rec.until("conversation.item.truncated")
+        assert (got[-1]["item_id"], got[-1]["audio_end_ms"]) == (item_id, 50)
+        assert "response.done" not in [e["type"] for e in got]  # still streaming
+        await conn.response.cancel()
+        done = (await rec.until("response.done"))[-1]["response"]
+        assert done["status"] == "cancelled"
+        assert done["output"][0]["content"][0]["transcript"] == ""
+
+
+def test_openai_ga_client_parallel_calls_and_streaming_truncate() -> None:
+    rules = (
+        ToolRule(pattern=r"weather in london", tool="get_weather", arguments='{"city": "London"}'),
+        ToolRule(pattern=r"time there", tool="get_time", arguments='{"zone": "Europe/London"}'),
+    )
+    from orchestrator.mockserver import Distribution, LatencyModel
+
+    latency = LatencyModel(
+        response_created_ms=Distribution.parse("fixed:5"),
+        first_delta_ms=Distribution.parse("fixed:20"),
+        response_words=Distribution.parse("fixed:8"),
+        speech_ms_per_word=100,
+        realtime_factor=1.0,  # 100 ms audio chunks every 100 ms: long enough to truncate
+    )
+    config = fast_config(api_key=KEY, tool_rules=rules, latency=latency)
+    with server_in_thread(config) as (server, port):
+        _run(_ga_parallel_and_truncate_flow(port))
+    assert server.stats.crashes == 0
+    assert server.stats.responses_done["cancelled"] == 1

@@ -33,6 +33,25 @@ Timing: every server event is sent at a deterministic deadline from its anchor
 sending adds no delay. With ``LatencyModel(first_delta_ms=Distribution.parse("fixed:300"))``
 the first audio delta leaves exactly 300 ms after the anchor on a fake clock.
 
+Fidelity choices (where PROTOCOL_NOTES is silent, what this server does):
+
+- Parallel function calls: when several tool rules (and/or offered tool names) match the
+  user's text, one response carries one ``function_call`` output item per call
+  (``output_index`` 0..n-1, own item id and call id), each streamed in the single-call
+  order, then one ``response.done`` listing all of them; the next response after the
+  ``function_call_output`` items mentions every output (see ``tools``, ``responder``).
+- ``conversation.item.truncate`` of an assistant audio item whose response is still
+  streaming is accepted once its ``output_audio`` part exists, up to the audio already
+  sent for it. The item keeps that much audio and no transcript; the response is not
+  cancelled (that is ``response.cancel``'s job), its remaining deltas still flow, and
+  every later snapshot of the item (``content_part.done``, ``conversation.item.done``,
+  ``output_item.done``, ``response.done``) shows the empty transcript.
+- A server-VAD turn that ends while a response is active (``interrupt_response`` false,
+  or its barge-in cancel still closing) is committed as usual; with ``create_response``
+  its response starts the moment the active one ends (ground truth anchor
+  ``queued_turn``) instead of being dropped. Only the latest such turn gets a response
+  (the earlier ones are in the conversation it answers).
+
 Modules: ``config`` (ServerConfig, ToolRule), ``latency`` (Distribution, LatencyModel),
 ``faults`` (FaultConfig), ``defaults`` (session defaults), ``session_update`` and
 ``state`` (pure validation and conversation state), ``vad`` (input buffer + turn

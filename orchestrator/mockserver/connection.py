@@ -42,10 +42,10 @@ from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS, default_session
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
 from .faults import FAULT_CLOSE_CODE, ConnectionFaults, ResponseFaults
 from .latency import plan_timing
-from .responder import ResponseSpec, ResponseStream, make_sentence, new_call_id
+from .responder import PlannedCall, ResponseSpec, ResponseStream, make_sentence, new_call_id
 from .session_update import response_params
 from .state import Conversation, item_text, normalize_item
-from .tools import decide_tool_call
+from .tools import ToolCall, decide_tool_calls
 from .vad import InputAudio
 from .wire import encode, render
 
@@ -102,6 +102,7 @@ class _Run:
 
     response_id: str
     in_conversation: bool
+    stream: ResponseStream | None = None
     cancel_reason: str | None = None
     wake: trio.Event = attrs.field(factory=trio.Event)
 
@@ -155,6 +156,9 @@ class ConnectionActor:
         self._runs: dict[str, _Run] = {}
         self._transcripts: dict[str, str] = {}
         self._speech_item: str | None = None
+        #: a VAD turn that ended while a response was active: its input item id, answered
+        #: when that response ends (see :meth:`_speech_stopped`)
+        self._pending_turn: str | None = None
         self._turns = 0
         self._closing = False
         self._idle_deadline = math.inf
@@ -338,11 +342,15 @@ class ConnectionActor:
             for key in ("item_id", "content_index", "audio_end_ms"):
                 if key not in data:
                     raise missing_parameter(key)
-            await self.emit(
-                self.conv.truncate_item(
-                    data["item_id"], data["content_index"], data["audio_end_ms"]
-                )
+            event = self.conv.truncate_item(
+                data["item_id"], data["content_index"], data["audio_end_ms"]
             )
+            for run in self._runs.values():  # an item of a response still streaming
+                if run.stream is not None and run.stream.truncate(
+                    event["item_id"], event["audio_end_ms"]
+                ):
+                    break
+            await self.emit(event)
         elif etype == "response.create":
             await self._response_create(data.get("response"), t_recv)
         elif etype == "response.cancel":
@@ -387,8 +395,22 @@ class ConnectionActor:
         ms = self.input.take()
         await self._commit_user_audio(ms, item_id)
         td = self.input.turn_detection or {}
-        if td.get("create_response") and self._active is None:
+        if not td.get("create_response"):
+            return
+        if self._active is None:
             await self._start_response(None, anchor, "speech_stopped", item_id)
+        else:
+            # The turn ended while a response is still running (interrupt_response false,
+            # or the barge-in cancel is still closing): the turn is committed above and
+            # answered as soon as that response is done, never dropped.
+            self._pending_turn = item_id
+
+    async def _start_pending_turn(self) -> None:
+        """Answer a VAD turn that ended while the previous response was running."""
+        item_id, self._pending_turn = self._pending_turn, None
+        if item_id is None or self._active is not None or self._closing:
+            return
+        await self._start_response(None, trio.current_time(), "queued_turn", item_id)
 
     async def _commit_user_audio(
         self, ms: float, item_id: str, previous: str | None = None
@@ -503,27 +525,38 @@ class ConnectionActor:
 
     def _answer(
         self, params: dict[str, Any], context: list[dict[str, Any]], words: int
-    ) -> tuple[str, Any]:
-        """Decide the answer: (text, tool_call)."""
+    ) -> tuple[str, list[ToolCall]]:
+        """Decide the answer: (text, function calls).
+
+        After function outputs the answer mentions every output of the latest round
+        (the trailing outputs, skipping the calls between them), in conversation order.
+        """
         last = None
-        for item in reversed(context):
+        for i in range(len(context) - 1, -1, -1):
+            item = context[i]
             if item.get("type") == "function_call_output" or item.get("role") == "user":
-                last = item
+                last = i
                 break
         if last is None:
-            return make_sentence(self.rng, words), None
-        if last.get("type") == "function_call_output":
-            output = " ".join(str(last.get("output", "")).split()[:60])
-            return f"Here is what I found: {output}", None
-        text = item_text(last) or self._transcripts.get(last["id"], "")
-        call = decide_tool_call(
+            return make_sentence(self.rng, words), []
+        if context[last].get("type") == "function_call_output":
+            outputs: list[str] = []
+            for item in reversed(context[: last + 1]):
+                if item.get("type") == "function_call_output":
+                    outputs.append(" ".join(str(item.get("output", "")).split()[:60]))
+                elif item.get("type") != "function_call":
+                    break
+            return "Here is what I found: " + "; ".join(reversed(outputs)), []
+        user = context[last]
+        text = item_text(user) or self._transcripts.get(user["id"], "")
+        calls = decide_tool_calls(
             text,
             params["tools"],
             params["tool_choice"],
             self.config.tool_rules,
             name_matching=self.config.tool_name_matching,
         )
-        return make_sentence(self.rng, words), call
+        return make_sentence(self.rng, words), calls
 
     async def _start_response(
         self, params: dict[str, Any] | None, anchor: float, anchor_kind: str, input_item: str | None
@@ -533,7 +566,8 @@ class ConnectionActor:
         context = self._context(params)
         latency = self.config.latency
         timing = plan_timing(latency, self.rng)
-        text, call = self._answer(params, context, timing.words)
+        text, calls = self._answer(params, context, timing.words)
+        call = calls[0] if calls else None
         in_conv = params["conversation"] != "none"
         response_id = new_id("resp_")
         codec = FORMAT_TO_BETA[params["format"]["type"]]
@@ -568,10 +602,11 @@ class ConnectionActor:
             },
             input_tokens=self.conv.input_tokens(),
             max_words=max_tokens if isinstance(max_tokens, int) else None,
+            more_calls=tuple(PlannedCall(c, new_id("item_"), new_call_id()) for c in calls[1:]),
         )
         stream = ResponseStream(spec, ms_per_word=latency.speech_ms_per_word)
         faults = self.faults.for_response(stream.n_deltas())
-        run = _Run(response_id, in_conv)
+        run = _Run(response_id, in_conv, stream)
         self._runs[response_id] = run
         if in_conv:
             self._active = run
@@ -582,7 +617,7 @@ class ConnectionActor:
             "session_id": self.session_id,
             "conversation_id": spec.conversation_id,
             "response_id": response_id,
-            "item_ids": [spec.item_id],
+            "item_ids": stream.item_ids,
             "input_item_id": input_item,
             "anchor": anchor_kind,
             "anchor_time": anchor,
@@ -593,6 +628,7 @@ class ConnectionActor:
             "reason": None,
             "modality": params["modality"],
             "tool_call": {"name": call.name, "arguments": call.arguments} if call else None,
+            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in calls],
             "text": stream.text if call is None else "",
             "audio_ms": 0,
             "stall_ms": 0.0,
@@ -609,63 +645,77 @@ class ConnectionActor:
         faults: ResponseFaults,
         record: dict[str, Any],
     ) -> None:
-        shift = 0.0
-        prev_item: str | None = None
+        """Play the response; then answer a VAD turn that ended while it ran."""
         try:
-            for step in stream.steps():
-                if step.delta_index is not None:
-                    if faults.stall_at_delta == step.delta_index and not record["stall_ms"]:
-                        shift += faults.stall_s
-                        record["stall_ms"] = faults.stall_s * 1000.0
-                        self.stats.faults["stall"] += 1
-                    if faults.close_at_delta == step.delta_index:
-                        record["fault"] = "close"
-                        self.stats.faults["close_probability"] += 1
-                        await self.close(FAULT_CLOSE_CODE, "fault: connection dropped mid-response")
-                        return
-                    if faults.error_at_delta == step.delta_index:
-                        record["fault"] = "error"
-                        self.stats.faults["error_probability"] += 1
-                        error = {
-                            "type": "server_error",
-                            "code": "server_error",
-                            "message": SERVER_ERROR_MESSAGE,
-                        }
-                        await self.emit(
-                            {"type": "error", "error": {**error, "param": None, "event_id": None}}
-                        )
-                        await self._finish(
-                            run,
-                            stream,
-                            anchor,
-                            "failed",
-                            {"type": "failed", "error": error},
-                            record,
-                            prev_item,
-                        )
-                        return
-                deadline = anchor + step.at + shift
-                if run.cancel_reason is None and deadline > trio.current_time():
-                    with trio.move_on_at(deadline):
-                        await run.wake.wait()
-                if run.cancel_reason is not None:
-                    await self._finish(
-                        run,
-                        stream,
-                        anchor,
-                        "cancelled",
-                        {"type": "cancelled", "reason": run.cancel_reason},
-                        record,
-                        prev_item,
-                    )
-                    return
-                prev_item = await self._emit_step(
-                    run, step, anchor + step.at + shift, record, prev_item
-                )
+            await self._play(run, stream, anchor, faults, record)
         finally:
             self._runs.pop(run.response_id, None)
             if self._active is run:
                 self._active = None
+        if self._pending_turn is not None and run.in_conversation:
+            await self._start_pending_turn()
+
+    async def _play(
+        self,
+        run: _Run,
+        stream: ResponseStream,
+        anchor: float,
+        faults: ResponseFaults,
+        record: dict[str, Any],
+    ) -> None:
+        shift = 0.0
+        prev_item: str | None = None
+        for step in stream.steps():
+            if step.delta_index is not None:
+                if faults.stall_at_delta == step.delta_index and not record["stall_ms"]:
+                    shift += faults.stall_s
+                    record["stall_ms"] = faults.stall_s * 1000.0
+                    self.stats.faults["stall"] += 1
+                if faults.close_at_delta == step.delta_index:
+                    record["fault"] = "close"
+                    self.stats.faults["close_probability"] += 1
+                    await self.close(FAULT_CLOSE_CODE, "fault: connection dropped mid-response")
+                    return
+                if faults.error_at_delta == step.delta_index:
+                    record["fault"] = "error"
+                    self.stats.faults["error_probability"] += 1
+                    error = {
+                        "type": "server_error",
+                        "code": "server_error",
+                        "message": SERVER_ERROR_MESSAGE,
+                    }
+                    await self.emit(
+                        {"type": "error", "error": {**error, "param": None, "event_id": None}}
+                    )
+                    await self._finish(
+                        run,
+                        stream,
+                        anchor,
+                        "failed",
+                        {"type": "failed", "error": error},
+                        record,
+                        prev_item,
+                    )
+                    return
+            deadline = anchor + step.at + shift
+            if run.cancel_reason is None and deadline > trio.current_time():
+                with trio.move_on_at(deadline):
+                    await run.wake.wait()
+            # once the closing events have begun the response ends as planned
+            if run.cancel_reason is not None and not stream.finished:
+                await self._finish(
+                    run,
+                    stream,
+                    anchor,
+                    "cancelled",
+                    {"type": "cancelled", "reason": run.cancel_reason},
+                    record,
+                    prev_item,
+                )
+                return
+            prev_item = await self._emit_step(
+                run, step, anchor + step.at + shift, record, prev_item
+            )
 
     async def _finish(
         self,
@@ -687,7 +737,10 @@ class ConnectionActor:
     ) -> str | None:
         event = step.event
         etype = event["type"]
-        if step.effect is not None:
+        if step.effect == "add_part":
+            if run.in_conversation:
+                self.conv.open_part(event["item_id"], event["part"])
+        elif step.effect is not None:
             if not run.in_conversation:
                 return prev_item  # out-of-band responses never touch the conversation
             item = event["item"]
@@ -698,7 +751,12 @@ class ConnectionActor:
                 if step.audio_ms:
                     self.conv.has_assistant_audio = True
             event["previous_item_id"] = prev_item
-        if etype == "response.output_audio.delta" and run.in_conversation:
+        if (
+            etype == "response.output_audio.delta"
+            and run.in_conversation
+            and (run.stream is None or run.stream.truncated_ms is None)
+        ):
+            # a truncated item keeps the length it was cut to
             self.conv.audio_ms[event["item_id"]] = step.audio_ms
         hook: Hook = None
         if step.mark is not None:

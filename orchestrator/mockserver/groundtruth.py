@@ -4,16 +4,25 @@ Each record (all times in seconds on the server's ``trio.current_time()``):
 
 ``{"connection": 3, "session_id": "sess_…", "conversation_id": "conv_…"|null,
 "response_id": "resp_…", "item_ids": ["item_…"], "input_item_id": "item_…"|null,
-"anchor": "speech_stopped"|"response.create", "anchor_time": t,
-"created": {"intended": t, "actual": t}, "first_delta": {"intended": t, "actual": t,
-"type": "response.output_audio.delta"}|null, "done": {"intended": t, "actual": t},
+"anchor": "speech_stopped"|"response.create"|"idle_timeout"|"queued_turn",
+"anchor_time": t, "created": {"intended": t, "actual": t},
+"first_delta": {"intended": t, "actual": t, "type": "response.output_audio.delta"}|null,
+"done": {"intended": t, "actual": t},
 "status": "completed"|"cancelled"|"failed"|"incomplete", "reason": str|null,
-"modality": "audio"|"text", "tool_call": {"name", "arguments"}|null, "text": str,
+"modality": "audio"|"text", "tool_call": {"name", "arguments"}|null,
+"tool_calls": [{"name", "arguments"}, …], "text": str,
 "audio_ms": int, "stall_ms": float, "fault": str|null}``
 
 "intended" is anchor + the latency model's draw; "actual" is the moment the frame
 was handed to the websocket. A client measuring from the same anchor should see the
 actual - anchor difference (plus transport delay).
+
+``item_ids`` lists the response's output items in ``output_index`` order. A response
+making parallel function calls has one item per call; ``tool_calls`` lists every call
+in that order (``[]`` for a message) and ``tool_call`` stays the first one (``null``
+for a message), so single-call readers keep working. ``queued_turn``: a server-VAD
+turn that ended while another response was active is answered when that response
+ends; ``anchor_time`` is that moment, ``input_item_id`` the turn's item.
 """
 
 from __future__ import annotations
@@ -60,6 +69,12 @@ class GroundTruthSink:
 
 
 def read_groundtruth(path: Path) -> list[dict[str, Any]]:
-    """Load a ground-truth JSONL file."""
+    """Load a ground-truth JSONL file (records as described in the module docstring;
+    records written before ``tool_calls`` existed get it derived from ``tool_call``)."""
     with open(path, "rb") as f:
-        return [orjson.loads(line) for line in f if line.strip()]
+        records = [orjson.loads(line) for line in f if line.strip()]
+    for record in records:
+        if "tool_calls" not in record:
+            call = record.get("tool_call")
+            record["tool_calls"] = [call] if call else []
+    return records

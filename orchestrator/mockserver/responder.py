@@ -12,11 +12,19 @@ in the real service's order (PROTOCOL_NOTES §4):
 - text: the same with ``output_text.delta`` / ``.done``;
 - function call: ``output_item.added`` -> ``conversation.item.added`` ->
   ``function_call_arguments.delta`` x N -> ``.done`` -> ``conversation.item.done`` ->
-  ``output_item.done`` -> ``response.done``.
+  ``output_item.done`` -> ``response.done``. Several (parallel) calls follow one
+  another in that shape, one output item each (``output_index`` 0..n-1, own item id and
+  call id), the argument deltas continuing on the response's delta timeline; the one
+  ``response.done`` lists them all.
 
 The stream remembers how far it got, so :meth:`ResponseStream.finish` can end it early
 (cancelled / failed) with the closing events the real service sends for a partial
-response. No I/O and no clock: the connection actor does the sleeping and sending.
+response. :meth:`ResponseStream.truncate` records a ``conversation.item.truncate`` of
+the item while it is still streaming: later item snapshots (``content_part.done``,
+``conversation.item.done``, ``output_item.done``, ``response.done``) then carry an
+empty transcript, like the truncated item in the conversation (the delta stream itself
+goes on; ``output_audio_transcript.done`` still closes it with the streamed text).
+No I/O and no clock: the connection actor does the sleeping and sending.
 """
 
 from __future__ import annotations
@@ -106,8 +114,21 @@ class AudioBank:
 
 
 @attrs.frozen
+class PlannedCall:
+    """One function call of a response: the call, its output item id and call id."""
+
+    call: ToolCall
+    item_id: str
+    call_id: str
+
+
+@attrs.frozen
 class ResponseSpec:
-    """Everything decided when a response starts (pure data)."""
+    """Everything decided when a response starts (pure data).
+
+    ``tool_call`` / ``item_id`` / ``call_id`` are the first (or only) function call;
+    ``more_calls`` the further parallel calls of the same response, in order.
+    """
 
     response_id: str
     conversation_id: str | None
@@ -124,6 +145,13 @@ class ResponseSpec:
     response_object: dict[str, Any]
     input_tokens: int
     max_words: int | None = None
+    more_calls: Sequence[PlannedCall] = ()
+
+    def calls(self) -> list[PlannedCall]:
+        """All function calls of the response in output order (empty for a message)."""
+        if self.tool_call is None:
+            return []
+        return [PlannedCall(self.tool_call, self.item_id, self.call_id), *self.more_calls]
 
 
 @attrs.frozen
@@ -134,7 +162,7 @@ class Step:
     event: dict[str, Any]
     mark: Mark | None = None
     delta_index: int | None = None
-    effect: Literal["add_item", "finish_item"] | None = None
+    effect: Literal["add_item", "add_part", "finish_item"] | None = None
     audio_ms: int = 0
 
 
@@ -146,7 +174,12 @@ def audio_ms_for(text: str, ms_per_word: int, chunk_ms: int) -> int:
 
 
 class ResponseStream:
-    """Iterate :meth:`steps` for the full response; call :meth:`finish` to end early."""
+    """Iterate :meth:`steps` for the full response; call :meth:`finish` to end early.
+
+    State changes after each ``yield`` mean "that step was sent": the connection asks
+    for the next step only after sending the previous one, so :meth:`finish` closes
+    exactly what the client has seen opened.
+    """
 
     def __init__(self, spec: ResponseSpec, *, ms_per_word: int) -> None:
         self.spec = spec
@@ -157,9 +190,19 @@ class ResponseStream:
         self.item_open = False
         self.pieces_sent: list[str] = []
         self.audio_ms = 0
-        self.args_sent = ""
+        self.args_sent = ""  # arguments streamed for the current call
         self.output_tokens = 0
         self.finished = False
+        #: ``audio_end_ms`` of a truncate received while the item was streaming
+        self.truncated_ms: int | None = None
+        #: final snapshots of the output items closed so far (``response.done.output``)
+        self.done_items: list[dict[str, Any]] = []
+        self._calls = spec.calls()
+        self._call: PlannedCall | None = self._calls[0] if self._calls else None
+        self._output_index = 0
+        self._args_all = ""
+        self._item_done: dict[str, Any] | None = None  # conversation.item.done sent
+        self._args_done = False  # function_call_arguments.done sent
         self._next_delta = 0
         self._last_at = 0.0
         text = spec.text
@@ -171,30 +214,48 @@ class ResponseStream:
                 self.incomplete = True
         self.text = text
 
+    @property
+    def item_ids(self) -> list[str]:
+        """The ids of the response's output items, in output order."""
+        return [c.item_id for c in self._calls] or [self.spec.item_id]
+
+    def truncate(self, item_id: str, audio_end_ms: int) -> bool:
+        """Record a ``conversation.item.truncate`` of this response's audio message item
+        while it is still streaming; False when ``item_id`` is not such an item."""
+        if self._calls or self.spec.modality != "audio" or item_id != self.spec.item_id:
+            return False
+        self.truncated_ms = audio_end_ms
+        return True
+
     # -- common pieces -------------------------------------------------------------
     def _ids(self) -> dict[str, Any]:
-        return {"response_id": self.spec.response_id, "item_id": self.spec.item_id}
+        item_id = self._call.item_id if self._call is not None else self.spec.item_id
+        return {"response_id": self.spec.response_id, "item_id": item_id}
+
+    def _said(self) -> str:
+        # a truncated item keeps no transcript of the audio the user did not hear
+        return "" if self.truncated_ms is not None else "".join(self.pieces_sent)
 
     def _part(self) -> dict[str, Any]:
-        said = "".join(self.pieces_sent)
+        said = self._said()
         if self.spec.modality == "audio":
             return {"type": "audio", "transcript": said}
         return {"type": "text", "text": said}
 
     def _item_content(self) -> list[dict[str, Any]]:
-        said = "".join(self.pieces_sent)
+        said = self._said()
         if self.spec.modality == "audio":
             return [{"type": "output_audio", "transcript": said}]
         return [{"type": "output_text", "text": said}]
 
     def _new_item(self) -> dict[str, Any]:
-        if self.spec.tool_call is not None:
+        if self._call is not None:
             return {
-                "id": self.spec.item_id,
+                "id": self._call.item_id,
                 "type": "function_call",
                 "status": "in_progress",
-                "name": self.spec.tool_call.name,
-                "call_id": self.spec.call_id,
+                "name": self._call.call.name,
+                "call_id": self._call.call_id,
                 "arguments": "",
             }
         return {
@@ -212,7 +273,8 @@ class ResponseStream:
         if item["type"] == "function_call":
             item["arguments"] = self.args_sent
         else:
-            item["content"] = self._item_content() if self.part_open or self.pieces_sent else []
+            opened = self.part_open or self.pieces_sent or self.truncated_ms is not None
+            item["content"] = self._item_content() if opened else []
         return item
 
     # -- the plan ------------------------------------------------------------------
@@ -229,29 +291,12 @@ class ResponseStream:
             return
         t0 = t.first_delta_s
         self._last_at = t0
-        self.item = self._new_item()
-        yield Step(
-            t0,
-            {
-                "type": "response.output_item.added",
-                "response_id": spec.response_id,
-                "output_index": 0,
-                "item": dict(self.item),
-            },
-        )
-        if self.finished:
-            return
-        self.item_open = True
-        yield Step(
-            t0,
-            {"type": "conversation.item.added", "previous_item_id": None, "item": dict(self.item)},
-            effect="add_item",
-        )
-        if self.finished:
-            return
-        if spec.tool_call is not None:
-            yield from self._function_call_steps(t0, t.interval_s)
+        if self._calls:
+            yield from self._function_calls(t0, t.interval_s)
         else:
+            yield from self._open_item(t0)
+            if self.finished:
+                return
             yield Step(
                 t0,
                 {
@@ -261,6 +306,7 @@ class ResponseStream:
                     "content_index": 0,
                     "part": self._part(),
                 },
+                effect="add_part",
             )
             if self.finished:
                 return
@@ -273,6 +319,29 @@ class ResponseStream:
             return
         status = "incomplete" if self.incomplete else "completed"
         yield from self._closing(self._last_at, status, None)
+
+    def _open_item(self, at: float) -> Iterator[Step]:
+        """``output_item.added`` + ``conversation.item.added`` of the next output item."""
+        self.item = self._new_item()
+        self._item_done = None
+        self._args_done = False
+        yield Step(
+            at,
+            {
+                "type": "response.output_item.added",
+                "response_id": self.spec.response_id,
+                "output_index": self._output_index,
+                "item": dict(self.item),
+            },
+        )
+        if self.finished:
+            return
+        self.item_open = True
+        yield Step(
+            at,
+            {"type": "conversation.item.added", "previous_item_id": None, "item": dict(self.item)},
+            effect="add_item",
+        )
 
     def _delta(
         self, at: float, event: dict[str, Any], first: bool, audio_ms: int | None = None
@@ -291,14 +360,14 @@ class ResponseStream:
     def _n_chunks(self) -> int:
         return audio_ms_for(self.text, self.ms_per_word, self.spec.chunk_ms) // self.spec.chunk_ms
 
-    def _arg_pieces(self) -> list[str]:
-        args = self.spec.tool_call.arguments if self.spec.tool_call else ""
+    @staticmethod
+    def _arg_pieces(args: str) -> list[str]:
         return [args[i : i + 8] for i in range(0, len(args), 8)] or [""]
 
     def n_deltas(self) -> int:
         """How many streamed deltas (audio, text or argument) the full response has."""
-        if self.spec.tool_call is not None:
-            return len(self._arg_pieces())
+        if self._calls:
+            return sum(len(self._arg_pieces(c.call.arguments)) for c in self._calls)
         if self.spec.modality == "audio":
             return self._n_chunks()
         return len(split_words(self.text))
@@ -366,42 +435,65 @@ class ResponseStream:
                 return
             self.pieces_sent.append(piece)
 
-    def _function_call_steps(self, t0: float, interval: float) -> Iterator[Step]:
-        for k, piece in enumerate(self._arg_pieces()):
-            yield self._delta(
-                t0 + k * interval,
-                {
-                    **self._ids(),
-                    "type": "response.function_call_arguments.delta",
-                    "output_index": 0,
-                    "call_id": self.spec.call_id,
-                    "delta": piece,
-                    "obfuscation": _obfuscation(piece),
-                },
-                first=k == 0,
-            )
+    def _function_calls(self, t0: float, interval: float) -> Iterator[Step]:
+        """Each call in turn: open its item, stream its arguments, close it (the last
+        one is closed by :meth:`_closing`). Deltas keep one timeline across calls."""
+        last = len(self._calls) - 1
+        for n, planned in enumerate(self._calls):
+            self._call = planned
+            self._output_index = n
+            self.args_sent = ""
+            yield from self._open_item(t0 + self._next_delta * interval)
             if self.finished:
                 return
-            self.args_sent += piece
+            for piece in self._arg_pieces(planned.call.arguments):
+                k = self._next_delta
+                yield self._delta(
+                    t0 + k * interval,
+                    {
+                        **self._ids(),
+                        "type": "response.function_call_arguments.delta",
+                        "output_index": n,
+                        "call_id": planned.call_id,
+                        "delta": piece,
+                        "obfuscation": _obfuscation(piece),
+                    },
+                    first=k == 0,
+                )
+                if self.finished:
+                    return
+                self.args_sent += piece
+                self._args_all += piece
+            if n < last:
+                yield from self._close_item(self._last_at, "completed", stoppable=True)
+                if self.finished:
+                    return
 
-    def _closing(self, at: float, status: str, details: dict[str, Any] | None) -> Iterator[Step]:
-        """Close whatever is open, then ``response.done`` with ``status``."""
-        self.finished = True
+    def _close_item(
+        self, at: float, item_status: str, *, stoppable: bool = False
+    ) -> Iterator[Step]:
+        """Close whatever of the current output item is open (each event once).
+
+        ``stoppable``: closing an item in the middle of the plan, where :meth:`finish`
+        may take over after any step (which then was not sent).
+        """
         spec = self.spec
-        item_status = "completed" if status == "completed" else "incomplete"
-        output: list[dict[str, Any]] = []
-        if self.item is not None and self.spec.tool_call is not None and self.item_open:
-            yield Step(
-                at,
-                {
-                    **self._ids(),
-                    "type": "response.function_call_arguments.done",
-                    "output_index": 0,
-                    "call_id": spec.call_id,
-                    "name": spec.tool_call.name,
-                    "arguments": self.args_sent,
-                },
-            )
+        if self.item is not None and self._call is not None and self.item_open:
+            if not self._args_done:
+                yield Step(
+                    at,
+                    {
+                        **self._ids(),
+                        "type": "response.function_call_arguments.done",
+                        "output_index": self._output_index,
+                        "call_id": self._call.call_id,
+                        "name": self._call.call.name,
+                        "arguments": self.args_sent,
+                    },
+                )
+                if stoppable and self.finished:
+                    return
+                self._args_done = True
         if self.part_open:
             said = "".join(self.pieces_sent)
             if spec.modality == "audio":
@@ -448,24 +540,37 @@ class ResponseStream:
             )
             self.part_open = False
         if self.item is not None and self.item_open:
-            final = self._final_item(item_status)
-            yield Step(
-                at,
-                {"type": "conversation.item.done", "previous_item_id": None, "item": final},
-                effect="finish_item",
-                audio_ms=self.audio_ms,
-            )
+            final = self._item_done or self._final_item(item_status)
+            if self._item_done is None:
+                yield Step(
+                    at,
+                    {"type": "conversation.item.done", "previous_item_id": None, "item": final},
+                    effect="finish_item",
+                    audio_ms=self.audio_ms,
+                )
+                if stoppable and self.finished:
+                    return
+                self._item_done = final
             yield Step(
                 at,
                 {
                     "type": "response.output_item.done",
                     "response_id": spec.response_id,
-                    "output_index": 0,
+                    "output_index": self._output_index,
                     "item": final,
                 },
             )
+            if stoppable and self.finished:
+                return
             self.item_open = False
-            output.append(final)
+            self.done_items.append(final)
+
+    def _closing(self, at: float, status: str, details: dict[str, Any] | None) -> Iterator[Step]:
+        """Close whatever is open, then ``response.done`` with ``status``."""
+        self.finished = True
+        item_status = "completed" if status == "completed" else "incomplete"
+        yield from self._close_item(at, item_status)
+        output = list(self.done_items)
         resp = self._response(status, details)
         resp["output"] = output
         resp["usage"] = self._usage(output)
@@ -490,7 +595,7 @@ class ResponseStream:
             text_tokens = audio_tokens = 0
             input_tokens = 0
         else:
-            said = "".join(self.pieces_sent) or self.args_sent
+            said = "".join(self.pieces_sent) or self._args_all
             text_tokens = max(1, math.ceil(len(said) / 4))
             audio_tokens = math.ceil(self.audio_ms * 0.03)
             input_tokens = self.spec.input_tokens

@@ -166,6 +166,18 @@ class Conversation:
             "audio_end_ms": audio_end_ms,
         }
 
+    def open_part(self, item_id: str, part: dict[str, Any]) -> None:
+        """A streaming assistant item's content part began (``content_part.added``):
+        the stored item now has that (still empty) part, so it can be truncated."""
+        idx = self.find(item_id)
+        if idx is None:
+            return
+        if part.get("type") == "audio":
+            content = {"type": "output_audio", "transcript": part.get("transcript") or ""}
+        else:
+            content = {"type": "output_text", "text": part.get("text") or ""}
+        self.items[idx] = {**self.items[idx], "content": [content]}
+
     def replace(self, item: dict[str, Any]) -> None:
         """Replace the stored item with the same id (a response finishing its item)."""
         idx = self.find(item["id"])

@@ -1,13 +1,18 @@
 """Deterministic tool-call decisions.
 
-A response calls a function tool when (in this order):
+A response calls function tools when (in this order):
 
-1. ``tool_choice`` names a function (``{"type": "function", "name": ...}``): that one;
-2. a configured :class:`~orchestrator.mockserver.config.ToolRule` matches the user's
-   text (or the transcript of a spoken turn) and the tool is offered;
-3. name matching is on and an offered tool's name occurs in the text (``get_weather``
-   matches "get_weather" or "get weather", case-insensitively);
-4. ``tool_choice == "required"``: the first offered tool.
+1. ``tool_choice`` names a function (``{"type": "function", "name": ...}``): that one
+   only (one call);
+2. otherwise every match, in a deterministic order (parallel tool calls, as the real
+   service makes them): first each configured
+   :class:`~orchestrator.mockserver.config.ToolRule` whose pattern matches the user's
+   text (or the transcript of a spoken turn) and whose tool is offered, in rule order;
+   then, with name matching on, each offered tool whose name occurs in the text
+   (``get_weather`` matches "get_weather" or "get weather", case-insensitively), in the
+   session's tool order, unless a matching rule already called that tool. Identical
+   calls (same name and arguments) are made once;
+3. no match and ``tool_choice == "required"``: the first offered tool.
 
 ``tool_choice == "none"`` or no offered function tools means no call. Arguments come
 from the rule, otherwise placeholder values for the tool schema's required properties.
@@ -73,15 +78,16 @@ def _mentions(text: str, name: str) -> bool:
     return n in low or n.replace("_", " ") in low or n.replace("-", " ") in low
 
 
-def decide_tool_call(
+def decide_tool_calls(
     text: str,
     tools: Sequence[dict[str, Any]],
     tool_choice: object,
     rules: Sequence[ToolRule],
     *,
     name_matching: bool = True,
-) -> ToolCall | None:
-    """Decide whether the answer to ``text`` is a function call (see module docstring)."""
+) -> list[ToolCall]:
+    """Decide the function calls answering ``text``, in order (see module docstring);
+    an empty list means the answer is a message."""
     functions = {
         t["name"]: t
         for t in tools
@@ -90,22 +96,39 @@ def decide_tool_call(
         and isinstance(t.get("name"), str)
     }
     if not functions or tool_choice == "none":
-        return None
+        return []
     if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
         forced = functions.get(str(tool_choice.get("name")))
         if forced is not None:
             for rule in rules:
                 if rule.tool == forced["name"] and rule.matches(text):
-                    return ToolCall(forced["name"], rule.arguments)
-            return ToolCall(forced["name"], placeholder_arguments(forced.get("parameters")))
+                    return [ToolCall(forced["name"], rule.arguments)]
+            return [ToolCall(forced["name"], placeholder_arguments(forced.get("parameters")))]
+    calls: list[ToolCall] = []
     for rule in rules:
         if rule.tool in functions and rule.matches(text):
-            return ToolCall(rule.tool, rule.arguments)
+            call = ToolCall(rule.tool, rule.arguments)
+            if call not in calls:
+                calls.append(call)
     if name_matching:
+        called = {c.name for c in calls}
         for name, tool in functions.items():
-            if _mentions(text, name):
-                return ToolCall(name, placeholder_arguments(tool.get("parameters")))
-    if tool_choice == "required":
+            if name not in called and _mentions(text, name):
+                calls.append(ToolCall(name, placeholder_arguments(tool.get("parameters"))))
+    if not calls and tool_choice == "required":
         name, tool = next(iter(functions.items()))
-        return ToolCall(name, placeholder_arguments(tool.get("parameters")))
-    return None
+        calls.append(ToolCall(name, placeholder_arguments(tool.get("parameters"))))
+    return calls
+
+
+def decide_tool_call(
+    text: str,
+    tools: Sequence[dict[str, Any]],
+    tool_choice: object,
+    rules: Sequence[ToolRule],
+    *,
+    name_matching: bool = True,
+) -> ToolCall | None:
+    """The first call :func:`decide_tool_calls` would make, or None."""
+    calls = decide_tool_calls(text, tools, tool_choice, rules, name_matching=name_matching)
+    return calls[0] if calls else None
