@@ -42,6 +42,10 @@ def make_turn(**kw: object) -> TurnRecord:
         errors=[ErrorRecord(code="bad", message="oops", event_type="error", t_s=3.0)],
         event_counts={"response.output_audio.delta": 42},
         transcript="Hello there",
+        status="failed",
+        reason="connection lost: TransportClosed: code 1011",
+        gap_ms=250.0,
+        user_transcript="Hi, what's the weather?",
     )
     base.update(kw)
     return TurnRecord(**base)  # type: ignore[arg-type]
@@ -63,6 +67,9 @@ def make_session(**kw: object) -> SessionResult:
         errors=1,
         events_received=500,
         output_tokens=77,
+        rollovers=1,
+        protocol_errors=2,
+        audio_frames_dropped=7,
     )
     base.update(kw)
     return SessionResult(**base)  # type: ignore[arg-type]
@@ -101,9 +108,46 @@ def test_round_trip_all_kinds() -> None:
 
 
 def test_failed_property() -> None:
-    assert not make_turn(errors=[]).failed
-    assert not make_turn(errors=[], response_status="cancelled").failed
-    assert make_turn(errors=[], response_status="failed").failed
+    assert not make_turn(errors=[], status=None).failed
+    assert not make_turn(errors=[], status="completed").failed
+    assert not make_turn(errors=[], response_status="cancelled", status="interrupted").failed
+    assert not make_turn(errors=[], status="cancelled").failed
+    assert make_turn(errors=[], response_status="failed", status=None).failed
+    # a turn failed by a lost connection: no failed response, still a failure
+    assert make_turn(errors=[], response_status=None, status="failed").failed
+
+
+def test_new_fields_are_written_and_read_back() -> None:
+    turn = orjson.loads(to_json_line(make_turn()))
+    assert (turn["status"], turn["gap_ms"]) == ("failed", 250.0)
+    assert turn["reason"].startswith("connection lost")
+    assert turn["user_transcript"] == "Hi, what's the weather?"
+    session = orjson.loads(to_json_line(make_session()))
+    assert (session["rollovers"], session["protocol_errors"]) == (1, 2)
+    assert session["audio_frames_dropped"] == 7
+    with pytest.raises(ResultsFormatError, match="status"):
+        parse_results([orjson.dumps({**turn, "status": "exploded"})])
+
+
+def test_files_written_before_the_new_fields_still_read() -> None:
+    old_turn = {
+        "kind": "turn", "session_id": "a", "turn_index": 0, "mode": "text",
+        "t_start_s": 0.0, "t_end_s": 1.0, "response_status": "completed",
+        "transcript": "hi",
+    }  # fmt: skip
+    old_session = {
+        "kind": "session", "session_id": "a", "status": "completed",
+        "planned_start_s": 0.0, "t_end_s": 2.0, "turns": 1, "reconnects": 0,
+    }  # fmt: skip
+    (turn,), (session,) = parse_results([orjson.dumps(old_turn), orjson.dumps(old_session)])
+    assert (turn.status, turn.reason, turn.user_transcript, turn.gap_ms) == (
+        None,
+        None,
+        None,
+        0.0,
+    )
+    assert not turn.failed
+    assert (session.rollovers, session.protocol_errors, session.audio_frames_dropped) == (0, 0, 0)
 
 
 def test_truncated_last_line_is_skipped(tmp_path: Path) -> None:

@@ -114,6 +114,24 @@ def test_report_well_formed_with_svg_per_plot_escaped_and_offline() -> None:
     assert "Results not valid" in html
     assert "FAIL" in html and "PASS" in html
     assert "Failed sessions (3)" in html
+    # turn status counts sit next to the totals ("(unknown)": records without a status)
+    assert "turn status" in checker.text
+    assert summary["turns"]["by_status"] == {"(unknown)": 60}
+
+
+def test_report_shows_turn_status_counts() -> None:
+    turns = [
+        TurnRecord(session_id="s", turn_index=i, t_start_s=i, t_end_s=i + 1, status=status)
+        for i, status in enumerate(["completed", "completed", "interrupted", "failed"])
+    ]
+    html = render_report(build_summary(turns, []), turns, [])
+    parse(html)
+    table = html.split("turn status", 1)[1].split("</table>", 1)[0]
+    assert re.findall(r"<td>(\w+)</td><td>(\d+)</td>", table) == [
+        ("completed", "2"),
+        ("failed", "1"),
+        ("interrupted", "1"),
+    ]
 
 
 def test_report_of_empty_run_still_renders() -> None:

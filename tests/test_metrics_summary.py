@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import attrs
 import numpy as np
 import orjson
 import pytest
@@ -47,6 +48,10 @@ def run() -> tuple[list[TurnRecord], list[SessionResult]]:
         turn("c", 0, voice_to_voice_ms=v2v[3], errors=[ErrorRecord(code="rate_limit_exceeded", message="x")]),
         turn("c", 1, response_status="cancelled", barge_in_stop_ms=120.0),
     ]  # fmt: skip
+    # the same turns as the session actor now records them (status and reason)
+    turns[0] = attrs.evolve(turns[0], status="completed")
+    turns[2] = attrs.evolve(turns[2], status="failed", reason="server_error: boom")
+    turns[4] = attrs.evolve(turns[4], status="interrupted", reason="turn_detected")
     sessions = [
         session("a", connect_ms=50.0, session_ready_ms=90.0, reconnects=1, gap_ms_total=250.0),
         session("b", "failed", reason="TransportClosed: code 1011 internal", connect_ms=70.0),
@@ -85,6 +90,14 @@ def test_counts_rates_and_failure_reasons(
     }
     assert s["turns"]["by_error_code"] == {"rate_limit_exceeded": 1}
     assert s["turns"]["by_mode"] == {"audio": 5}
+    assert s["turns"]["by_status"] == {
+        "(unknown)": 2,  # records without a status (older files)
+        "completed": 1,
+        "failed": 1,
+        "interrupted": 1,
+    }
+    # failed turns only: the turn's reason, else the first error code
+    assert s["turns"]["failure_reasons"] == {"server_error: boom": 1, "rate_limit_exceeded": 1}
     assert s["run"]["duration_s"] == 5.0
     orjson.dumps(s)  # JSON-ready
 
@@ -251,3 +264,27 @@ def test_summary_text(run: tuple[list[TurnRecord], list[SessionResult]]) -> None
     assert "voice_to_voice_ms" in text and "vad_delay_ms" not in text
     assert "RESULTS NOT VALID: lag" in text
     assert "FAIL  sessions_failed==0" in text
+
+
+def test_turn_status_counts_and_failure_reasons_top_n() -> None:
+    lost = "connection lost: TransportClosed: code 1011"
+    turns = [
+        turn("a", 0, status="failed", reason=lost),
+        turn("a", 1, status="failed", reason=lost),
+        turn("b", 0, status="failed", reason="no response before the next turn"),
+        turn("b", 1, status="cancelled", reason="session completed"),
+        turn("b", 2, status="interrupted", reason="client_cancelled"),
+        turn("c", 0, status="completed", response_status="failed", status_reason="server_error"),
+        *(turn("d", i, status="failed", reason=f"reason {i}") for i in range(30)),
+    ]
+    s = build_summary(turns, [session("a")])
+    assert s["turns"]["by_status"] == {
+        "cancelled": 1, "completed": 1, "failed": 33, "interrupted": 1,
+    }  # fmt: skip
+    assert s["totals"]["turns_failed"] == 34  # cancelled/interrupted are not failures
+    reasons = s["turns"]["failure_reasons"]
+    assert len(reasons) == 20  # most common 20
+    assert list(reasons.items())[0] == (lost, 2)
+    assert "session completed" not in reasons and "client_cancelled" not in reasons
+    # a failed response on a turn without a reason falls back to its status_reason
+    assert reasons.get("server_error") == 1

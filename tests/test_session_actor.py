@@ -66,6 +66,7 @@ async def test_tool_round_against_embedded_server(autojump_clock: object) -> Non
     assert len(rec.response_id or "") > 0 and len(turn.response_ids) == 2
     assert [t.name for t in rec.tool_calls] == ["get_weather"] and rec.tool_calls[0].ok
     assert rec.tool_roundtrip_ms == 0.0  # instant handler on the fake clock
+    assert rec.status == "completed" and rec.user_transcript == "What's the weather in Paris?"
     assert round(rec.tool_to_audio_ms or 0, 6) == 300.0
 
 
@@ -224,6 +225,92 @@ async def test_parallel_tool_calls_run_concurrently_with_one_follow_up(
     assert round(rec.tool_roundtrip_ms or 0, 6) == 250.0
 
 
+class _Recording:
+    """Passes a connection through, keeping every client event sent (decoded)."""
+
+    def __init__(self, conn: Any, sent: list[Any]) -> None:
+        self.conn = conn
+        self.sent = sent
+
+    async def send(self, text: str) -> None:
+        self.sent.append(P.decode_client_event(text, Dialect.GA))
+        await self.conn.send(text)
+
+    async def receive(self) -> str:
+        return await self.conn.receive()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self.conn.aclose(code, reason)
+
+
+def _recording(factory: Any, sent: list[Any]) -> Any:
+    @asynccontextmanager
+    async def wrapped() -> AsyncIterator[_Recording]:
+        async with factory() as conn:
+            yield _Recording(conn, sent)
+
+    return wrapped
+
+
+async def test_parallel_tool_calls_against_embedded_server(autojump_clock: object) -> None:
+    """A tool call round with two parallel calls (exactly one follow-up response.create)."""
+    spans: dict[str, tuple[float, float]] = {}
+
+    async def get_weather(city: str) -> str:
+        start = trio.current_time()
+        await trio.sleep(0.25 if city == "Paris" else 0.2)
+        spans[city] = (start, trio.current_time())
+        return f"sunny in {city}"
+
+    registry = ToolRegistry(deadline=5.0)
+    registry.add("get_weather", get_weather, parameters=WEATHER)
+    rules = (
+        ToolRule("paris", "get_weather", '{"city": "Paris"}'),
+        ToolRule("oslo", "get_weather", '{"city": "Oslo"}'),
+    )
+    config = server_config(tool_rules=rules)
+    server = MockServer(config)
+    sent: list[Any] = []
+    spec = SessionSpec(
+        connect=_recording(memory_factory(config, server=server), sent),
+        config=SessionConfig(instructions="x"),
+        tools=registry,
+    )
+    async with open_session(spec) as session:
+        turn = await session.say_text("Weather in Paris and Oslo?")
+    assert turn.status == "completed"
+    assert [(c.name, c.arguments) for c in turn.tool_calls] == [
+        ("get_weather", '{"city": "Paris"}'),
+        ("get_weather", '{"city": "Oslo"}'),
+    ]
+    assert len({c.call_id for c in turn.tool_calls}) == 2
+    # both handlers ran at the same time: each started before the other one ended
+    assert set(spans) == {"Paris", "Oslo"}
+    assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values())
+    # both outputs went out before exactly one follow-up response.create
+    types = [type(ev).type for ev in sent]
+    creates = [i for i, t in enumerate(types) if t == "response.create"]
+    outputs = [
+        i
+        for i, ev in enumerate(sent)
+        if isinstance(ev, P.ConversationItemCreate)
+        and isinstance(ev.item, P.FunctionCallOutputItem)
+    ]
+    assert len(creates) == 2 and len(outputs) == 2  # the turn's request + one follow-up
+    assert creates[0] < min(outputs) and max(outputs) < creates[1]
+    assert sorted(sent[i].item.output for i in outputs) == ["sunny in Oslo", "sunny in Paris"]
+    assert {sent[i].item.call_id for i in outputs} == {c.call_id for c in turn.tool_calls}
+    # the follow-up answer is audio built from both outputs
+    assert "sunny in Paris" in turn.transcript and "sunny in Oslo" in turn.transcript
+    rec = turn.record
+    assert len(turn.response_ids) == 2 and rec.audio_out_ms
+    assert [t.ok for t in rec.tool_calls] == [True, True]
+    assert round(rec.tool_roundtrip_ms or 0, 6) == 250.0  # the slower handler
+    assert round(rec.tool_to_audio_ms or 0, 6) == 300.0  # FIXED: first audio 300 ms later
+    assert server.stats.responses_started == 2
+    assert session.result is not None and session.result.errors == 0
+
+
 async def test_tool_failure_is_sent_as_error_payload(autojump_clock: object) -> None:
     conn, _ = _parallel_tool_script()
 
@@ -283,6 +370,8 @@ async def test_barge_in_with_server_vad_truncates_at_played_position(
             await first.wait()
     assert first.status == "interrupted" and first.record.response_status == "cancelled"
     assert first.reason == "turn_detected"
+    assert first.record.status == "interrupted" and first.record.reason == "turn_detected"
+    assert not first.record.failed  # a barge-in is not a failure
     assert second.status == "completed"
     item_id = session.state.responses[first.response_ids[0]].output_item_ids[0]
     st = session.state.items[item_id]
@@ -351,6 +440,8 @@ async def test_server_drop_reconnects_replays_and_next_turn_completes(
     assert result.reconnects == 1
     assert round(result.gap_ms_total, 6) == 200.0  # one backoff step, nothing else
     assert [t.status for t in session.turns] == ["completed", "completed"]
+    # "two" was opened once the new link was up: no turn was open during the gap
+    assert [t.record.gap_ms for t in session.turns] == [0.0, 0.0]
 
 
 async def test_turn_in_flight_fails_on_drop_and_session_recovers(autojump_clock: object) -> None:
@@ -366,6 +457,7 @@ async def test_turn_in_flight_fails_on_drop_and_session_recovers(autojump_clock:
     if lost.status == "failed":
         assert lost.reason and lost.reason.startswith("connection lost")
         assert lost.record.errors[0].code == "connection_lost"
+        assert lost.record.status == "failed" and lost.record.reason == lost.reason
     assert third.status == "completed"
     assert session.result is not None and session.result.reconnects >= 1
 
@@ -558,7 +650,7 @@ async def test_protocol_errors_past_the_limit_fail(autojump_clock: object) -> No
     result = session.result
     assert result is not None and result.status == "failed"
     assert result.reason and "4 undecodable server events (limit 3)" in result.reason
-    assert session.protocol_errors == 4
+    assert session.protocol_errors == 4 == result.protocol_errors
 
 
 # ---------------------------------------------------------------------------- driver API
@@ -609,6 +701,7 @@ async def test_rollover_at_a_turn_boundary_replays_the_conversation(
     assert first.status == "completed" and second.status == "completed"
     result = session.result
     assert result is not None and result.reconnects == 1 and session.rollovers == 1
+    assert result.rollovers == 1
     assert result.gap_ms_total == 0.0  # a planned move: nothing waited
     roles = [session.state.items[i].role for i in session.state.order]
     assert roles == ["user", "assistant", "user", "assistant"]  # replayed, then the new turn

@@ -8,11 +8,26 @@ import math
 
 import pytest
 import trio
+import trio.testing
 from session_helpers import memory_factory, server_config
 
-from orchestrator.metrics.records import to_json_line
-from orchestrator.protocol import NULL, AudioConfig, AudioInput, SessionConfig, TurnDetection
-from orchestrator.session import AudioSource, PacingSpec, SessionSpec, open_session
+from orchestrator.metrics.records import read_results, to_json_line
+from orchestrator.mockserver import FaultConfig
+from orchestrator.protocol import (
+    NULL,
+    AudioConfig,
+    AudioInput,
+    SessionConfig,
+    Transcription,
+    TurnDetection,
+)
+from orchestrator.session import (
+    AudioSource,
+    PacingSpec,
+    ReconnectPolicy,
+    SessionSpec,
+    open_session,
+)
 
 TTFA_MS = 300.0
 SILENCE_MS = 200  # the server's default silence_duration_ms
@@ -37,7 +52,10 @@ async def test_text_turn_ttfb_is_the_model_latency(autojump_clock: object) -> No
     assert rec.audio_out_ms and rec.audio_out_ms > 0
     assert rec.transcript and rec.transcript == turn.transcript
     assert rec.input_tokens and rec.output_audio_tokens
+    assert rec.status == "completed" and rec.reason is None and rec.gap_ms == 0.0
+    assert rec.user_transcript == "Hello there"  # a text turn: the text sent
     assert b'"kind":"turn"' in to_json_line(rec)
+    assert read_results([to_json_line(rec)]).turns == [rec]  # the new fields round-trip
     assert session.result is not None and session.result.status == "completed"
     assert session.result.turns == 1 and session.result.output_tokens == rec.output_tokens
 
@@ -146,3 +164,65 @@ async def test_shared_ticker_paces_frames_on_its_grid(autojump_clock: object) ->
     assert turn.record.pacer_lateness_max_ms == 0.0
     assert round(turn.timer.planned_speech_start * 1000, 6) % 10 == 0
     assert session.turn_records == [turn.record]
+
+
+async def test_vad_turn_records_the_input_transcription(autojump_clock: object) -> None:
+    cfg = server_config(spoken_transcripts=("what time is it",))
+    transcribe = AudioInput(transcription=Transcription(model="gpt-4o-transcribe"))
+    config = SessionConfig(audio=AudioConfig(input=transcribe))
+    spec = SessionSpec(connect=memory_factory(cfg), config=config)
+    async with open_session(spec) as session:
+        turn = await session.say_audio(AudioSource.synthetic(1000, lead_ms=200))
+    assert turn.status == "completed" and turn.mode == "audio"
+    assert turn.record.user_transcript == "what time is it" == turn.user_transcript
+
+
+async def test_a_turn_started_while_disconnected_records_the_gap(autojump_clock: object) -> None:
+    cfg = server_config(faults=FaultConfig(close_after_responses=1))
+    spec = SessionSpec(
+        connect=memory_factory(cfg),
+        config=SessionConfig(instructions="brief"),
+        reconnect=ReconnectPolicy(max_attempts=2, initial_delay=0.5, jitter=0.0),
+    )
+    async with open_session(spec) as session:
+        first = await session.say_text("one")
+        # the server closes after that response: once everything has settled, the link
+        # loop is in its 500 ms backoff
+        await trio.testing.wait_all_tasks_blocked()
+        second = await session.say_text("two")  # queued until the next link is ready
+    assert first.record.gap_ms == 0.0  # it had ended before the connection went away
+    rec = second.record
+    assert rec.status == "completed" and rec.reason is None
+    assert exact(rec.gap_ms) == 500.0  # the whole backoff, nothing else
+    assert exact(rec.ttfb_ms) == TTFA_MS  # anchored at the request actually sent
+    assert exact((rec.t_end_s - rec.t_start_s) * 1000) >= 500.0 + TTFA_MS
+    result = session.result
+    assert result is not None and result.reconnects == 1 and result.rollovers == 0
+    assert exact(result.gap_ms_total) == 500.0
+    assert result.audio_frames_dropped == 0  # no audio was on its way
+
+
+async def test_audio_frames_for_a_lost_connection_are_dropped_and_counted(
+    autojump_clock: object,
+) -> None:
+    # the server closes 1.05 s into the connection, between two 100 ms frames
+    cfg = server_config(faults=FaultConfig(close_after_s=1.05))
+    spec = SessionSpec(
+        connect=memory_factory(cfg),
+        pacing=PacingSpec(chunk_ms=CHUNK_MS),
+        reconnect=ReconnectPolicy(max_attempts=2, initial_delay=0.1, jitter=0.0),
+    )
+    src = AudioSource.synthetic(2000, lead_ms=100)
+    frames = math.ceil(len(src.samples) / (CHUNK_MS * 24))
+    async with open_session(spec) as session:
+        turn = await session.say_audio(src)
+    rec = turn.record
+    assert turn.status == "failed" and rec.status == "failed" and rec.failed
+    assert rec.reason and rec.reason.startswith("connection lost: ") and rec.reason == turn.reason
+    assert rec.gap_ms == 0.0  # failed the moment the connection went away
+    assert rec.user_transcript is None  # no transcription configured, no text sent
+    result = session.result
+    assert result is not None and result.status == "completed" and result.reconnects == 1
+    # frames 1..10 (due up to 1.0 s) went out; every later one was made for the lost
+    # connection and is dropped by the next connection's sender
+    assert result.audio_frames_dropped == frames - 10 > 0

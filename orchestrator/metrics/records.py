@@ -11,6 +11,11 @@ the JSON line (never 0).
     identity    ``session_id: str``, ``turn_index: int`` (0-based within the session),
                 ``label: str | None`` (scenario/turn name), ``mode: "audio"|"text"|"manual"``
     times       ``t_start_s``, ``t_end_s`` (seconds since run start; used for over-time plots)
+    outcome     ``status: "completed"|"interrupted"|"failed"|"cancelled"|None`` (the turn's
+                final status: ``interrupted`` = cut off by a barge-in, ``cancelled`` = the
+                session ended first; ``None`` in files written before it was recorded),
+                ``reason: str | None`` (why, when not completed), ``gap_ms`` (time without a
+                connection while the turn was open, from reconnects; 0.0 when none)
     latency ms  ``voice_to_voice_ms``, ``vad_delay_ms``, ``ttfb_ms``, ``response_created_ms``,
                 ``first_text_ms``, ``response_ms``, ``tool_roundtrip_ms`` (max over the
                 turn's calls), ``tool_to_audio_ms``, ``barge_in_stop_ms``, ``audio_out_ms``
@@ -27,10 +32,13 @@ the JSON line (never 0).
                 the turn's responses when a tool call adds a follow-up response)
     other       ``errors: tuple[ErrorRecord, ...]`` (code, message, event_type, t_s),
                 ``event_counts: dict[str, int]`` (server event type -> count in this turn),
-                ``transcript: str | None`` (assistant transcript/text)
+                ``transcript: str | None`` (assistant transcript/text),
+                ``user_transcript: str | None`` (the server's transcription of the user
+                audio as known when the turn ended, else the text the user sent)
 
-    A turn *failed* (``TurnRecord.failed``) when it has an error record or its response
-    status is ``"failed"``. A ``"cancelled"`` response (barge-in) is not a failure.
+    A turn *failed* (``TurnRecord.failed``) when its status is ``"failed"``, it has an
+    error record, or its response status is ``"failed"``. A ``"cancelled"`` response or an
+    ``"interrupted"``/``"cancelled"`` turn is not a failure by itself.
 
 ``"kind": "session"`` -> :class:`SessionResult` (one per session actor, written when it ends)
     ``session_id``, ``status: "completed"|"failed"|"cancelled"``, ``reason: str | None``
@@ -38,11 +46,19 @@ the JSON line (never 0).
     first run of this session id, +1 per supervisor restart), ``planned_start_s``,
     ``late_start_ms`` (actual minus planned start), ``connect_ms``, ``session_ready_ms``,
     ``t_end_s``, ``turns`` (count; the turn lines are separate), ``reconnects``,
+    ``rollovers`` (planned moves to a fresh connection; included in ``reconnects``),
     ``gap_ms_total`` (time without a connection during reconnects), ``errors`` (count),
-    ``events_received``, ``notifications_dropped``, ``pacer_lateness_p50_ms`` /
+    ``protocol_errors`` (undecodable server frames; also counted in ``errors``),
+    ``audio_frames_dropped`` (input audio frames made for a connection that was lost
+    before they were sent, so never sent), ``events_received``,
+    ``notifications_dropped``, ``pacer_lateness_p50_ms`` /
     ``_p99_ms`` / ``_max_ms`` (all frames of the session), and the same usage token fields
     as a turn, as totals over every response of the session (``None`` = not tracked; the
     summary then sums the session's turns instead).
+
+Fields added later (``TurnRecord.status``/``reason``/``user_transcript``/``gap_ms``,
+``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``) are optional
+with defaults, so older files still read.
 
 ``"kind": "snapshot"`` -> :class:`TimelinePoint` (optional; live status samples written by
     the supervisor): ``t_s``, ``active``, ``started``, ``completed``, ``failed``,
@@ -87,6 +103,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["audio", "text", "manual"]
 SessionStatus = Literal["completed", "failed", "cancelled"]
+TurnStatus = Literal["completed", "interrupted", "failed", "cancelled"]
 
 #: Usage token field names shared by :class:`TurnRecord` and :class:`SessionResult`.
 USAGE_FIELDS: tuple[str, ...] = (
@@ -145,6 +162,9 @@ class TurnRecord:
     mode: Mode = "audio"
     t_start_s: float
     t_end_s: float
+    status: TurnStatus | None = None
+    reason: str | None = None
+    gap_ms: float = 0.0
 
     voice_to_voice_ms: float | None = None
     vad_delay_ms: float | None = None
@@ -179,11 +199,13 @@ class TurnRecord:
     errors: tuple[ErrorRecord, ...] = attrs.field(default=(), converter=_tuple)
     event_counts: dict[str, int] = attrs.field(factory=dict, hash=False)
     transcript: str | None = None
+    user_transcript: str | None = None
 
     @property
     def failed(self) -> bool:
-        """True when the turn has an error record or its response status is ``"failed"``."""
-        return bool(self.errors) or self.response_status == "failed"
+        """True when the turn's status is ``"failed"``, it has an error record, or its
+        response status is ``"failed"`` (interrupted/cancelled turns are not failures)."""
+        return self.status == "failed" or bool(self.errors) or self.response_status == "failed"
 
 
 @attrs.frozen(kw_only=True)
@@ -204,8 +226,11 @@ class SessionResult:
     t_end_s: float
     turns: int = 0
     reconnects: int = 0
+    rollovers: int = 0
     gap_ms_total: float = 0.0
     errors: int = 0
+    protocol_errors: int = 0
+    audio_frames_dropped: int = 0
     events_received: int = 0
     notifications_dropped: int = 0
     pacer_lateness_p50_ms: float | None = None

@@ -1,9 +1,10 @@
 """Self-contained offline HTML report of a run: inline CSS and inline SVG, no scripts, no
 network references. Every string that comes from results or config is HTML-escaped.
 
-Sections: run header and validity, thresholds, totals, metric table, latency over time,
-active sessions over time, errors over time, histogram + CDF per measured metric, the
-slowest sessions, the failed sessions with their reasons, and the (redacted) config.
+Sections: run header and validity, thresholds, totals (and turns by status), metric
+table, latency over time, active sessions over time, errors over time, histogram + CDF
+per measured metric, the slowest sessions, the failed sessions with their reasons, and
+the (redacted) config.
 """
 
 from __future__ import annotations
@@ -235,6 +236,9 @@ def render_report(
 
     out.append("<h2>Totals</h2>")
     out.append(_table(["total", "value"], [[k, fmt_number(v, 4)] for k, v in totals.items()]))
+    turn_status = summary.get("turns", {}).get("by_status", {})
+    if turn_status:
+        out.append(_table(["turn status", "turns"], list(turn_status.items())))
     out.append("<h2>Latency summary (ms)</h2>")
     out.append(
         _table(

@@ -8,11 +8,15 @@ Layout of the dict returned by :func:`build_summary` (JSON-ready, stable key ord
     totals        flat scalars (names.SCALAR_METRICS): sessions_total/_completed/_failed/
                   _cancelled, session_error_rate = failed / all sessions, turns_total,
                   turns_failed, turn_error_rate = failed turns / all turns (a turn fails
-                  when it has an error record or a "failed" response), late_starts,
+                  when its status is "failed", it has an error record or a "failed"
+                  response; see ``TurnRecord.failed``), late_starts,
                   dropped_starts, reconnects, cost_usd
     sessions      by_status, failure_types (reason type name -> count), failure_reasons
                   (full reason -> count, most common 20), gap_ms_total
-    turns         by_mode, by_response_status, by_error_code
+    turns         by_mode, by_status (turn status -> count; "(unknown)" for records
+                  without one), by_response_status, by_error_code, failure_reasons (failed
+                  turns: reason -> count, most common 20; the turn's reason, else its
+                  response's status_reason, else its first error code, else "(no reason)")
     metrics       {metric: {count, mean, min, p50, p90, p95, p99, max}} for every
                   names.DISTRIBUTION_METRICS entry (count 0 and nulls when unmeasured)
     tokens        usage totals (USAGE_FIELDS)
@@ -59,6 +63,8 @@ __all__ = [
 ]
 
 SCHEMA = 1
+#: How many distinct failure reasons (sessions, turns) the summary lists.
+FAILURE_REASONS_TOP = 20
 
 
 @attrs.frozen(kw_only=True)
@@ -271,6 +277,17 @@ def _reason_type(reason: str | None) -> str:
     return reason.split(":", 1)[0].strip() or "(no reason)"
 
 
+def _turn_failure_reason(turn: TurnRecord) -> str:
+    if turn.reason:
+        return turn.reason
+    if turn.status_reason:
+        return turn.status_reason
+    for err in turn.errors:
+        if err.code:
+            return err.code
+    return "(no reason)"
+
+
 def _validity_dict(validity: Validity | Mapping[str, Any] | None) -> dict[str, Any]:
     if validity is None:
         return Validity().to_dict()
@@ -348,13 +365,16 @@ def build_summary(
             ),
             "failure_reasons": dict(
                 collections.Counter(s.reason or "(no reason)" for s in failed_sessions).most_common(
-                    20
+                    FAILURE_REASONS_TOP
                 )
             ),
             "gap_ms_total": _round(float(sum(s.gap_ms_total for s in sessions))),
         },
         "turns": {
             "by_mode": dict(sorted(collections.Counter(t.mode for t in turns).items())),
+            "by_status": dict(
+                sorted(collections.Counter(t.status or "(unknown)" for t in turns).items())
+            ),
             "by_response_status": dict(
                 sorted(collections.Counter(t.response_status or "(none)" for t in turns).items())
             ),
@@ -362,6 +382,11 @@ def build_summary(
                 collections.Counter(
                     e.code or "(no code)" for t in turns for e in t.errors
                 ).most_common()
+            ),
+            "failure_reasons": dict(
+                collections.Counter(_turn_failure_reason(t) for t in failed_turns).most_common(
+                    FAILURE_REASONS_TOP
+                )
             ),
         },
         "metrics": metrics,

@@ -66,7 +66,8 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
     Public state: ``spec``, ``state`` (:class:`ConversationState`), ``playback``
     (:class:`PlaybackClock`), ``turns`` (every :class:`Turn`), ``result`` (the
     :class:`SessionResult` once ended, else None), counters ``events_received``,
-    ``reconnects``, ``protocol_errors``, ``frames_dropped``.
+    ``reconnects``, ``rollovers``, ``protocol_errors``, ``frames_dropped`` (stale input
+    audio frames not sent after a reconnect; ``audio_frames_dropped`` in the result).
     """
 
     def __init__(self, spec: SessionSpec) -> None:
@@ -289,6 +290,9 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             t = trio.current_time()
             if replay and self._gap_start is not None:
                 self.gap_ms_total += (t - self._gap_start) * 1000.0
+                for turn in self.turns:
+                    if turn.status == "open":
+                        turn.timer.add_gap(self._gap_start, t)
                 self._gap_start = None
                 self.reconnects += 1
             self._ever_ready = True
@@ -399,7 +403,7 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             status.started(self)
 
     # ================================================================ turns
-    def _open_turn(self, mode: str, label: str | None) -> Turn:
+    def _open_turn(self, mode: str, label: str | None, *, user_text: str | None = None) -> Turn:
         t = trio.current_time()
         cur = self._current
         if cur is not None and cur.status == "open" and not cur.response_ids:
@@ -410,6 +414,7 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             mode=mode,  # type: ignore[arg-type]
             timer=TurnTimer(opened_at=t, bytes_per_ms=self.state.bytes_per_ms),
             label=label,
+            user_text=user_text,
         )
         self.turns.append(turn)
         self._current = turn
@@ -418,6 +423,8 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
     def _finish_turn(self, turn: Turn, status: str, reason: str | None, t: float) -> None:
         if turn.status != "open":
             return
+        if self._gap_start is not None:  # ending while disconnected: count the gap so far
+            turn.timer.add_gap(self._gap_start, t)
         turn._finish(status, reason, t)  # type: ignore[arg-type]
         if self.spec.on_turn is not None:
             self.spec.on_turn(turn.record)
@@ -432,6 +439,9 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             transcript=turn._transcript
             if turn._transcript is not None
             else self._assistant_text(turn.response_ids),
+            status=None if turn.status == "open" else turn.status,
+            reason=None if turn.status in ("open", "completed") else turn.reason,
+            user_transcript=turn.user_transcript,
         )
 
     def _assistant_text(self, response_ids: list[str]) -> str:
@@ -516,8 +526,11 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             t_end_s=t - self._run_t0,
             turns=len(self.turns),
             reconnects=self.reconnects,
+            rollovers=self.rollovers,
             gap_ms_total=self.gap_ms_total,
             errors=self.errors_total,
+            protocol_errors=self.protocol_errors,
+            audio_frames_dropped=self.frames_dropped,
             events_received=self.events_received,
             notifications_dropped=dropped,
             pacer_lateness_p50_ms=percentile(lat, 50),

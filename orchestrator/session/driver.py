@@ -214,7 +214,7 @@ class SessionDriver:
         """Like :meth:`say_text` but returns as soon as the request is queued."""
         self._check_alive()
         await self._maybe_rollover()
-        turn = self._open_turn("text", label)
+        turn = self._open_turn("text", label, user_text=text)
         item = _message("user", text, None)
         turn.user_item_id = item.id
         await self._enqueue(P.ConversationItemCreate(item=item, event_id=P.new_id("event_")), turn)

@@ -17,7 +17,9 @@ table:
 - ``barge_in_stop_ms``: planned start of the interrupting speech -> the interrupted
   response's audio stopped (set by the actor via :meth:`TurnTimer.mark_barge_in_stop`);
 - ``audio_out_ms``: assistant audio received in this turn; pacer lateness of this turn's
-  audio frames (p50/p99/max).
+  audio frames (p50/p99/max);
+- ``gap_ms``: time the turn was open without a connection (reconnect gaps), added by the
+  actor via :meth:`TurnTimer.add_gap`.
 
 "Planned" marks come from the audio plan (``t0 + sample / rate``), never from when the
 loop got around to it. Times are trio clock seconds; the record's ``t_*_s`` fields are
@@ -107,6 +109,7 @@ class TurnTimer:
     followup_text_at: float | None = None
     barge_in_stop_at: float | None = None
     closed_at: float | None = None
+    gap_ms: float = 0.0
     audio_bytes: int = 0
     bytes_per_ms: float = 48.0
     lateness_ms: list[float] = attrs.field(factory=list)
@@ -151,6 +154,13 @@ class TurnTimer:
     def mark_barge_in_stop(self, t: float) -> None:
         if self.barge_in_stop_at is None:
             self.barge_in_stop_at = t
+
+    def add_gap(self, gap_start: float, t: float) -> None:
+        """A connection gap that began at ``gap_start`` lasted until ``t`` (or the turn
+        ended at ``t``): add the part of it during which this turn was open."""
+        overlap = t - max(gap_start, self.opened_at)
+        if overlap > 0:
+            self.gap_ms += overlap * 1000.0
 
     # ------------------------------------------------------------------ derived
     @property
@@ -220,8 +230,12 @@ class TurnTimer:
         run_t0: float,
         label: str | None = None,
         transcript: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        user_transcript: str | None = None,
     ) -> TurnRecord:
-        """The turn as a ``TurnRecord`` (one JSON line)."""
+        """The turn as a ``TurnRecord`` (one JSON line). ``status`` / ``reason`` /
+        ``user_transcript`` are the actor's (None while the turn is open)."""
         start = (
             self.planned_speech_start if self.planned_speech_start is not None else (self.opened_at)
         )
@@ -233,6 +247,9 @@ class TurnTimer:
             mode=mode,  # type: ignore[arg-type]
             t_start_s=start - run_t0,
             t_end_s=max(end, start) - run_t0,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            gap_ms=self.gap_ms,
             tool_calls=self.tool_records(),
             response_id=self.response_ids[-1] if self.response_ids else None,
             response_status=self.response_status,
@@ -240,6 +257,7 @@ class TurnTimer:
             errors=tuple(self.errors),
             event_counts=dict(self.event_counts),
             transcript=transcript,
+            user_transcript=user_transcript,
             **self.metrics(),  # type: ignore[arg-type]
             **self.usage,  # type: ignore[arg-type]
         )

@@ -43,6 +43,7 @@ class Turn:
     _done: trio.Event = attrs.field(factory=trio.Event)
     _record: TurnRecord | None = None
     _transcript: str | None = None
+    _user_text: str | None = None
 
     @property
     def done(self) -> bool:
@@ -61,9 +62,12 @@ class Turn:
 
     @property
     def user_transcript(self) -> str | None:
-        """The server's transcription of the user audio, when it produced one."""
+        """The server's transcription of the user audio when it produced one, else the
+        text the user sent (text turns); None when neither is known."""
         st = self.session.state.items.get(self.user_item_id or "")
-        return st.input_transcript if st is not None else None
+        if st is not None and st.input_transcript is not None:
+            return st.input_transcript
+        return self._user_text
 
     @property
     def tool_calls(self) -> list[ToolCall]:
