@@ -1,0 +1,807 @@
+"""``orchestrator run``: run a load of conversations and measure them.
+
+Everything is validated before the run starts (load shape, thresholds, target, server
+options): bad input exits 1 with a message naming the option. Then:
+
+1. without ``--url`` the embedded server starts in-process on a free loopback port
+   (``--server-*`` options shape its latency and faults);
+2. a supervisor runs the load shape (closed: ``--concurrency``; open: ``--rate``) of the
+   conversation (the built-in one spoken question, one answer), writing every finished
+   turn and session to ``OUT/results.jsonl`` at once;
+3. ``summary.json``, ``summary.csv`` and ``report.html`` are built from ``results.jsonl``.
+
+Exit codes: 0 all good; 1 the run could not be done (bad arguments, unreachable output
+directory, crash); 2 a ``--threshold`` failed; 130 interrupted by Ctrl-C (first press
+drains: no new sessions, running ones get ``--grace-s`` to finish; second press cancels
+them). The summary is written in every case where a results file exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from orchestrator import __version__
+from orchestrator.metrics import ThresholdError, parse_threshold, summary_text
+from orchestrator.protocol.dialect import Dialect
+from orchestrator.scenario import BuiltinConversation, voice_session_config
+from orchestrator.session.spec import PacingSpec, SessionSpec
+from orchestrator.supervisor import (
+    Backoff,
+    CircuitBreaker,
+    ClosedModel,
+    OpenModel,
+    PlanError,
+    RestartIntensity,
+    RestartPolicy,
+    RestartType,
+    ValidityLimits,
+)
+from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
+from orchestrator.supervisor.sink import JsonlSink
+from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
+from orchestrator.supervisor.workload import Workload, planned_total
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_THRESHOLDS",
+    "RunSetup",
+    "UsageError",
+    "add_parser",
+    "handle",
+    "prepare",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_THRESHOLDS = 2
+EXIT_INTERRUPTED = 130
+
+DEFAULT_MODEL = "gpt-realtime"
+
+
+class UsageError(ValueError):
+    """A bad combination or value of ``run`` options (the message names the option)."""
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _nonneg_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``run`` on ``subparsers``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="run many concurrent conversations and measure them",
+        description=(
+            "Run many concurrent speech-to-speech conversations against the embedded "
+            "server (default) or --url, and write results.jsonl, summary.json, "
+            "summary.csv and report.html to --out."
+        ),
+    )
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO",
+        help="conversation to run (default and only built-in: 'builtin', one spoken "
+        "question and one answer)",
+    )
+
+    tgt = p.add_argument_group("target")
+    tgt.add_argument("--url", help="server to load (default: embedded server on loopback)")
+    tgt.add_argument(
+        "--provider",
+        choices=("custom", "openai", "azure", "azure-legacy"),
+        default=None,
+        help="URL/auth rules for --url (default custom: URL + /realtime?model=)",
+    )
+    tgt.add_argument("--dialect", choices=("ga", "beta"), default="ga", help="protocol dialect")
+    tgt.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
+    tgt.add_argument("--deployment", help="Azure deployment (default: --model)")
+    tgt.add_argument("--api-version", help="Azure legacy api-version")
+    tgt.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding the API key (default OPENAI_API_KEY, or "
+        "AZURE_OPENAI_API_KEY for Azure); the key is never printed or stored",
+    )
+
+    load = p.add_argument_group("load shape (closed model: --concurrency; open model: --rate)")
+    load.add_argument("--concurrency", type=_positive_int, help="sessions at once (default 10)")
+    load.add_argument(
+        "--ramp-up",
+        type=_nonneg_float,
+        default=0.0,
+        metavar="S",
+        help="closed model: spread the first starts over S seconds",
+    )
+    load.add_argument("--sessions", type=_positive_int, metavar="N", help="total sessions")
+    load.add_argument(
+        "--duration", type=_positive_float, metavar="S", help="start sessions for S seconds"
+    )
+    load.add_argument("--rate", type=_nonneg_float, metavar="R", help="open model: R sessions/s")
+    load.add_argument(
+        "--rate-to",
+        type=_nonneg_float,
+        metavar="R2",
+        help="open model: ramp the rate linearly to R2",
+    )
+    load.add_argument(
+        "--ramp",
+        type=_positive_float,
+        metavar="S",
+        help="open model: ramp length in seconds (default --duration)",
+    )
+    load.add_argument("--poisson", action="store_true", help="open model: Poisson arrivals")
+    load.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="open model: drop arrivals while N sessions run",
+    )
+    load.add_argument(
+        "--late-after-ms",
+        type=_nonneg_float,
+        default=50.0,
+        help="a start later than this counts as late (default 50)",
+    )
+    load.add_argument("--drop-after-ms", type=_nonneg_float, default=None,
+                      help="drop a start later than this (default: never)")  # fmt: skip
+
+    conv = p.add_argument_group("conversation")
+    conv.add_argument(
+        "--speech-ms",
+        type=_positive_float,
+        default=1500.0,
+        help="length of the spoken question (default 1500)",
+    )
+    conv.add_argument(
+        "--lead-ms", type=_nonneg_float, default=200.0, help="silence before speech (default 200)"
+    )
+    conv.add_argument(
+        "--tail-ms", type=_nonneg_float, default=300.0, help="silence after speech (default 300)"
+    )
+    conv.add_argument("--voice", help="assistant voice")
+    conv.add_argument(
+        "--vad-silence-ms",
+        type=_nonneg_int,
+        default=200,
+        help="server VAD silence duration (default 200)",
+    )
+    conv.add_argument("--instructions", help="session instructions")
+    conv.add_argument(
+        "--realtime-factor",
+        type=_positive_float,
+        default=1.0,
+        help="send user audio N x faster than real time (default 1)",
+    )
+    conv.add_argument(
+        "--chunk-ms", type=_positive_int, default=100, help="audio per append event (default 100)"
+    )
+    conv.add_argument(
+        "--linger-ms",
+        type=_nonneg_float,
+        default=0.0,
+        help="stay connected this long after the answer",
+    )
+    conv.add_argument("--max-session-s", type=_positive_float, default=120.0,
+                      help="fail a session running longer than this (default 120)")  # fmt: skip
+
+    sup = p.add_argument_group("supervision")
+    sup.add_argument(
+        "--restart",
+        choices=("temporary", "transient", "permanent"),
+        default="temporary",
+        help="restart type of sessions (default temporary: never restart)",
+    )
+    sup.add_argument(
+        "--max-restarts",
+        type=_nonneg_int,
+        default=3,
+        help="restart intensity: at most N restarts ... (default 3)",
+    )
+    sup.add_argument(
+        "--restart-window-s",
+        type=_positive_float,
+        default=60.0,
+        help="... within this many seconds per session (default 60)",
+    )
+    sup.add_argument("--no-breaker", action="store_true", help="disable the fleet circuit breaker")
+    sup.add_argument(
+        "--breaker-threshold",
+        type=_probability,
+        default=0.5,
+        help="failure fraction that opens the breaker (default 0.5)",
+    )
+    sup.add_argument(
+        "--grace-s",
+        type=_nonneg_float,
+        default=30.0,
+        help="Ctrl-C: how long running sessions may finish (default 30)",
+    )
+    sup.add_argument(
+        "--loop-lag-limit-ms",
+        type=_nonneg_float,
+        default=50.0,
+        help="event-loop lag p99 above which the run is invalid (default 50)",
+    )
+    sup.add_argument("--pacer-limit-ms", type=_nonneg_float, default=50.0,
+                     help="pacer lateness p99 above which the run is invalid (default 50)")  # fmt: skip
+
+    srv = p.add_argument_group("embedded server (only without --url)")
+    srv.add_argument(
+        "--server-ttfb-ms",
+        metavar="DIST",
+        help="speech end -> first audio delta, e.g. 300 or lognormal:350:0.25",
+    )
+    srv.add_argument("--server-created-ms", metavar="DIST", help="speech end -> response.created")
+    srv.add_argument("--server-words", metavar="DIST", help="answer length in words")
+    srv.add_argument(
+        "--server-realtime-factor",
+        type=_nonneg_float,
+        help="answer audio at N x real time (0: as fast as possible)",
+    )
+    srv.add_argument(
+        "--server-stall-ms",
+        type=_nonneg_float,
+        help="stall responses this long (with --server-stall-rate, default 1)",
+    )
+    srv.add_argument(
+        "--server-stall-rate", type=_probability, help="fraction of responses that stall"
+    )
+    srv.add_argument(
+        "--server-error-rate",
+        type=_probability,
+        help="fraction of responses failing with server_error",
+    )
+    srv.add_argument(
+        "--server-drop-rate",
+        type=_probability,
+        help="fraction of responses whose connection drops (1011)",
+    )
+    srv.add_argument(
+        "--server-reject-percent",
+        type=_nonneg_float,
+        help="refuse this %% of handshakes with HTTP 429",
+    )
+    srv.add_argument("--server-seed", type=int, help="server seed (default --seed)")  # fmt: skip
+
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>)")
+    out.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="pass/fail rule, e.g. 'voice_to_voice_ms.p95<800' or 'session_error_rate<0.01' "
+        "(repeatable; a failure exits 2)",
+    )
+    out.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    out.add_argument(
+        "--progress",
+        choices=("auto", "rich", "plain", "off"),
+        default="auto",
+        help="live progress: rich on a terminal, plain lines otherwise (default auto)",
+    )
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary text")
+    p.set_defaults(handler=handle)
+    return p
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@attrs.define(eq=False)
+class RunSetup:
+    """Everything ``run`` needs, validated: built by :func:`prepare` before any I/O."""
+
+    model: ClosedModel | OpenModel
+    conversation: BuiltinConversation
+    spec: SessionSpec | None  # None until the embedded server's port is known
+    target_kwargs: dict[str, Any]
+    server_config: Any | None  # mockserver.ServerConfig for the embedded server
+    restart: RestartPolicy
+    breaker: CircuitBreaker | None
+    thresholds: list[str]
+    out_dir: Path
+    config: dict[str, Any]
+    validity_limits: ValidityLimits
+    seed: int
+
+
+def _load_model(args: argparse.Namespace) -> ClosedModel | OpenModel:
+    if args.rate is not None:
+        for flag, value in (("--concurrency", args.concurrency), ("--ramp-up", args.ramp_up)):
+            if value:
+                raise UsageError(
+                    f"{flag} is for the closed model; with --rate use --max-concurrency"
+                )
+        duration = args.duration
+        if duration is None:
+            if args.sessions is None or args.rate_to is not None or args.rate == 0:
+                raise UsageError("--rate needs --duration S (or --sessions N at a constant rate)")
+            duration = args.sessions / args.rate
+        return OpenModel(
+            rate=args.rate,
+            duration_s=duration,
+            rate_to=args.rate_to,
+            ramp_s=args.ramp,
+            poisson=args.poisson,
+            seed=args.seed if args.seed >= 0 else 0,
+            max_concurrency=args.max_concurrency,
+            sessions=args.sessions,
+        )
+    for flag, value in (
+        ("--rate-to", args.rate_to),
+        ("--ramp", args.ramp),
+        ("--poisson", args.poisson or None),
+        ("--max-concurrency", args.max_concurrency),
+    ):
+        if value is not None:
+            raise UsageError(f"{flag} needs the open model (--rate R)")
+    concurrency = args.concurrency or 10
+    sessions = args.sessions
+    if sessions is None and args.duration is None:
+        sessions = concurrency
+    return ClosedModel(
+        concurrency=concurrency,
+        ramp_up_s=args.ramp_up,
+        sessions=sessions,
+        duration_s=args.duration,
+    )
+
+
+_SERVER_FLAGS = (
+    "server_ttfb_ms",
+    "server_created_ms",
+    "server_words",
+    "server_realtime_factor",
+    "server_stall_ms",
+    "server_stall_rate",
+    "server_error_rate",
+    "server_drop_rate",
+    "server_reject_percent",
+    "server_seed",
+)
+
+
+def _server_config(args: argparse.Namespace) -> Any:
+    from orchestrator.mockserver import (
+        ConfigError,
+        Distribution,
+        DistributionError,
+        FaultConfig,
+        LatencyModel,
+        ServerConfig,
+    )
+
+    latency_kw: dict[str, Any] = {}
+    try:
+        if args.server_ttfb_ms is not None:
+            latency_kw["first_delta_ms"] = Distribution.parse(args.server_ttfb_ms)
+        if args.server_created_ms is not None:
+            latency_kw["response_created_ms"] = Distribution.parse(args.server_created_ms)
+        if args.server_words is not None:
+            latency_kw["response_words"] = Distribution.parse(args.server_words)
+        if args.server_realtime_factor is not None:
+            latency_kw["realtime_factor"] = args.server_realtime_factor
+        latency = LatencyModel(**latency_kw)
+    except DistributionError as exc:
+        raise UsageError(f"--server-* latency option: {exc}") from None
+    stall_rate = args.server_stall_rate
+    if args.server_stall_ms is not None and stall_rate is None:
+        stall_rate = 1.0
+    if stall_rate and args.server_stall_ms is None:
+        raise UsageError("--server-stall-rate needs --server-stall-ms")
+    try:
+        faults = FaultConfig(
+            stall_probability=stall_rate or 0.0,
+            stall_ms=args.server_stall_ms or 0.0,
+            error_probability=args.server_error_rate or 0.0,
+            close_probability=args.server_drop_rate or 0.0,
+            reject_percent=args.server_reject_percent or 0.0,
+        )
+        return ServerConfig(
+            host="127.0.0.1",
+            port=0,
+            seed=args.server_seed if args.server_seed is not None else args.seed,
+            latency=latency,
+            faults=faults,
+            default_model=args.model,
+        )
+    except (ConfigError, ValueError) as exc:
+        raise UsageError(f"--server-* option: {exc}") from None
+
+
+def _default_out() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / stamp
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{stamp}-{n}")
+    return path
+
+
+def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunSetup:
+    """Validate every option and build the run's objects; no I/O, nothing started.
+
+    Raises :class:`UsageError` (naming the option), ``ThresholdError`` or ``PlanError``.
+    """
+    env = dict(os.environ) if env is None else env
+    if args.scenario not in (None, "builtin"):
+        raise UsageError(
+            f"SCENARIO {args.scenario!r}: scenario files are not supported yet; run without "
+            "SCENARIO (or with 'builtin') for the built-in conversation"
+        )
+    thresholds = list(args.threshold)
+    for expr in thresholds:
+        parse_threshold(expr)  # ThresholdError names the expression
+    model = _load_model(args)
+    conversation = BuiltinConversation(
+        speech_ms=args.speech_ms,
+        lead_ms=args.lead_ms,
+        tail_ms=args.tail_ms,
+        seed=args.seed,
+        linger_ms=args.linger_ms,
+    )
+    dialect = Dialect(args.dialect)
+    server_config = None
+    target_kwargs: dict[str, Any] = {"model": args.model, "dialect": dialect}
+    if args.url is None:
+        given = [f"--{n.replace('_', '-')}" for n in ("provider", "deployment", "api_version",
+                                                      "api_key_env") if getattr(args, n)]  # fmt: skip
+        if given:
+            raise UsageError(f"{', '.join(given)} need --url (the default target is embedded)")
+        server_config = _server_config(args)
+    else:
+        given = [f"--{n.replace('_', '-')}" for n in _SERVER_FLAGS if getattr(args, n) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to the embedded server (no --url)")
+        provider = args.provider or "custom"
+        key = None
+        if args.api_key_env:
+            key = env.get(args.api_key_env)
+            if not key:
+                raise UsageError(f"--api-key-env {args.api_key_env}: that variable is not set")
+        target_kwargs.update(
+            url=args.url,
+            provider=provider,
+            deployment=args.deployment,
+            api_version=args.api_version,
+            api_key=key,
+        )
+        _build_target(target_kwargs, env)  # validate now (URL, key presence)
+    try:
+        restart = RestartPolicy(
+            restart_type=RestartType(args.restart),
+            intensity=RestartIntensity(args.max_restarts, args.restart_window_s),
+            backoff=Backoff(rng=__import__("random").Random(args.seed)),
+        )
+        breaker = (
+            None
+            if args.no_breaker
+            else CircuitBreaker(
+                failure_threshold=min(args.breaker_threshold, 0.999),
+                window_s=10.0,
+                min_samples=20,
+                cooldown_s=5.0,
+            )
+        )
+        limits = ValidityLimits(
+            loop_lag_p99_ms=args.loop_lag_limit_ms, pacer_p99_ms=args.pacer_limit_ms
+        )
+        if args.drop_after_ms is not None and args.drop_after_ms < args.late_after_ms:
+            raise UsageError("--drop-after-ms must be >= --late-after-ms")
+    except ValueError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(str(exc)) from None
+    out_dir = Path(args.out) if args.out else _default_out()
+    config = {
+        "scenario": conversation.name,
+        "url": args.url or "embedded",
+        "provider": target_kwargs.get("provider", "embedded"),
+        "dialect": dialect.value,
+        "model": args.model,
+        "api_key_env": args.api_key_env,
+        "load": _describe_model(model),
+        "conversation": {
+            "speech_ms": args.speech_ms,
+            "lead_ms": args.lead_ms,
+            "tail_ms": args.tail_ms,
+            "voice": args.voice,
+            "vad_silence_ms": args.vad_silence_ms,
+            "realtime_factor": args.realtime_factor,
+            "chunk_ms": args.chunk_ms,
+            "linger_ms": args.linger_ms,
+            "max_session_s": args.max_session_s,
+        },
+        "restart": {
+            "type": args.restart,
+            "max_restarts": args.max_restarts,
+            "window_s": args.restart_window_s,
+        },
+        "breaker": None if breaker is None else {"failure_threshold": breaker.failure_threshold},
+        "late_after_ms": args.late_after_ms,
+        "drop_after_ms": args.drop_after_ms,
+        "thresholds": thresholds,
+        "seed": args.seed,
+        "server": _describe_server(server_config),
+    }
+    return RunSetup(
+        model=model,
+        conversation=conversation,
+        spec=None,
+        target_kwargs=target_kwargs,
+        server_config=server_config,
+        restart=restart,
+        breaker=breaker,
+        thresholds=thresholds,
+        out_dir=out_dir,
+        config=config,
+        validity_limits=limits,
+        seed=args.seed,
+    )
+
+
+def _build_target(kwargs: dict[str, Any], env: dict[str, str] | None = None) -> Any:
+    from orchestrator.transport import build_target
+
+    try:
+        return build_target(**kwargs, env=os.environ if env is None else env)
+    except ValueError as exc:
+        raise UsageError(f"--url: {exc}") from None
+
+
+def _describe_model(model: ClosedModel | OpenModel) -> dict[str, Any]:
+    kind = "closed" if isinstance(model, ClosedModel) else "open"
+    return {"model": kind, **attrs.asdict(model)}
+
+
+def _describe_server(config: Any) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    lat, faults = config.latency, config.faults
+    return {
+        "seed": config.seed,
+        "first_delta_ms": str(lat.first_delta_ms),
+        "response_created_ms": str(lat.response_created_ms),
+        "response_words": str(lat.response_words),
+        "realtime_factor": lat.realtime_factor,
+        "faults": attrs.asdict(faults),
+    }
+
+
+def make_spec(setup: RunSetup, target: Any, args: argparse.Namespace) -> SessionSpec:
+    """The base session spec of the run for ``target``."""
+    return SessionSpec(
+        target=target,
+        config=voice_session_config(
+            voice=args.voice, vad_silence_ms=args.vad_silence_ms, instructions=args.instructions
+        ),
+        pacing=PacingSpec(chunk_ms=args.chunk_ms, realtime_factor=args.realtime_factor),
+        max_duration=args.max_session_s,
+        label=setup.conversation.name,
+        seed=setup.seed,
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+async def _watch_sigint(
+    signals: Any, sup: Supervisor, grace_s: float, nursery: trio.Nursery, quiet: bool
+) -> None:
+    presses = 0
+    async for _ in signals:
+        presses += 1
+        sup.interrupted = True
+        if presses == 1:
+            if not quiet:
+                print(
+                    f"\ninterrupted: draining (running sessions get {grace_s:g} s); "
+                    "Ctrl-C again to cancel them",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            nursery.start_soon(sup.drain, grace_s)
+        else:
+            if not quiet:
+                print("\ncancelling running sessions", file=sys.stderr, flush=True)
+            sup.cancel()
+
+
+async def execute(setup: RunSetup, args: argparse.Namespace, sink: JsonlSink) -> dict[str, Any]:
+    """Run the load; returns run info (interrupted, duration_s, workload stats)."""
+    from orchestrator.cli.progress import Progress
+
+    info: dict[str, Any] = {"interrupted": False}
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async with trio.open_nursery() as top:
+            target_kwargs = dict(setup.target_kwargs)
+            if setup.server_config is not None:
+                from orchestrator.mockserver import MockServer
+
+                server = MockServer(setup.server_config)
+                port = await top.start(server.serve)
+                target_kwargs.update(
+                    url=f"ws://127.0.0.1:{port}/v1", provider="custom", api_key=None
+                )
+            target = _build_target(target_kwargs)
+            base = make_spec(setup, target, args)
+            setup.conversation.source()  # synthesize the shared audio before the clock runs
+            tune_gc()
+            seed = setup.seed
+
+            def spec_for(index: int) -> SessionSpec:
+                return attrs.evolve(base, session_id=f"s{index:06d}", seed=seed + index)
+
+            workload = Workload(
+                model=setup.model,
+                spec=spec_for,
+                driver=setup.conversation,
+                restart=setup.restart,
+            )
+            run_info = {
+                "name": setup.out_dir.name,
+                "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "version": __version__,
+                "target": target.url if setup.server_config is None else "embedded",
+            }
+            async with open_supervisor(
+                sink=sink,
+                restart=setup.restart,
+                breaker=setup.breaker,
+                validity_limits=setup.validity_limits,
+                late_after_ms=args.late_after_ms,
+                drop_after_ms=args.drop_after_ms,
+                run_info=run_info,
+                config=setup.config,
+                seed=seed,
+            ) as sup:
+                sup.planned_total = planned_total(setup.model)
+                top.start_soon(_watch_sigint, signals, sup, args.grace_s, top, args.quiet)
+                mode = "off" if args.quiet else args.progress
+                if mode != "off":
+                    progress = Progress(
+                        sup.snapshot, rich=None if mode == "auto" else mode == "rich"
+                    )
+                    top.start_soon(progress.run)
+                stats = await sup.run_workload(workload)
+            info["interrupted"] = sup.interrupted
+            info["workload"] = attrs.asdict(stats)
+            info["validity"] = sup.validity()
+            top.cancel_scope.cancel()
+    return info
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector from stalling the event loop mid-run.
+
+    With hundreds of sessions, CPython's default thresholds trigger full (generation 2)
+    collections that scan every live object and stopped this loop for up to ~250 ms
+    (measured with 500 sessions), which the loop-lag monitor rightly reports as an
+    invalid run. Objects alive before the run (modules, numpy, the shared audio) are
+    frozen out of collection, and young collections run less often; full collections
+    become rare. Process-wide: the CLI does it, library users decide for themselves.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 1000)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _err(message: str) -> int:
+    print(f"orchestrator run: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run ``orchestrator run``; returns the exit code."""
+    try:
+        setup = prepare(args)
+    except (UsageError, ThresholdError, PlanError) as exc:
+        return _err(str(exc))
+    try:
+        sink = JsonlSink(setup.out_dir / RESULTS_FILE)
+    except OSError as exc:
+        return _err(f"--out {setup.out_dir}: {exc}")
+    info: dict[str, Any] = {"interrupted": False}
+    crashed: BaseException | None = None
+    try:
+        info = trio.run(execute, setup, args, sink)
+    except* KeyboardInterrupt:
+        info["interrupted"] = True
+    except* Exception as group:
+        crashed = _first_leaf(group)
+    finally:
+        sink.close()
+    try:
+        outputs = write_outputs(setup.out_dir, thresholds=setup.thresholds)
+    except Exception as exc:  # noqa: BLE001 - report, exit 1
+        return _err(f"could not write the summary in {setup.out_dir}: {exc}")
+    summary = outputs.summary
+    if not args.quiet:
+        print(summary_text(summary), end="")
+        print(f"results: {setup.out_dir}")
+    validity = summary.get("validity", {})
+    if not validity.get("valid", True):
+        print(
+            "WARNING: results not valid: " + "; ".join(validity.get("reasons", [])),
+            file=sys.stderr,
+        )
+    if crashed is not None:
+        return _err(f"the run failed: {type(crashed).__name__}: {crashed}")
+    if info.get("interrupted"):
+        return EXIT_INTERRUPTED
+    if not summary.get("thresholds_ok", True):
+        failed = [
+            f"{t['expr']} (actual {t.get('actual')})" for t in summary["thresholds"] if not t["ok"]
+        ]
+        print("thresholds failed: " + ", ".join(failed), file=sys.stderr)
+        return EXIT_THRESHOLDS
+    return EXIT_OK

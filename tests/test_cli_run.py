@@ -1,0 +1,163 @@
+"""``orchestrator run`` end to end on the embedded server (real loopback sockets).
+
+Kept few and small: each run is a handful of short conversations (user audio sent 4x
+faster than real time, answers streamed as fast as possible).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from orchestrator.cli import build_parser, main
+from orchestrator.cli.run import UsageError, prepare
+from orchestrator.metrics import ThresholdError, read_results
+from orchestrator.supervisor import ClosedModel, OpenModel, PlanError, read_run_meta
+
+QUICK = [
+    "--speech-ms", "400", "--lead-ms", "100", "--tail-ms", "100",
+    "--realtime-factor", "4", "--server-realtime-factor", "0", "--server-ttfb-ms", "50",
+    "--quiet",
+]  # fmt: skip
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", *argv])
+
+
+def test_run_writes_all_outputs_and_exits_0(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["run", "--sessions", "6", "--concurrency", "3", "--out", str(out), *QUICK]) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "results.jsonl", "summary.json", "summary.csv", "report.html",
+    }  # fmt: skip
+    results = read_results(out / "results.jsonl")
+    assert len(results.sessions) == 6 and {s.status for s in results.sessions} == {"completed"}
+    assert len(results.turns) == 6 and not results.truncated
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    for metric in ("voice_to_voice_ms", "ttfb_ms"):
+        stats = summary["metrics"][metric]
+        assert stats["count"] == 6 and all(stats[p] is not None for p in ("p50", "p95", "p99"))
+    assert summary["config"]["load"] == {
+        "model": "closed", "concurrency": 3, "ramp_up_s": 0.0, "sessions": 6, "duration_s": None,
+    }  # fmt: skip
+    assert summary["validity"]["valid"] in (True, False)  # judged, whatever this box's load
+    meta = read_run_meta(out / "results.jsonl")
+    assert meta.ended and not meta.interrupted
+
+
+def test_failed_threshold_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--sessions", "2", "--concurrency", "2", "--out", str(out), *QUICK]
+    code = main([*argv, "--threshold", "ttfb_ms.p95<1", "--threshold", "session_error_rate<0.5"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ttfb_ms.p95<1" in err and "session_error_rate" not in err
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert [t["ok"] for t in summary["thresholds"]] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("argv", "error", "needle"),
+    [
+        (["--threshold", "voice_to_voice_ms.p95<"], ThresholdError, "voice_to_voice_ms.p95<"),
+        (["--threshold", "nonsense_ms.p95<3"], ThresholdError, "nonsense_ms"),
+        (["--rate", "5"], UsageError, "--duration"),
+        (["--rate", "5", "--duration", "2", "--concurrency", "3"], UsageError, "--max-concurrency"),
+        (["--rate-to", "5"], UsageError, "--rate"),
+        (["--url", "ws://127.0.0.1:1/v1", "--server-ttfb-ms", "5"], UsageError, "--server-ttfb-ms"),
+        (["--api-key-env", "X"], UsageError, "--url"),
+        (["--url", "ws://127.0.0.1:1/v1", "--api-key-env", "NOPE_KEY"], UsageError, "NOPE_KEY"),
+        (["--url", "ftp://example"], UsageError, "--url"),
+        (["--server-ttfb-ms", "bogus:1"], UsageError, "--server-*"),
+        (["--server-stall-rate", "0.5"], UsageError, "--server-stall-ms"),
+        (["my_script.json"], UsageError, "my_script.json"),
+        (["--rate", "0", "--duration", "-1"], SystemExit, ""),
+    ],
+)
+def test_bad_arguments_are_rejected_before_running(
+    argv: list[str], error: type[BaseException], needle: str
+) -> None:
+    with pytest.raises(error) as info:
+        prepare(parse(*argv), env={})
+    assert needle in str(info.value)
+
+
+def test_bad_arguments_exit_1_without_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "never"
+    assert main(["run", "--out", str(out), "--threshold", "ttfb_ms.p95<"]) == 1
+    assert "threshold" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_load_options_build_the_models() -> None:
+    closed = prepare(parse("--concurrency", "25", "--sessions", "50"), env={}).model
+    assert closed == ClosedModel(concurrency=25, sessions=50)
+    assert prepare(parse(), env={}).model == ClosedModel(concurrency=10, sessions=10)
+    open_ = prepare(parse("--rate", "20", "--duration", "10", "--poisson"), env={}).model
+    assert isinstance(open_, OpenModel) and open_.poisson and open_.duration_s == 10
+    ramp = prepare(parse("--rate", "1", "--rate-to", "5", "--ramp", "3", "--duration", "6"), env={})
+    assert ramp.model == OpenModel(rate=1, rate_to=5, ramp_s=3, duration_s=6)
+    assert prepare(parse("--rate", "4", "--sessions", "8"), env={}).model.duration_s == 2.0
+    with pytest.raises(PlanError):
+        prepare(parse("--rate", "1", "--ramp", "2", "--duration", "3"), env={})
+
+
+def test_api_key_is_never_stored(tmp_path: Path) -> None:
+    setup = prepare(
+        parse("--url", "ws://127.0.0.1:9/v1", "--api-key-env", "MY_KEY"),
+        env={"MY_KEY": "sk-test-secret-value-123"},
+    )
+    assert "sk-test" not in orjson.dumps(setup.config).decode()
+    assert setup.config["api_key_env"] == "MY_KEY"
+
+
+def test_ctrl_c_drains_then_cancels_and_keeps_results(tmp_path: Path) -> None:
+    """SIGINT to a real ``orchestrator run``: the first press drains, the second cancels;
+    results.jsonl stays valid, summary.json is written, exit code 130."""
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "orchestrator", "run", "--sessions", "200", "--concurrency", "4",
+        "--linger-ms", "60000", "--grace-s", "60", "--out", str(out), "--progress", "plain", *QUICK[:-1],
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        results = out / "results.jsonl"
+        while time.monotonic() < deadline:  # wait until the 4 sessions have answered
+            if results.exists() and results.read_bytes().count(b'"kind":"turn"') >= 4:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no turn finished within 30 s")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # draining: lingering sessions may still finish
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"draining" in err and b"cancelling" in err
+    parsed = read_results(results)
+    assert not parsed.truncated
+    assert len(parsed.sessions) == 4 and {s.status for s in parsed.sessions} == {"cancelled"}
+    assert len(parsed.turns) == 4 and {t.response_status for t in parsed.turns} == {"completed"}
+    meta = read_run_meta(results)
+    assert meta.ended and meta.interrupted
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["totals"]["sessions_cancelled"] == 4
+    assert summary["run"]["interrupted"] is True
