@@ -17,7 +17,13 @@ import trio
 import trio.testing
 
 from orchestrator.metrics import read_results, summarize
-from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
+from orchestrator.mockserver import (
+    Distribution,
+    FaultConfig,
+    LatencyModel,
+    MockServer,
+    ServerConfig,
+)
 from orchestrator.protocol import Dialect
 from orchestrator.scenario import BuiltinConversation, voice_session_config
 from orchestrator.session.actor import Session
@@ -48,50 +54,17 @@ FAST = LatencyModel(
 )
 
 
-class StallingStream(trio.abc.Stream):
-    """Wraps the server side of a connection: during ``[start, end)`` (trio time) the
-    server neither reads nor writes, as a server frozen by a GC pause or a saturated
-    host would."""
-
-    def __init__(self, inner: trio.abc.Stream, window: tuple[float, float] | None) -> None:
-        self.inner = inner
-        self.window = window
-
-    async def _gate(self) -> None:
-        if self.window is not None:
-            start, end = self.window
-            if start <= trio.current_time() < end:
-                await trio.sleep_until(end)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._gate()
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        data = await self.inner.receive_some(max_bytes)
-        await self._gate()
-        return data
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def memory_connect(
-    server: MockServer, nursery: trio.Nursery, *, stall: tuple[float, float] | None = None
-) -> Callable[[], Any]:
+def memory_connect(server: MockServer, nursery: trio.Nursery) -> Callable[[], Any]:
     """A ``SessionSpec.connect`` factory: one mock-server connection per call over a
-    memory stream pair (optionally stalled during a time window). The server side runs in
-    ``nursery`` (as a real server's connections run in the server's own nursery), so the
-    client never waits for the server's close handshake timers."""
+    memory stream pair. The server side runs in ``nursery`` (as a real server's
+    connections run in the server's own nursery), so the client never waits for the
+    server's close handshake timers."""
     target = Target(url=URL, dialect=Dialect.GA)
 
     @asynccontextmanager
     async def factory() -> AsyncIterator[Any]:
         client, far = trio.testing.memory_stream_pair()
-        nursery.start_soon(server.serve_stream, StallingStream(far, stall))
+        nursery.start_soon(server.serve_stream, far)
         async with connect_stream(client, target) as conn:
             yield conn
 
@@ -101,13 +74,13 @@ def memory_connect(
 @asynccontextmanager
 async def mock_server(**config: Any) -> AsyncIterator[Callable[..., SessionSpec]]:
     """Yields ``make_spec(**spec_kwargs)`` building voice specs connected to one mock
-    server (``stall=(start, end)`` freezes the server's side of those connections)."""
+    server, whose clock (the origin of its scheduled faults) starts now."""
     config.setdefault("latency", FAST)
-    server = MockServer(ServerConfig(port=0, **config))
+    server = MockServer(ServerConfig(port=0, **config), started_at=trio.current_time())
     async with trio.open_nursery() as nursery:
 
         def make_spec(**kw: Any) -> SessionSpec:
-            connect = memory_connect(server, nursery, stall=kw.pop("stall", None))
+            connect = memory_connect(server, nursery)
             return SessionSpec(connect=connect, config=voice_session_config(), **kw)
 
         yield make_spec
@@ -143,14 +116,14 @@ async def test_open_model_starts_every_arrival_at_its_planned_time(
     assert (snap.started, snap.completed, snap.running, snap.pending) == (200, 200, 0, 0)
 
 
-async def _stall_run(stall: tuple[float, float] | None) -> dict[str, Any]:
+async def _stall_run(faults: FaultConfig) -> dict[str, Any]:
     sink = ListSink()
     conversation = BuiltinConversation(speech_ms=600, lead_ms=100, tail_ms=100)
     async with (
-        mock_server() as voice_spec,
+        mock_server(faults=faults) as voice_spec,
         open_supervisor(sink=sink, timeline_interval_s=None) as sup,
     ):
-        spec = voice_spec(stall=None if stall is None else (sup.t0 + stall[0], sup.t0 + stall[1]))
+        spec = voice_spec()
         await sup.run_workload(
             Workload(model=OpenModel(rate=10, duration_s=4), spec=spec, driver=conversation)
         )
@@ -167,8 +140,9 @@ async def _stall_run(stall: tuple[float, float] | None) -> dict[str, Any]:
 async def test_server_stall_shows_in_p99_not_in_start_times(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    calm = await _stall_run(None)
-    stalled = await _stall_run((2.0, 4.0))
+    calm = await _stall_run(FaultConfig())
+    # the server itself freezes for 2 s, 2 s into the run (its clock starts with the run)
+    stalled = await _stall_run(FaultConfig(freeze_at_s=2.0, freeze_ms=2000.0))
     assert calm["statuses"] == stalled["statuses"] == {"completed"}
     # Without the stall: ready in a few ms, ttfb = the server's fixed 300 ms.
     assert calm["ready"].p99 < 50

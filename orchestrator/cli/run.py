@@ -322,6 +322,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=_nonneg_float,
         help="refuse this %% of handshakes with HTTP 429",
     )
+    srv.add_argument(
+        "--server-freeze",
+        action="append",
+        metavar="AT_S:MS",
+        help="freeze the whole server for MS ms from AT_S s into the run: every frame due "
+        "then is sent when the freeze ends (repeatable)",
+    )
     srv.add_argument("--server-seed", type=int, help="server seed (default --seed)")  # fmt: skip
 
     out = p.add_argument_group("output")
@@ -419,6 +426,7 @@ _SERVER_FLAGS = (
     "server_error_rate",
     "server_drop_rate",
     "server_reject_percent",
+    "server_freeze",
     "server_seed",
 )
 
@@ -429,6 +437,7 @@ def _server_config(args: argparse.Namespace) -> Any:
         Distribution,
         DistributionError,
         FaultConfig,
+        FreezeWindow,
         LatencyModel,
         ServerConfig,
     )
@@ -452,12 +461,17 @@ def _server_config(args: argparse.Namespace) -> Any:
     if stall_rate and args.server_stall_ms is None:
         raise UsageError("--server-stall-rate needs --server-stall-ms")
     try:
+        freezes = tuple(FreezeWindow.parse(spec) for spec in args.server_freeze or ())
+    except ValueError as exc:
+        raise UsageError(f"--server-freeze: {exc}") from None
+    try:
         faults = FaultConfig(
             stall_probability=stall_rate or 0.0,
             stall_ms=args.server_stall_ms or 0.0,
             error_probability=args.server_error_rate or 0.0,
             close_probability=args.server_drop_rate or 0.0,
             reject_percent=args.server_reject_percent or 0.0,
+            freezes=freezes,
         )
         return ServerConfig(
             host="127.0.0.1",
@@ -719,6 +733,8 @@ async def execute(setup: RunSetup, args: argparse.Namespace, sink: JsonlSink) ->
                 seed=seed,
             ) as sup:
                 sup.planned_total = planned_total(setup.model)
+                if setup.server_config is not None:
+                    server.started_at = sup.t0  # --server-freeze counts from the run's start
                 top.start_soon(_watch_sigint, signals, sup, args.grace_s, top, args.quiet)
                 mode = "off" if args.quiet else args.progress
                 if mode != "off":

@@ -18,6 +18,7 @@ from orchestrator.mockserver import (
     Distribution,
     DistributionError,
     FaultConfig,
+    FreezeWindow,
     LatencyModel,
     MockServer,
     ServerConfig,
@@ -31,6 +32,13 @@ def _dist(text: str) -> Distribution:
     try:
         return Distribution.parse(text)
     except DistributionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _freeze(text: str) -> FreezeWindow:
+    try:
+        return FreezeWindow.parse(text)
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -170,6 +178,16 @@ def add_parser(subparsers: Any) -> None:
         "--stall-ms", type=float, default=2000.0, help="length of a stall (default 2000)"
     )
     flt.add_argument(
+        "--freeze",
+        type=_freeze,
+        action="append",
+        default=[],
+        metavar="AT_S:MS",
+        help="freeze the whole server for MS ms from AT_S s after it started: handshakes "
+        "and client frames are accepted, but every frame due in the window is held and sent "
+        "when it ends (repeatable)",
+    )
+    flt.add_argument(
         "--reject-percent",
         type=float,
         default=0.0,
@@ -211,6 +229,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         stall_ms=args.stall_ms,
         reject_percent=args.reject_percent,
         session_max_s=args.session_max_s,
+        freezes=tuple(args.freeze),
     )
     return ServerConfig(
         host=args.host,

@@ -33,6 +33,15 @@ Timing: every server event is sent at a deterministic deadline from its anchor
 sending adds no delay. With ``LatencyModel(first_delta_ms=Distribution.parse("fixed:300"))``
 the first audio delta leaves exactly 300 ms after the anchor on a fake clock.
 
+Scheduled freeze (``FaultConfig(freeze_at_s=5, freeze_ms=2000)``, or several
+``FreezeWindow`` in ``freezes``): from 5 s after the server started serving
+(``MockServer.started_at``, its trio clock) for 2 s, the whole server sends nothing on
+any connection -- as a GC pause or a saturated host would look from outside. Handshakes
+are still accepted, client frames are still read (VAD and response plans go on), and
+every frame due inside the window leaves exactly at its end, in order; frames due
+after it are unaffected. Ground truth keeps the planned time as ``intended`` and the
+held send time as ``actual``.
+
 Fidelity choices (where PROTOCOL_NOTES is silent, what this server does):
 
 - Parallel function calls: when several tool rules (and/or offered tool names) match the
@@ -53,15 +62,15 @@ Fidelity choices (where PROTOCOL_NOTES is silent, what this server does):
   (the earlier ones are in the conversation it answers).
 
 Modules: ``config`` (ServerConfig, ToolRule), ``latency`` (Distribution, LatencyModel),
-``faults`` (FaultConfig), ``defaults`` (session defaults), ``session_update`` and
-``state`` (pure validation and conversation state), ``vad`` (input buffer + turn
-detection), ``tools`` (tool-call rules), ``responder`` (pure response plans),
-``groundtruth`` (JSONL records), ``wire`` (dialect rendering), ``connection`` (the
-per-connection actor), ``server`` (listener, handshake routing).
+``faults`` (FaultConfig, FreezeWindow), ``defaults`` (session defaults),
+``session_update`` and ``state`` (pure validation and conversation state), ``vad`` (input
+buffer + turn detection), ``tools`` (tool-call rules), ``responder`` (pure response
+plans), ``groundtruth`` (JSONL records), ``wire`` (dialect rendering), ``connection``
+(the per-connection actor), ``server`` (listener, handshake routing).
 """
 
 from .config import ConfigError, ServerConfig, ToolRule
-from .faults import FaultConfig
+from .faults import FaultConfig, FreezeWindow
 from .groundtruth import GroundTruthSink, read_groundtruth
 from .latency import Distribution, DistributionError, LatencyModel
 from .server import MockServer, route_request, serve_realtime, serve_stream
@@ -72,6 +81,7 @@ __all__ = [
     "Distribution",
     "DistributionError",
     "FaultConfig",
+    "FreezeWindow",
     "GroundTruthSink",
     "LatencyModel",
     "MockServer",

@@ -16,7 +16,9 @@
   (:mod:`.responder` + :mod:`.latency`) and putting events into the outbox.
 - ``sender`` is the only writer to the socket; it stamps the actual send time (ground
   truth) and performs closes. Sending never sleeps, so emission times are exactly the
-  plan's deadlines.
+  plan's deadlines -- except during a scheduled server-wide freeze, when the sender
+  holds each frame (in order) until the freeze ends; receiving, VAD and the plans go
+  on, and the ground truth's ``actual`` times show the hold.
 
 Any failure ends this connection only: the server logs it, counts it and goes on.
 """
@@ -212,6 +214,7 @@ class ConnectionActor:
 
     async def _sender(self) -> None:
         async for out in self._out_recv:
+            await self.server.hold_while_frozen()
             if isinstance(out, _Close):
                 with trio.move_on_after(CLOSE_GRACE_S):
                     await self.ws.aclose(out.code, out.reason)
@@ -820,6 +823,7 @@ class ConnectionActor:
         """Send a websocket PING every ``interval`` seconds (the service does ~20.3 s)."""
         while True:
             await trio.sleep(interval)
+            await self.server.hold_while_frozen()
             try:
                 await self.ws.ping()  # returns when the client's PONG arrives
             except ConnectionClosed:

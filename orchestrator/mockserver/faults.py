@@ -2,13 +2,16 @@
 
 ``FaultConfig`` is the per-run configuration; ``ConnectionFaults`` is the per-connection
 decision maker, drawing from that connection's own random stream so a run is
-reproducible from its seed and the order connections arrive in.
+reproducible from its seed and the order connections arrive in. ``FreezeWindow`` and
+:func:`freeze_end` describe scheduled server-wide freezes (no randomness: a freeze is
+a point on the server's clock, the same for every connection).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 
 import attrs
 
@@ -28,6 +31,75 @@ def _non_negative_or_none(
         raise ValueError(f"{attr.name} must be a finite number >= 0 or unset, got {value!r}")
 
 
+def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attr.name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attr.name} must be a finite number >= 0, got {value!r}")
+
+
+@attrs.frozen
+class FreezeWindow:
+    """A scheduled server-wide freeze: from ``at_s`` seconds after the server started
+    serving (its trio clock), for ``ms`` milliseconds.
+
+    While frozen the server still accepts handshakes and reads client frames (VAD and
+    planning go on), but sends nothing on any connection: every outgoing frame whose
+    send time falls in ``[start, end)`` leaves at ``end``, in its original order.
+    """
+
+    at_s: float = attrs.field(validator=_non_negative)
+    ms: float = attrs.field(validator=_positive)
+
+    @property
+    def end_s(self) -> float:
+        """End of the window, in seconds after the server started."""
+        return self.at_s + self.ms / 1000.0
+
+    @classmethod
+    def parse(cls, spec: str) -> FreezeWindow:
+        """Parse the CLI form ``AT_S:MS`` (e.g. ``5:2000``: freeze 2 s from 5 s on)."""
+        at, sep, ms = spec.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            at_s, length = float(at), float(ms)
+        except ValueError:
+            raise ValueError(
+                f"freeze {spec!r}: expected AT_S:MS (seconds after start : milliseconds), "
+                "e.g. 5:2000"
+            ) from None
+        try:
+            return cls(at_s=at_s, ms=length)
+        except ValueError as exc:
+            raise ValueError(f"freeze {spec!r}: {exc}") from None
+
+
+def _freeze_windows(value: Iterable[FreezeWindow]) -> tuple[FreezeWindow, ...]:
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, FreezeWindow):
+            raise TypeError(f"freezes must hold FreezeWindow values, got {item!r}")
+    return items
+
+
+def freeze_end(windows: tuple[FreezeWindow, ...], t_s: float) -> float | None:
+    """When the freeze covering ``t_s`` (seconds after the server started) ends, or
+    ``None`` if the server is not frozen then. Overlapping or touching windows count as
+    one freeze, so the answer is never itself frozen."""
+    end: float | None = None
+    for window in sorted(windows, key=lambda w: w.at_s):
+        if end is None:
+            if window.at_s <= t_s < window.end_s:
+                end = window.end_s
+        elif window.at_s <= end:
+            end = max(end, window.end_s)
+    return end
+
+
 @attrs.frozen
 class FaultConfig:
     """Which faults to inject (all off by default except the real 60-minute session cap).
@@ -40,6 +112,9 @@ class FaultConfig:
       between two deltas.
     - ``reject_percent``: refuse this percentage of handshakes with HTTP 429.
     - ``session_max_s``: session lifetime; at expiry ``session_expired`` then close 1001.
+    - ``freeze_at_s`` / ``freeze_ms``: one scheduled server-wide freeze (see
+      :class:`FreezeWindow`); ``freezes``: any number more. :attr:`freeze_windows` is
+      all of them.
     """
 
     close_after_s: float | None = attrs.field(default=None, validator=_non_negative_or_none)
@@ -50,14 +125,28 @@ class FaultConfig:
     stall_ms: float = attrs.field(default=0.0, validator=_non_negative_or_none)
     reject_percent: float = 0.0
     session_max_s: float = attrs.field(default=3600.0, validator=_non_negative_or_none)
+    freeze_at_s: float | None = attrs.field(default=None, validator=_non_negative_or_none)
+    freeze_ms: float = attrs.field(default=0.0, validator=_non_negative)
+    freezes: tuple[FreezeWindow, ...] = attrs.field(default=(), converter=_freeze_windows)
 
     def __attrs_post_init__(self) -> None:
+        if self.freeze_at_s is not None and self.freeze_ms <= 0:
+            raise ValueError("freeze_at_s needs freeze_ms > 0")
+        if self.freeze_ms and self.freeze_at_s is None:
+            raise ValueError("freeze_ms needs freeze_at_s")
         if not 0.0 <= self.reject_percent <= 100.0:
             raise ValueError(f"reject_percent must be in [0, 100], got {self.reject_percent!r}")
         if self.close_after_responses is not None and self.close_after_responses < 1:
             raise ValueError("close_after_responses must be >= 1")
         if self.session_max_s <= 0:
             raise ValueError("session_max_s must be > 0")
+
+    @property
+    def freeze_windows(self) -> tuple[FreezeWindow, ...]:
+        """Every scheduled freeze (``freeze_at_s``/``freeze_ms`` first, then ``freezes``)."""
+        if self.freeze_at_s is None:
+            return self.freezes
+        return (FreezeWindow(self.freeze_at_s, self.freeze_ms), *self.freezes)
 
 
 @attrs.frozen

@@ -15,7 +15,9 @@ Each record (all times in seconds on the server's ``trio.current_time()``):
 
 "intended" is anchor + the latency model's draw; "actual" is the moment the frame
 was handed to the websocket. A client measuring from the same anchor should see the
-actual - anchor difference (plus transport delay).
+actual - anchor difference (plus transport delay). A scheduled server-wide freeze
+(``FaultConfig.freeze_windows``) shows as ``actual`` > ``intended``: a frame planned
+inside the freeze leaves when it ends.
 
 ``item_ids`` lists the response's output items in ``output_index`` order. A response
 making parallel function calls has one item per call; ``tool_calls`` lists every call

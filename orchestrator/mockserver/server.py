@@ -10,6 +10,10 @@ Handshake rules (the same for TCP and for :func:`serve_stream`):
 - auth: when a key is configured, ``Authorization: Bearer KEY`` or ``api-key: KEY`` is
   required, otherwise HTTP 401 with an OpenAI-style JSON error body (no session).
 - fault ``reject_percent``: HTTP 429 with a ``rate_limit_exceeded`` body.
+
+Scheduled freezes (``FaultConfig.freeze_windows``) count from :attr:`MockServer.started_at`
+and hold every outgoing frame of every connection (see :meth:`MockServer.hold_while_frozen`);
+handshakes are still accepted while frozen.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from orchestrator.protocol import Dialect, new_id
 
 from .config import ServerConfig
 from .connection import CLOSE_GRACE_S, ConnectionActor
-from .faults import reject_handshake
+from .faults import FreezeWindow, freeze_end, reject_handshake
 from .groundtruth import GroundTruthSink
 from .responder import AudioBank
 from .stats import ServerStats
@@ -126,6 +130,11 @@ class MockServer:
     One instance can serve a TCP listener (:meth:`serve`) and/or individual streams
     (:meth:`serve_stream`); counters are in :attr:`stats`, ground truth goes to
     :attr:`groundtruth` (and ``config.groundtruth_path``).
+
+    ``started_at`` (trio time) is the origin of scheduled faults (``freeze_at_s``): set
+    when :meth:`serve` or the first :meth:`serve_stream` starts, unless already set. A
+    harness embedding the server may set it itself (e.g. to its run's start) before
+    any connection is made.
     """
 
     config: ServerConfig
@@ -133,7 +142,9 @@ class MockServer:
     groundtruth: GroundTruthSink = attrs.field(init=False)
     audio_bank: AudioBank = attrs.field(init=False)
     port: int | None = None
+    started_at: float | None = None
     _next_index: int = 0
+    _freezes: tuple[FreezeWindow, ...] = attrs.field(init=False)
     _handshake_rng: random.Random = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -142,6 +153,7 @@ class MockServer:
             seed=self.config.seed, chunk_ms=self.config.latency.audio_chunk_ms
         )
         self._handshake_rng = random.Random(f"{self.config.seed}:handshake")
+        self._freezes = self.config.faults.freeze_windows
         # synthesize the common case up front, not on the first response
         self.audio_bank.chunks("pcm16")
 
@@ -154,6 +166,7 @@ class MockServer:
         it never affects the listener or other connections.
         """
         cfg = self.config
+        self._mark_started()
         try:
             listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
             async with trio.open_nursery() as nursery:
@@ -178,12 +191,38 @@ class MockServer:
 
         Returns when the connection ends. Cancellation aborts the connection.
         """
+        self._mark_started()
         async with trio.open_nursery() as nursery:
             request = await wrap_server_stream(
                 nursery, stream, max_message_size=self.config.max_message_size
             )
             await self.handle_request(request)
             nursery.cancel_scope.cancel()
+
+    def _mark_started(self) -> None:
+        if self.started_at is None:
+            self.started_at = trio.current_time()
+
+    def frozen_until(self, now: float) -> float | None:
+        """The trio time at which the scheduled freeze covering ``now`` ends, or
+        ``None`` when the server is not frozen at ``now`` (or has not started)."""
+        if not self._freezes or self.started_at is None:
+            return None
+        end = freeze_end(self._freezes, now - self.started_at)
+        return None if end is None else self.started_at + end
+
+    async def hold_while_frozen(self) -> float:
+        """Wait until no scheduled freeze covers the current time; returns the seconds
+        waited (0.0 without a checkpoint when not frozen). Every send of every
+        connection goes through here. Cancellation: raises ``Cancelled``, nothing held.
+        """
+        now = trio.current_time()
+        end = self.frozen_until(now)
+        if end is None:
+            return 0.0
+        self.stats.faults["freeze_holds"] += 1
+        await trio.sleep_until(end)
+        return end - now
 
     async def handle_request(self, request: WebSocketRequest) -> None:
         """Route, authenticate and serve one websocket handshake; never raises
@@ -250,6 +289,7 @@ class MockServer:
         }
         self.stats.client_errors["missing_model"] += 1
         self.stats.closes[4000] += 1
+        await self.hold_while_frozen()
         with trio.move_on_after(CLOSE_GRACE_S):
             await ws.send_message(orjson.dumps(event).decode())
             await ws.aclose(4000, "invalid_request_error.missing_model")
