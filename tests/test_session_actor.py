@@ -758,5 +758,54 @@ async def test_driver_exception_aborts_the_session(autojump_clock: object) -> No
             await session.start_text_turn("hi")
             raise KeyError("driver bug")
     assert info.group_contains(KeyError)
+    # aborted because the driver raised: the actor says "failed", with the driver's error
+    assert session.result is not None and session.result.status == "failed"
+    assert session.result.reason == "KeyError: 'driver bug'"
+    assert session.turns[0].status == "failed"
+    assert session.turns[0].reason == "KeyError: 'driver bug'"
+
+
+async def test_driver_exception_group_fails_with_its_first_error(autojump_clock: object) -> None:
+    spec = SessionSpec(connect=memory_factory(server_config()))
+
+    async def crash(exc: Exception) -> None:
+        await trio.sleep(0.1)
+        raise exc
+
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError), flatten_subgroups=False) as info:
+        async with open_session(spec) as session, trio.open_nursery() as nursery:
+            nursery.start_soon(crash, ValueError("bad script"))
+            await trio.sleep_forever()
+    assert info.value is not None
+    assert session.result is not None and session.result.status == "failed"
+    assert session.result.reason == "ValueError: bad script"
+
+
+async def test_driver_exception_after_a_session_failure_keeps_the_first_reason(
+    autojump_clock: object,
+) -> None:
+    target = Target(url=URL, dialect=Dialect.GA, api_key=Secret("sk-wrong-0123456789"))
+    spec = SessionSpec(connect=memory_factory(server_config(api_key="sk-right"), target=target))
+    with pytest.RaisesGroup(RuntimeError):
+        async with open_session(spec) as session:
+            raise RuntimeError("driver noticed")
+    assert session.result is not None and session.result.status == "failed"
+    assert session.result.reason is not None
+    assert session.result.reason.startswith("HandshakeRejected: ")
+
+
+async def test_abort_without_an_error_is_cancelled(
+    autojump_clock: object,
+) -> None:
+    spec = SessionSpec(connect=memory_factory(server_config()))
+    async with trio.open_nursery() as nursery:
+        session = await nursery.start(run_session, spec)
+        session.abort()
     assert session.result is not None and session.result.status == "cancelled"
-    assert session.turns[0].status == "cancelled"
+    # aborted with an error and cancelled from outside at once (as open_session does)
+    async with trio.open_nursery() as nursery:
+        session2 = await nursery.start(run_session, spec)
+        session2.abort(KeyError("gone"))
+        nursery.cancel_scope.cancel()
+    assert session2.result is not None and session2.result.status == "failed"
+    assert session2.result.reason == "KeyError: 'gone'"

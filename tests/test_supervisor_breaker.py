@@ -183,3 +183,72 @@ async def test_wait_returns_immediately_when_closed(autojump_clock: trio.abc.Clo
     await b.wait_until_allowed()
     assert trio.current_time() == 0.0
     assert b.state is BreakerState.CLOSED
+
+
+# -- grant tokens: every grant settles exactly once; only real probes free probe slots
+
+
+def test_grant_of_an_earlier_period_does_not_free_a_probe_slot() -> None:
+    b = make()
+    early = b.try_acquire(0.0)  # admitted while CLOSED
+    assert early is not None and early.probe_period is None
+    for i in range(4):
+        b.record(False, 0.1 + i * 0.001)  # trip
+    probe = b.try_acquire(5.2)
+    assert probe is not None and b.probes_in_flight == 1
+    early.release(5.3)  # an attempt admitted before the trip never happened
+    assert b.probes_in_flight == 1  # it held no slot: it gives none back
+    assert b.try_acquire(5.3) is None  # so no second probe gets through
+    probe.release(5.4)
+    assert b.probes_in_flight == 0 and b.outstanding == 0
+    assert b.try_acquire(5.4) is not None
+
+
+def test_grant_settles_once() -> None:
+    b = make()
+    grant = b.try_acquire(0.0)
+    assert grant is not None and b.outstanding == 1
+    grant.record(True, 1.0)
+    assert b.outstanding == 0
+    with pytest.raises(RuntimeError, match="settled twice"):
+        grant.release(1.0)
+    with pytest.raises(RuntimeError, match="settled twice"):
+        grant.record(False, 1.0)
+    assert b.outstanding == 0 and b.window_counts(1.0) == (1, 0)
+
+
+async def test_admit_releases_on_cancel_and_on_error(autojump_clock: trio.abc.Clock) -> None:
+    b = tripped(at=0.0, cooldown_s=5.0)
+    with trio.move_on_after(6.0):  # the probe is granted at 5.003, then cancelled
+        async with b.admit():
+            assert b.probes_in_flight == 1
+            await trio.sleep_forever()
+    assert b.state is BreakerState.HALF_OPEN and b.probes_in_flight == 0 and b.outstanding == 0
+    with pytest.raises(KeyError):
+        async with b.admit():
+            raise KeyError("attempt crashed")
+    assert b.probes_in_flight == 0 and b.outstanding == 0
+    async with b.admit() as grant:  # a recorded outcome is not released on top
+        grant.record(True, trio.current_time())
+    assert b.state is BreakerState.CLOSED and b.outstanding == 0
+    assert trio.current_time() == pytest.approx(6.0)
+
+
+async def test_admit_waiter_gets_the_slot_a_cancelled_probe_released(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    b = tripped(at=0.0, cooldown_s=5.0)
+    admitted: list[float] = []
+
+    async def waiter() -> None:
+        async with b.admit() as grant:
+            admitted.append(trio.current_time())
+            grant.record(False, trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        with trio.move_on_at(8.0):
+            async with b.admit():  # the probe, cancelled at 8.0 without an outcome
+                nursery.start_soon(waiter)
+                await trio.sleep_forever()
+    assert admitted == [pytest.approx(8.0)]  # at once, not a cooldown later
+    assert b.state is BreakerState.OPEN and b.trips == 2 and b.outstanding == 0

@@ -157,7 +157,8 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
         this returns. Error handling: connection, protocol and server failures end the
         session as data (``result.status == "failed"``, ``result.reason``), never as an
         exception; bugs in handlers are recorded the same way. Cancellation: the result
-        gets status ``cancelled`` and ``Cancelled`` propagates.
+        gets status ``cancelled`` (``failed`` if the session had failed, or was aborted
+        with an error: see :meth:`abort`) and ``Cancelled`` always propagates.
         """
         now = trio.current_time()
         self._t_start = now
@@ -194,7 +195,9 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
                 status, reason = "failed", _reason(_first_leaf(rest))
             else:
                 status, reason = "cancelled", None
-            if rest is None and cancelled is not None and self._failure is None:
+            if rest is None and cancelled is not None:
+                # cancelled from outside: the result is final (failed if the session or
+                # the caller's abort(cause) said so) and Cancelled is never swallowed
                 self._finalize(status, reason)
                 raise
         finally:
@@ -221,9 +224,20 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             self.abort()
             raise
 
-    def abort(self) -> None:
-        """Stop the actor now (no close handshake). The result gets status
-        ``cancelled`` unless it already failed."""
+    def abort(self, cause: BaseException | None = None) -> None:
+        """Stop the actor now (no close handshake).
+
+        ``cause`` is why the caller gave up on the session (``open_session`` passes the
+        exception leaving its block). If it is an error (an ``Exception``, or a group
+        holding one: e.g. the driver raised), the result is ``failed`` with reason
+        ``"TypeName: message"`` of that error (the first one of a group). Otherwise
+        (no cause, ``Cancelled``, ``KeyboardInterrupt``) the result is ``cancelled``. A
+        session that had already failed keeps its own failure; one already ended is not
+        changed."""
+        if self.result is None and self._failure is None and cause is not None:
+            error = _error_of(cause)
+            if error is not None:
+                self._failure = error
         self._closing = True
         self._aborted = True
         if self._run_scope is not None:
@@ -576,6 +590,15 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _error_of(exc: BaseException) -> BaseException | None:
+    """The first ``Exception`` in ``exc`` (itself, or a leaf of a group); ``None`` when it
+    holds only ``Cancelled`` / other ``BaseException`` (a cancellation, not an error)."""
+    if isinstance(exc, BaseExceptionGroup):
+        errors = exc.split(Exception)[0]
+        return None if errors is None else _first_leaf(errors)
+    return exc if isinstance(exc, Exception) else None
+
+
 def _split_cancelled(
     exc: BaseException,
 ) -> tuple[BaseException | None, BaseException | None]:
@@ -593,9 +616,12 @@ async def open_session(spec: SessionSpec) -> AsyncIterator[Session]:
     Entering waits until the first connection is configured (or the session failed to
     start: then every driver call raises :class:`SessionEnded` and ``session.result``
     says why). Leaving the block normally closes the session (websocket close 1000);
-    leaving it with an exception aborts it. ``SessionEnded`` raised by this session's
-    own driver calls is suppressed at exit, so a failed session ends the block and its
-    ``result`` holds status, reason and every turn record so far.
+    leaving it with an exception aborts it: the result is ``failed`` with the reason
+    ``"TypeName: message"`` of that exception (the driver's error; see
+    :meth:`Session.abort`) unless the session had failed first, and the exception
+    propagates. ``SessionEnded`` raised by this session's own driver calls is suppressed
+    at exit, so a failed session ends the block and its ``result`` holds status, reason
+    and every turn record so far.
 
     Cancellation: cancelling the block aborts the actor; ``session.result`` is set
     (status ``cancelled``) before ``Cancelled`` propagates.
@@ -606,11 +632,10 @@ async def open_session(spec: SessionSpec) -> AsyncIterator[Session]:
             await nursery.start(session.run)
             try:
                 yield session
-            except BaseException:
-                session.abort()
-                raise
-            else:
                 await session.close()
+            except BaseException as exc:
+                session.abort(exc)
+                raise
     except* SessionEnded as group:
         foreign = group.subgroup(lambda e: getattr(e, "session", None) is not session)
         if foreign is not None:

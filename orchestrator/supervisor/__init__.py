@@ -14,7 +14,7 @@
 * :mod:`.snapshot` — :class:`SupervisorSnapshot`, the live status.
 """
 
-from orchestrator.supervisor.breaker import BreakerState, CircuitBreaker
+from orchestrator.supervisor.breaker import BreakerState, CircuitBreaker, Grant
 from orchestrator.supervisor.monitor import (
     CpuSampler,
     LagHistogram,
@@ -69,6 +69,7 @@ __all__ = [
     "CpuSampler",
     "Driver",
     "GiveUp",
+    "Grant",
     "JsonlSink",
     "LagHistogram",
     "LagRecorder",

@@ -23,9 +23,22 @@ The state machine is pure: every method takes ``now`` (seconds on the injected t
 and transitions are computed from it; OPEN -> HALF_OPEN happens on the first call at or after
 the cooldown. Only :meth:`CircuitBreaker.wait_until_allowed` touches trio.
 
-Contract for callers: every granted ``allow`` is followed by exactly one :meth:`record`
-(the attempt's outcome) or :meth:`release` (the attempt never happened, e.g. it was
-cancelled before connecting), or a HALF_OPEN probe slot leaks.
+Contract for callers: every grant is followed by exactly one outcome (the attempt's
+result) or release (the attempt never happened, e.g. it was cancelled or dropped), or a
+HALF_OPEN probe slot leaks and every later attempt waits forever. Use the grant-token API,
+which makes that mistake impossible::
+
+    async with breaker.admit() as grant:   # waits while OPEN / probe slots are taken
+        ok = await attempt()
+        grant.record(ok, trio.current_time())
+    # leaving the block without an outcome (cancelled, dropped, an exception) releases it
+
+A :class:`Grant` knows whether it is a probe of the *current* HALF_OPEN period, so only
+real probes give their slot back: the outcome of an attempt admitted earlier (CLOSED, or a
+previous HALF_OPEN period) still counts as evidence but cannot free a slot it never took
+(which would let more than ``half_open_probes`` attempts through). The bare
+:meth:`CircuitBreaker.allow` / :meth:`~CircuitBreaker.record` / :meth:`~CircuitBreaker.release`
+calls are the untracked form of the same state machine.
 """
 
 from __future__ import annotations
@@ -34,11 +47,13 @@ import enum
 import math
 import numbers
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import attrs
 import trio
 
-__all__ = ["BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerState", "CircuitBreaker", "Grant"]
 
 
 class BreakerState(enum.Enum):
@@ -47,6 +62,35 @@ class BreakerState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+@attrs.define(eq=False)
+class Grant:
+    """One admitted attempt (from :meth:`CircuitBreaker.try_acquire`, :meth:`~CircuitBreaker.
+    acquire` or :meth:`~CircuitBreaker.admit`). Settle it exactly once: :meth:`record` the
+    attempt's outcome, or :meth:`release` it when the attempt never happened."""
+
+    breaker: CircuitBreaker
+    probe_period: int | None
+    """The HALF_OPEN period this grant is a probe of (``None``: granted while CLOSED)."""
+    settled: bool = attrs.field(default=False, init=False)
+
+    def record(self, ok: bool, now: float) -> None:
+        """Record the attempt's outcome at ``now``. Raises ``RuntimeError`` if already
+        settled."""
+        self._settle()
+        self.breaker._finish(self, ok, now)
+
+    def release(self, now: float) -> None:
+        """Give the grant back without an outcome (the attempt never happened). Raises
+        ``RuntimeError`` if already settled."""
+        self._settle()
+        self.breaker._finish(self, None, now)
+
+    def _settle(self) -> None:
+        if self.settled:
+            raise RuntimeError("breaker Grant settled twice (record/release once per grant)")
+        self.settled = True
 
 
 @attrs.define(eq=False)
@@ -70,6 +114,8 @@ class CircuitBreaker:
     _probes_in_flight: int = attrs.field(default=0, init=False)
     _probe_successes: int = attrs.field(default=0, init=False)
     _changed: trio.Event | None = attrs.field(default=None, init=False)
+    _period: int = attrs.field(default=0, init=False)
+    _outstanding: int = attrs.field(default=0, init=False)
     trips: int = attrs.field(default=0, init=False)
     """How many times the breaker has gone CLOSED/HALF_OPEN -> OPEN."""
 
@@ -100,6 +146,17 @@ class CircuitBreaker:
         """When OPEN: the time it goes HALF_OPEN; otherwise ``None``."""
         return self._opened_at + self.cooldown_s if self._state is BreakerState.OPEN else None
 
+    @property
+    def probes_in_flight(self) -> int:
+        """HALF_OPEN probe slots taken now (0 in the other states)."""
+        return self._probes_in_flight if self._state is BreakerState.HALF_OPEN else 0
+
+    @property
+    def outstanding(self) -> int:
+        """:class:`Grant` tokens handed out and not yet settled (the untracked
+        :meth:`allow` is not counted)."""
+        return self._outstanding
+
     def poll(self, now: float) -> BreakerState:
         """Apply time-driven transitions (OPEN -> HALF_OPEN) and return the state at ``now``."""
         self._advance(now)
@@ -123,6 +180,7 @@ class CircuitBreaker:
     def _advance(self, now: float) -> None:
         if self._state is BreakerState.OPEN and now >= self._opened_at + self.cooldown_s:
             self._state = BreakerState.HALF_OPEN
+            self._period += 1
             self._probes_in_flight = 0
             self._probe_successes = 0
             self._notify()
@@ -139,6 +197,7 @@ class CircuitBreaker:
 
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
+        self._probes_in_flight = 0
         self._window.clear()
         self._failures = 0
         self._notify()
@@ -148,9 +207,22 @@ class CircuitBreaker:
             self._changed.set()
             self._changed = None
 
+    def try_acquire(self, now: float) -> Grant | None:
+        """A :class:`Grant` if a new connection may be attempted at ``now``, else ``None``.
+        A HALF_OPEN grant takes a probe slot until it is settled."""
+        if not self._take(now):
+            return None
+        period = self._period if self._state is BreakerState.HALF_OPEN else None
+        self._outstanding += 1
+        return Grant(self, period)
+
     def allow(self, now: float) -> bool:
-        """May a new connection be attempted at ``now``? A granted HALF_OPEN attempt takes a
-        probe slot until its :meth:`record` or :meth:`release`."""
+        """Untracked :meth:`try_acquire`: may a new connection be attempted at ``now``? A
+        granted HALF_OPEN attempt takes a probe slot until its :meth:`record` or
+        :meth:`release`."""
+        return self._take(now)
+
+    def _take(self, now: float) -> bool:
         self._advance(now)
         if self._state is BreakerState.CLOSED:
             return True
@@ -160,15 +232,39 @@ class CircuitBreaker:
         return False
 
     def release(self, now: float) -> None:
-        """Give back a granted attempt that never happened (no outcome to record)."""
+        """Untracked: give back a granted attempt that never happened (no outcome)."""
         self._advance(now)
         if self._state is BreakerState.HALF_OPEN and self._probes_in_flight > 0:
             self._probes_in_flight -= 1
             self._notify()
 
     def record(self, ok: bool, now: float) -> None:
-        """Record the outcome of one session/connection attempt that ended at ``now``."""
+        """Untracked: record the outcome of one session/connection attempt that ended at
+        ``now`` (in HALF_OPEN it frees a probe slot, whoever took it)."""
         self._advance(now)
+        if self._state is BreakerState.HALF_OPEN and self._probes_in_flight > 0:
+            self._probes_in_flight -= 1
+        self._outcome(ok, now)
+
+    def _finish(self, grant: Grant, ok: bool | None, now: float) -> None:
+        """Settle ``grant``: free its probe slot if it holds one of the current HALF_OPEN
+        period, then apply the outcome (``None``: released, no outcome)."""
+        self._outstanding -= 1
+        self._advance(now)
+        holds_slot = (
+            self._state is BreakerState.HALF_OPEN
+            and grant.probe_period == self._period
+            and self._probes_in_flight > 0
+        )
+        if holds_slot:
+            self._probes_in_flight -= 1
+        if ok is None:
+            if holds_slot:
+                self._notify()
+            return
+        self._outcome(ok, now)
+
+    def _outcome(self, ok: bool, now: float) -> None:
         if self._state is BreakerState.CLOSED:
             self._prune(now)
             self._window.append((now, ok))
@@ -178,8 +274,6 @@ class CircuitBreaker:
             if samples >= self.min_samples and self._failures > self.failure_threshold * samples:
                 self._open(now)
         elif self._state is BreakerState.HALF_OPEN:
-            if self._probes_in_flight > 0:
-                self._probes_in_flight -= 1
             if not ok:
                 self._open(now)
                 return
@@ -187,14 +281,14 @@ class CircuitBreaker:
             if self._probe_successes >= self.close_after:
                 self._close()
             else:
-                self._notify()  # a probe slot is free again
+                self._notify()  # a probe slot may be free again
         # OPEN: outcomes of attempts admitted before the trip carry no new information.
 
     # -- trio helper
 
-    async def wait_until_allowed(self) -> None:
-        """Wait until :meth:`allow` grants an attempt at ``trio.current_time()``, then return
-        holding that grant (record or release it).
+    async def acquire(self) -> Grant:
+        """Wait until :meth:`try_acquire` grants an attempt at ``trio.current_time()`` and
+        return the :class:`Grant` (settle it, or use :meth:`admit`).
 
         While OPEN it sleeps until the cooldown ends (on trio's clock, so MockClock-exact);
         while HALF_OPEN with every probe slot taken it waits for a probe's outcome. Many
@@ -206,12 +300,44 @@ class CircuitBreaker:
         """
         await trio.lowlevel.checkpoint()  # cancel point before any grant is taken
         while True:
-            now = trio.current_time()
-            if self.allow(now):
-                return
-            if self._changed is None:
-                self._changed = trio.Event()
-            changed = self._changed
-            deadline = self.reopen_at if self._state is BreakerState.OPEN else math.inf
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await changed.wait()
+            grant = self.try_acquire(trio.current_time())
+            if grant is not None:
+                return grant
+            await self._wait_for_change()
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[Grant]:
+        """``async with breaker.admit() as grant:`` — :meth:`acquire` a grant for the
+        block; record the attempt's outcome on it inside the block. A grant left unsettled
+        when the block ends — normally, by an exception or by cancellation — is released,
+        so no exit path can leak a probe slot.
+
+        Cancellation: while waiting, raises ``Cancelled`` holding nothing; inside the block,
+        the grant is released and ``Cancelled`` propagates.
+        """
+        grant = await self.acquire()
+        try:
+            yield grant
+        finally:
+            if not grant.settled:
+                grant.release(trio.current_time())
+
+    async def wait_until_allowed(self) -> None:
+        """Untracked :meth:`acquire`: wait until :meth:`allow` grants an attempt, then
+        return holding that grant (settle it with :meth:`record` or :meth:`release`).
+
+        Cancellation: raises ``Cancelled`` without holding a grant.
+        """
+        await trio.lowlevel.checkpoint()  # cancel point before any grant is taken
+        while not self.allow(trio.current_time()):
+            await self._wait_for_change()
+
+    async def _wait_for_change(self) -> None:
+        """Sleep until the state may admit someone: the end of the cooldown while OPEN,
+        else the next transition or freed probe slot."""
+        if self._changed is None:
+            self._changed = trio.Event()
+        changed = self._changed
+        deadline = self.reopen_at if self._state is BreakerState.OPEN else None
+        with trio.move_on_at(math.inf if deadline is None else deadline):
+            await changed.wait()

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any, Literal
 
 import attrs
@@ -345,33 +345,30 @@ class Supervisor:
         planned = handle.planned_start
         while True:
             await trio.sleep_until(planned)
-            breaker = self.breaker
-            if breaker is not None:
-                await breaker.wait_until_allowed()
-            now = trio.current_time()
-            if handle.attempt == 0:
-                decision = decide_start(
-                    planned,
-                    now,
-                    running=self.running,
-                    max_concurrency=max_concurrency,
-                    late_after_ms=self.late_after_ms,
-                    drop_after_ms=self.drop_after_ms,
-                )
-                if not decision.started:
-                    if breaker is not None:
-                        breaker.release(now)
-                    self._drop(handle, decision.reason or "too_late", now, decision.late_ms)
-                    return
-                if decision.status == "late":
-                    self.late_starts += 1
-            result = await self._attempt(handle, planned)
-            end = trio.current_time()
-            if breaker is not None:
-                if result.status == "cancelled":
-                    breaker.release(end)
-                else:
-                    breaker.record(result.status == "completed", end)
+            # The breaker grant is held for exactly this block: an attempt that ends with an
+            # outcome records it; every other exit (dropped start, Cancelled, a bug raising)
+            # releases it when the block ends, so no path can leak a HALF_OPEN probe slot.
+            admission = self.breaker.admit() if self.breaker is not None else nullcontext()
+            async with admission as grant:
+                now = trio.current_time()
+                if handle.attempt == 0:
+                    decision = decide_start(
+                        planned,
+                        now,
+                        running=self.running,
+                        max_concurrency=max_concurrency,
+                        late_after_ms=self.late_after_ms,
+                        drop_after_ms=self.drop_after_ms,
+                    )
+                    if not decision.started:
+                        self._drop(handle, decision.reason or "too_late", now, decision.late_ms)
+                        return
+                    if decision.status == "late":
+                        self.late_starts += 1
+                result = await self._attempt(handle, planned)
+                end = trio.current_time()
+                if grant is not None and result.status != "cancelled":
+                    grant.record(result.status == "completed", end)
             if result.status == "cancelled" or self.draining:
                 return
             choice = handle.policy.decide(result.status, handle.history, end)
@@ -472,13 +469,14 @@ class Supervisor:
         session: Session | None,
         exc: BaseException,
     ) -> SessionResult:
-        reason = f"{type(exc).__name__}: {exc}"
+        # The actor decides the status of a session it ran: one aborted because the
+        # driver raised is ``failed`` with the driver's error as reason (or its own,
+        # earlier failure). Only an attempt that failed before there was an actor result
+        # (e.g. the actor could not be built or started) is described here.
         base = session.result if session is not None else None
-        if base is None:
-            return self._local_result(handle, planned, "failed", reason)
-        if base.status == "failed":
-            return base  # the session failed first; the driver only noticed
-        return attrs.evolve(base, status="failed", reason=reason)
+        if base is not None:
+            return base
+        return self._local_result(handle, planned, "failed", f"{type(exc).__name__}: {exc}")
 
     def _local_result(
         self, handle: SessionHandle, planned: float, status: str, reason: str | None
