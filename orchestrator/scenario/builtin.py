@@ -20,12 +20,9 @@ from orchestrator import protocol as P
 from orchestrator.session.actor import Session
 from orchestrator.session.sources import AudioSource
 
+from .errors import ScenarioFailed
+
 __all__ = ["BuiltinConversation", "ScenarioFailed", "voice_session_config"]
-
-
-class ScenarioFailed(Exception):
-    """The conversation did not go as scripted (e.g. no answer); the message says which
-    turn and why. Raised by drivers; the supervisor records it as the session's failure."""
 
 
 def voice_session_config(
@@ -87,6 +84,10 @@ class BuiltinConversation:
     def name(self) -> str:
         """The scenario label used in records."""
         return "builtin:one-question"
+
+    def prepare(self) -> None:
+        """One-time work before a run's clock starts: synthesize the shared audio."""
+        self.source()
 
     def source(self) -> AudioSource:
         """The user's audio: synthesized once (~10 ms of numpy work, which must not run in

@@ -1,0 +1,276 @@
+"""Playing a :class:`~.model.Scenario` through one session and checking its expectations.
+
+:class:`ScenarioDriver` is a driver callable (``async (Session) -> None``) for the
+supervisor, plus what a run needs to set sessions up for it: :meth:`~ScenarioDriver.
+session_config` (the ``session.update``), :meth:`~ScenarioDriver.tool_registry` (the
+scenario's tools, run by the session) and :meth:`~ScenarioDriver.server_hints`.
+
+Playing: the history is seeded, then each turn is started in order and awaited before
+the next one starts, except when the next turn barges in (``barge_in_at_ms``): then the
+next turn starts while this one's answer is playing, and both are awaited together.
+When turns are over, their expectations are checked in order; the first turn with a
+failed expectation ends the script (the conversation would no longer be the scripted
+one) and :meth:`~ScenarioDriver.__call__` raises :class:`ScenarioFailed`, which the
+supervisor records as the session's failure (``reason`` names the turn and each failed
+expectation). A session that fails by itself (lost connection, server error) fails as
+usual; the driver never turns that into an expectation failure of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import trio
+
+from orchestrator import protocol as P
+from orchestrator.audio import AudioFileError
+from orchestrator.session.actor import Session
+from orchestrator.session.sources import AudioSource
+from orchestrator.session.tools import ToolRegistry
+from orchestrator.session.turns import Turn
+
+from .errors import ScenarioError, ScenarioFailed
+from .expect import ExpectationFailure, Observed, check_turn
+from .model import BUDGET_METRICS, Scenario, ToolSpec, TurnSpec
+
+__all__ = ["DEFAULT_TRANSCRIPTION_MODEL", "ScenarioDriver", "TurnOutcome"]
+
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
+
+#: Synthetic turns: silence before and after the speech unless the turn says otherwise.
+DEFAULT_LEAD_MS = 200.0
+DEFAULT_TAIL_MS = 300.0
+
+#: How long to wait, after a turn ended, for the transcription of its user audio when an
+#: expectation needs it (transcription runs beside the response and may finish later).
+TRANSCRIPT_WAIT_S = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class TurnOutcome:
+    """A checked turn: its index, spec, the session's :class:`Turn` handle and the
+    expectations it failed (empty = passed)."""
+
+    index: int
+    spec: TurnSpec
+    turn: Turn = attrs.field(eq=False, repr=False)
+    failures: tuple[ExpectationFailure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _tool_handler(tool: ToolSpec) -> Any:
+    async def handler(**arguments: Any) -> Any:
+        if tool.delay_ms:
+            await trio.sleep(tool.delay_ms / 1000.0)
+        return tool.render(arguments)
+
+    return handler
+
+
+@attrs.define(eq=False)
+class ScenarioDriver:
+    """The driver of ``scenario`` (call it with a ready session; share one instance
+    across sessions: it keeps no per-session state).
+
+    Construction loads the user audio once (WAV files are read, synthetic speech made)
+    and shares it read-only; a WAV that cannot be read, or holds no speech where the
+    server's VAD must find some, raises :class:`ScenarioError` naming the scenario file
+    and ``turns[i].audio``. Build it before the run starts.
+    """
+
+    scenario: Scenario
+    _sources: list[AudioSource | None] = attrs.field(init=False, factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self._sources = [self._load(i, t) for i, t in enumerate(self.scenario.turns)]
+
+    def _load(self, index: int, spec: TurnSpec) -> AudioSource | None:
+        if spec.kind == "text":
+            return None
+        if spec.kind == "synth":
+            assert spec.synth_ms is not None
+            source = AudioSource.synthetic(
+                spec.synth_ms,
+                lead_ms=DEFAULT_LEAD_MS if spec.lead_ms is None else spec.lead_ms,
+                tail_ms=DEFAULT_TAIL_MS if spec.tail_ms is None else spec.tail_ms,
+                seed=index if spec.seed is None else spec.seed,
+            )
+        else:
+            assert spec.audio is not None
+            field = f"turns[{index}].audio"
+            try:
+                source = AudioSource.from_wav(spec.audio)
+            except (AudioFileError, OSError, ValueError) as exc:
+                raise ScenarioError(self.scenario.origin, [(field, str(exc))]) from None
+            vad = spec.commit == "vad" or (spec.commit == "auto" and self.scenario.session.vad)
+            if vad and source.speech_start is None:
+                raise ScenarioError(
+                    self.scenario.origin,
+                    [(field, f"{spec.audio}: no speech found for the server's VAD to detect")],
+                )
+        source.samples.flags.writeable = False
+        return source
+
+    @property
+    def name(self) -> str:
+        """The scenario's name (the session label in records)."""
+        return self.scenario.name
+
+    def prepare(self) -> None:
+        """One-time work before a run's clock starts: nothing left (audio is loaded at
+        construction); present so every conversation type can be prepared alike."""
+
+    # ------------------------------------------------------------------ session setup
+    def session_config(self) -> Any:
+        """The GA ``SessionConfig`` of the scenario's ``[session]`` (PCM16 24 kHz in and
+        out); tools are added by the session from :meth:`tool_registry`."""
+        s = self.scenario.session
+        pcm = P.AudioFormat(type="audio/pcm", rate=24000)
+        turn_detection: Any
+        if s.turn_detection == "none":
+            turn_detection = P.NULL
+        elif s.turn_detection == "semantic_vad":
+            turn_detection = P.TurnDetection(type="semantic_vad", eagerness=s.vad_eagerness)
+        else:
+            turn_detection = P.TurnDetection(
+                type="server_vad",
+                threshold=0.5 if s.vad_threshold is None else s.vad_threshold,
+                prefix_padding_ms=300
+                if s.vad_prefix_padding_ms is None
+                else s.vad_prefix_padding_ms,
+                silence_duration_ms=200 if s.vad_silence_ms is None else s.vad_silence_ms,
+            )
+        transcription = None
+        if s.transcription:
+            transcription = P.Transcription(
+                model=s.transcription_model or DEFAULT_TRANSCRIPTION_MODEL
+            )
+        return P.SessionConfig(
+            output_modalities=[s.output_modality],
+            instructions=s.instructions,
+            tool_choice=s.tool_choice,
+            audio=P.AudioConfig(
+                input=P.AudioInput(
+                    format=pcm, transcription=transcription, turn_detection=turn_detection
+                ),
+                output=P.AudioOutput(format=pcm, voice=s.voice),
+            ),
+        )
+
+    def tool_registry(self) -> ToolRegistry | None:
+        """The scenario's tools as a registry the session runs for function calls (None
+        when the scenario declares no tools)."""
+        if not self.scenario.tools:
+            return None
+        registry = ToolRegistry()
+        for tool in self.scenario.tools:
+            registry.add(
+                tool.name,
+                _tool_handler(tool),
+                description=tool.description,
+                parameters=tool.parameters,
+            )
+        return registry
+
+    def server_hints(self) -> dict[str, Any]:
+        """The ``[server]`` hints as plain data for the embedded server's config:
+        ``tool_rules`` as ``(pattern, tool, JSON arguments text)`` and
+        ``spoken_transcripts``."""
+        import orjson
+
+        hints = self.scenario.server
+        return {
+            "tool_rules": [
+                (r.pattern, r.tool, orjson.dumps(r.arguments).decode()) for r in hints.tool_rules
+            ],
+            "spoken_transcripts": list(hints.spoken_transcripts),
+        }
+
+    # ------------------------------------------------------------------ playing
+    async def __call__(self, session: Session) -> None:
+        """Play the scenario through ``session`` and check every turn.
+
+        Raises :class:`ScenarioFailed` (message: the first failing turn and each of its
+        failed expectations, ``; ``-joined) when an expectation did not hold. Session
+        errors (``SessionEnded``, ``RequestRejected``, ...) propagate unchanged.
+        Cancellation: raises ``Cancelled``; the session is closed by its owner.
+        """
+        outcomes = await self.play(session)
+        failures = [f for o in outcomes for f in o.failures]
+        if failures:
+            raise ScenarioFailed("; ".join(str(f) for f in failures), failures)
+
+    async def play(self, session: Session) -> list[TurnOutcome]:
+        """Play the turns and return their outcomes, in order; stops after the first
+        turn that failed an expectation (its outcome is the last one). Never raises for
+        a failed expectation; errors and cancellation as for :meth:`__call__`."""
+        turns = self.scenario.turns
+        if self.scenario.history:
+            await session.seed_history([(h.role, h.text) for h in self.scenario.history])
+        outcomes: list[TurnOutcome] = []
+        pending: list[tuple[int, Turn]] = []
+        previous: Turn | None = None
+        for index, spec in enumerate(turns):
+            if spec.pause_ms:
+                await trio.sleep(spec.pause_ms / 1000.0)
+            turn = await self._start(session, index, spec, previous)
+            pending.append((index, turn))
+            previous = turn
+            if index + 1 < len(turns) and turns[index + 1].barge_in_at_ms is not None:
+                continue  # the next turn speaks over this one's answer
+            for _, started in pending:
+                await started.wait()
+            for i, started in pending:
+                outcome = await self._check(session, i, turns[i], started)
+                outcomes.append(outcome)
+                if not outcome.ok:
+                    return outcomes
+            pending.clear()
+        return outcomes
+
+    async def _start(
+        self, session: Session, index: int, spec: TurnSpec, previous: Turn | None
+    ) -> Turn:
+        if spec.say is not None:
+            return await session.start_text_turn(spec.say, label=spec.label)
+        return await session.start_audio_turn(
+            self._sources[index],
+            commit=spec.commit,
+            barge_in_at_ms=spec.barge_in_at_ms,
+            during=previous if spec.barge_in_at_ms is not None else None,
+            label=spec.label,
+        )
+
+    async def _check(self, session: Session, index: int, spec: TurnSpec, turn: Turn) -> TurnOutcome:
+        if (
+            spec.expect_user_transcript_regex is not None
+            and turn.user_transcript is None
+            and turn.user_item_id is not None
+        ):
+            item_id = turn.user_item_id
+            with trio.move_on_after(TRANSCRIPT_WAIT_S):
+                await session.wait_for(
+                    lambda ev: (
+                        type(ev)
+                        in (
+                            P.ConversationItemInputAudioTranscriptionCompleted,
+                            P.ConversationItemInputAudioTranscriptionFailed,
+                        )
+                        and ev.item_id == item_id
+                    )
+                )
+        record = turn.record
+        observed = Observed(
+            status=turn.status,
+            reason=turn.reason,
+            tool_calls=tuple((c.name, c.arguments) for c in turn.tool_calls),
+            transcript=turn.transcript,
+            user_transcript=turn.user_transcript,
+            metrics={m: getattr(record, m) for m in BUDGET_METRICS},
+        )
+        failures = check_turn(spec, index, observed)
+        return TurnOutcome(index=index, spec=spec, turn=turn, failures=tuple(failures))

@@ -1,0 +1,298 @@
+"""Loading scenario files: TOML (``.toml``) or JSON (``.json``) → a validated
+:class:`~.model.Scenario`.
+
+The format (every key is optional unless marked *required*; unknown keys are errors)::
+
+    name = "weather-by-voice"                  # required
+    description = "..."
+
+    [session]                                  # session.update settings
+    instructions = "You are a weather assistant."
+    voice = "alloy"
+    output_modality = "audio"                  # "audio" | "text"
+    turn_detection = "server_vad"              # "server_vad" | "semantic_vad" | "none"
+    vad_threshold = 0.5                        # server_vad only
+    vad_silence_ms = 200                       # server_vad only
+    vad_prefix_padding_ms = 300                # server_vad only
+    vad_eagerness = "auto"                     # semantic_vad only
+    transcription = true                       # transcribe user audio
+    transcription_model = "gpt-4o-mini-transcribe"
+    tool_choice = "auto"                       # "auto" | "none" | "required"
+
+    [[tools]]
+    name = "get_weather"                       # required
+    description = "Current weather for a city"
+    parameters = { type = "object", properties = { city = { type = "string" } }, required = ["city"] }
+    result_template = "It is 18 degrees and sunny in {city}."   # or: result = <any value>
+    delay_ms = 50                              # simulated tool run time
+
+    [[history]]                                # seeded before turn 0
+    role = "user"                              # "user" | "assistant" | "system"
+    text = "Hi, I am in Europe this week."
+
+    [[turns]]
+    label = "ask weather"
+    synth_ms = 1500                            # or: say = "text" / audio = "question.wav"
+    lead_ms = 200                              # synth_ms only
+    tail_ms = 300                              # synth_ms only
+    seed = 1                                   # synth_ms only
+    commit = "vad"                             # "auto" | "vad" | "manual" (audio turns)
+    barge_in_at_ms = 800                       # speak over the previous turn's answer
+    pause_ms = 0                               # wait before this turn
+    expect_status = "completed"                # "completed" | "interrupted"
+    expect_tool = "get_weather"
+    expect_tool_args = { city = "Paris" }      # subset match
+    expect_no_tool = false
+    expect_transcript_regex = "sunny"          # assistant transcript/text, case-insensitive
+    expect_user_transcript_regex = "paris"     # server transcription / text sent
+    max_ttfb_ms = 1500                         # and max_<metric> for any of BUDGET_METRICS
+    max_voice_to_voice_ms = 2500
+
+    [server]                                   # embedded server only (no --url)
+    spoken_transcripts = ["What's the weather in Paris?"]
+    [[server.tool_rules]]
+    pattern = "weather in paris"
+    tool = "get_weather"
+    arguments = { city = "Paris" }
+
+Types are strict: a string where a number belongs is an error, never converted. Every
+problem is reported with its field path (``turns[2].expect_tool_args``) in one
+:class:`~.errors.ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+import orjson
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+from cattrs.gen import make_dict_structure_fn, override
+
+from .errors import ScenarioError
+from .model import FieldProblems, Scenario
+
+__all__ = ["load_scenario", "make_converter", "parse_scenario"]
+
+
+def _kind(value: Any) -> str:
+    """The file-format name of a value's type, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _bool(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {_kind(value)}")
+    return value
+
+
+def _int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {_kind(value)}")
+    return value
+
+
+def _float(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {_kind(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    return float(value)
+
+
+def _table(value: Any, _: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a table, got {_kind(value)}")
+    return dict(value)
+
+
+def _is_literal(tp: Any) -> bool:
+    return typing.get_origin(tp) is Literal
+
+
+def _literal_factory(tp: Any) -> Callable[[Any, Any], Any]:
+    allowed = typing.get_args(tp)
+    names = ", ".join(repr(a) for a in allowed)
+
+    def structure(value: Any, _: Any) -> Any:
+        if isinstance(value, bool) or value not in allowed:
+            raise ValueError(f"must be one of {names}, got {value!r}")
+        return value
+
+    return structure
+
+
+def _is_homogeneous_tuple(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter for scenario data: strict scalar types (no coercion), unknown keys
+    rejected, arrays must be arrays, detailed validation (field paths in errors)."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(str, _str)
+    conv.register_structure_hook(bool, _bool)
+    conv.register_structure_hook(int, _int)
+    conv.register_structure_hook(float, _float)
+    conv.register_structure_hook_func(lambda tp: tp == dict[str, Any], _table)
+    conv.register_structure_hook_factory(_is_literal, _literal_factory)
+
+    def tuple_factory(tp: Any) -> Callable[[Any, Any], Any]:
+        (item,) = typing.get_args(tp)[:1]
+        inner = conv.get_structure_hook(list[item])  # type: ignore[valid-type]
+
+        def structure(value: Any, _: Any) -> tuple[Any, ...]:
+            if not isinstance(value, list | tuple):
+                raise TypeError(f"expected an array, got {_kind(value)}")
+            return tuple(inner(list(value), list[item]))  # type: ignore[valid-type]
+
+        return structure
+
+    conv.register_structure_hook_factory(_is_homogeneous_tuple, tuple_factory)
+    conv.register_structure_hook(
+        Scenario,
+        make_dict_structure_fn(
+            Scenario,
+            conv,
+            origin=override(omit=True),
+            _cattrs_forbid_extra_keys=True,
+            _cattrs_detailed_validation=True,
+        ),
+    )
+    return conv
+
+
+_CONVERTER = make_converter()
+
+
+def _path(base: str, part: str) -> str:
+    if not part:
+        return base
+    if part.startswith("["):
+        return base + part
+    return f"{base}.{part}" if base else part
+
+
+def _problems(exc: BaseException, path: str, cls: Any = None) -> Iterator[tuple[str, str]]:
+    """Flatten a cattrs validation error into ``(field path, message)`` pairs."""
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from _problems(sub, _path(path, note.name), exc.cl)
+        for sub in without:
+            yield from _problems(sub, path, exc.cl)
+    elif isinstance(exc, IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from _problems(sub, _path(path, f"[{note.index}]"))
+        for sub in without:
+            yield from _problems(sub, path)
+    elif isinstance(exc, FieldProblems):
+        for field, message in exc.problems:
+            yield _path(path, field), message
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        known = [a.name for a in attrs.fields(exc.cl) if a.name != "origin"]
+        for key in sorted(exc.extra_fields):
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            yield _path(path, key), f"unknown key{hint}"
+    elif isinstance(exc, KeyError):
+        yield path, "required key missing"
+    elif isinstance(exc, TypeError | ValueError):
+        yield path, str(exc)
+    else:  # anything else is still reported as data, with its type
+        yield path, f"{type(exc).__name__}: {exc}"
+
+
+def parse_scenario(
+    data: Any, *, origin: str = "<scenario>", base_dir: str | os.PathLike[str] | None = None
+) -> Scenario:
+    """Validate already-decoded scenario data (a TOML/JSON table) into a :class:`Scenario`.
+
+    Relative ``audio`` paths are resolved against ``base_dir`` (default: the current
+    directory) and must name existing files. Raises :class:`ScenarioError` listing every
+    problem found, each with its field path, and naming ``origin``.
+    """
+    if not isinstance(data, Mapping):
+        raise ScenarioError(origin, [("", f"expected a table at the top level, got {_kind(data)}")])
+    try:
+        scenario = _CONVERTER.structure(dict(data), Scenario)
+    except Exception as exc:  # noqa: BLE001 - every structuring problem becomes data
+        raise ScenarioError(origin, list(_problems(exc, ""))) from None
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    problems: list[tuple[str, str]] = []
+    turns = []
+    for i, turn in enumerate(scenario.turns):
+        if turn.audio is not None:
+            resolved = (base / turn.audio).resolve()
+            if not resolved.is_file():
+                problems.append((f"turns[{i}].audio", f"audio file not found: {resolved}"))
+            turn = attrs.evolve(turn, audio=str(resolved))
+        turns.append(turn)
+    if problems:
+        raise ScenarioError(origin, problems)
+    return attrs.evolve(scenario, turns=tuple(turns), origin=origin)
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and validate a scenario file: ``.toml`` (``tomllib``) or ``.json``.
+
+    Raises :class:`ScenarioError` naming the file for a missing or unreadable file, a
+    syntax error, or any invalid field (see :func:`parse_scenario`).
+    """
+    p = Path(path)
+    origin = os.fspath(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ScenarioError(origin, [("", "unsupported file type: use .toml or .json")])
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(origin, [("", "file not found")]) from None
+    except OSError as exc:
+        raise ScenarioError(origin, [("", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = orjson.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(origin, [("", f"not UTF-8 text: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(origin, [("", f"not valid TOML: {exc}")]) from None
+    except orjson.JSONDecodeError as exc:
+        raise ScenarioError(origin, [("", f"not valid JSON: {exc}")]) from None
+    return parse_scenario(data, origin=origin, base_dir=p.parent)
