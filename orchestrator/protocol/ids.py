@@ -8,6 +8,9 @@ __all__ = ["new_id"]
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_LEN = 21
+#: ``bytes.translate`` table: byte ``b`` < 248 -> ``_BASE62[b % 62]`` (248..255 are deleted)
+_TABLE = bytes(ord(_BASE62[b % 62]) for b in range(248)) + bytes(8)
+_REJECT = bytes(range(248, 256))
 
 
 def new_id(prefix: str) -> str:
@@ -17,11 +20,9 @@ def new_id(prefix: str) -> str:
     ``"conv_"``. The randomness comes from ``os.urandom``; ids are unique in practice,
     not secret. (Rejection sampling keeps the distribution uniform.)
     """
-    out: list[str] = []
-    while len(out) < _ID_LEN:
-        for b in os.urandom(_ID_LEN * 2):
-            if b < 248:  # 248 = 4 * 62: uniform over the alphabet
-                out.append(_BASE62[b % 62])
-                if len(out) == _ID_LEN:
-                    break
-    return prefix + "".join(out)
+    # 248 = 4 * 62: bytes >= 248 are rejected so the rest map uniformly onto the alphabet;
+    # translate() does the filtering and mapping in C (every server event gets an id)
+    chars = os.urandom(_ID_LEN * 2).translate(_TABLE, _REJECT)
+    while len(chars) < _ID_LEN:
+        chars += os.urandom(_ID_LEN).translate(_TABLE, _REJECT)
+    return prefix + chars[:_ID_LEN].decode("ascii")

@@ -5,11 +5,17 @@ Frame ``n`` (1-based) carries the audio ``[(n-1)*chunk, n*chunk)`` and is due at
 spoken). ``t0`` is the planned start (a barge-in instant, or now aligned to the shared
 pacer's grid). The sender records each frame's lateness against its deadline, so a
 stalled loop shows up as lateness, never as a shifted plan.
+
+PCM16 frames of a read-only source (e.g. the built-in conversation's audio, shared by
+every session) are base64-encoded once per run (:func:`shared_b64_frames`), not once per
+session and frame: ~6 µs per 100 ms frame saved on the event loop.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +39,12 @@ from .turns import Turn
 if TYPE_CHECKING:
     from .actor import Session
 
-__all__ = ["AudioInMixin", "Utterance", "input_encoder"]
+__all__ = ["AudioInMixin", "Utterance", "input_encoder", "shared_b64_frames"]
+
+#: per read-only source: ``(chunk, pad_last) -> base64 of every frame`` (freed with it)
+_B64_FRAMES: weakref.WeakKeyDictionary[Any, dict[tuple[int, bool], tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @attrs.define(eq=False)
@@ -67,6 +78,49 @@ def input_encoder(session: Any) -> Callable[[np.ndarray], str]:
     return pcm16_to_b64
 
 
+def _immutable(arr: np.ndarray) -> bool:
+    """True when neither ``arr`` nor any buffer under it can be written."""
+    base: Any = arr
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return base is None or isinstance(base, bytes)
+
+
+def shared_b64_frames(source: Any, chunk: int, pad_last: bool) -> tuple[str, ...] | None:
+    """``pcm16_to_b64`` of each ``chunk``-sample frame of ``source.samples`` (the last one
+    zero-padded to ``chunk`` when ``pad_last``), computed once per source and cached while
+    the source lives; ``None`` (encode per frame) unless the samples are an immutable
+    int16 array (``samples.flags.writeable = False``, not a view of writable memory), since
+    a cached encoding of mutable audio could go stale."""
+    samples = getattr(source, "samples", None)
+    if not (isinstance(samples, np.ndarray) and samples.dtype == np.int16):
+        return None
+    if not _immutable(samples):
+        return None
+    try:
+        per_source = _B64_FRAMES.setdefault(source, {})
+    except TypeError:  # not weak-referenceable or not hashable
+        return None
+    key = (chunk, pad_last)
+    encoded = per_source.get(key)
+    if encoded is None:
+        out: list[str] = []
+        for pos in range(0, len(samples), chunk):
+            frame = samples[pos : pos + chunk]
+            if len(frame) < chunk and pad_last:
+                frame = np.concatenate([frame, np.zeros(chunk - len(frame), np.int16)])
+            out.append(pcm16_to_b64(frame))
+        encoded = per_source[key] = tuple(out)
+    return encoded
+
+
+@functools.lru_cache(maxsize=16)
+def _silence_b64(chunk_ms: int) -> str:
+    return pcm16_to_b64(silence(chunk_ms))
+
+
 class AudioInMixin:
     """Audio pacing of :class:`~orchestrator.session.actor.Session`."""
 
@@ -92,7 +146,10 @@ class AudioInMixin:
         epoch = self._epoch
         send = self._send_tx.send
         encode = input_encoder(self.state.session or (self._configs[-1] if self._configs else None))
+        pcm = encode is pcm16_to_b64
+        cached = shared_b64_frames(src, chunk, utt.tail) if pcm else None
         pos = 0
+        index = 0
         total = len(samples)
         while pos < total:
             frame = samples[pos : pos + chunk]
@@ -103,10 +160,13 @@ class AudioInMixin:
             pos += len(frame)
             deadline = t0 + pos / SAMPLE_RATE / rf
             await pacer.wait_until(deadline)
-            event = P.InputAudioBufferAppend(audio=encode(frame))
+            audio = cached[index] if cached is not None else encode(frame)
+            index += 1
+            event = P.InputAudioBufferAppend(audio=audio)
             await send(Out(event, turn, planned=deadline, audio=True, epoch=epoch))
         if utt.tail:
             quiet = silence(pacing.chunk_ms)
+            quiet_b64 = _silence_b64(pacing.chunk_ms) if pcm else None
             end = pos + pacing.max_tail_ms * SAMPLE_RATE // 1000
             while pos < end and not utt.stop_tail.is_set() and epoch == self._epoch:
                 pos += chunk
@@ -114,6 +174,6 @@ class AudioInMixin:
                 await pacer.wait_until(deadline)
                 if utt.stop_tail.is_set():
                     break
-                event = P.InputAudioBufferAppend(audio=encode(quiet))
+                event = P.InputAudioBufferAppend(audio=quiet_b64 or encode(quiet))
                 await send(Out(event, turn, planned=deadline, audio=True, epoch=epoch))
         utt.queued.set()
