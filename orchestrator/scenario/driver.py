@@ -8,10 +8,20 @@ scenario's tools, run by the session) and :meth:`~ScenarioDriver.server_hints`.
 Playing: the history is seeded, then each turn is started in order and awaited before
 the next one starts, except when the next turn barges in (``barge_in_at_ms``): then the
 next turn starts while this one's answer is playing, and both are awaited together.
-When turns are over, their expectations are checked in order; the first turn with a
-failed expectation ends the script (the conversation would no longer be the scripted
-one) and :meth:`~ScenarioDriver.__call__` raises :class:`ScenarioFailed`, which the
-supervisor records as the session's failure (``reason`` names the turn and each failed
+Each turn's expectations are checked by the session when the turn is finalized (a
+``check`` given to ``start_*_turn``), so the failures are on the turn's own record in
+``results.jsonl``: one ``ErrorRecord(code="expectation_failed", message="<expectation>:
+<what was seen>")`` per failed expectation (the record counts as failed; its
+``status`` stays what the conversation did). Two exceptions: a turn ``cancelled``
+because the session ended first is not marked (its session's status says why), and
+``expect_user_transcript_regex`` on a turn whose user transcription had not arrived when
+it ended is judged later (waiting up to :data:`TRANSCRIPT_WAIT_S`), so a failure of it
+appears in the session's ``reason`` only.
+
+When turns are over, their outcomes are taken in order; the first turn with a failed
+expectation ends the script (the conversation would no longer be the scripted one) and
+:meth:`~ScenarioDriver.__call__` raises :class:`ScenarioFailed`, which the supervisor
+records as the session's failure (``reason`` names the turn and each failed
 expectation). A session that fails by itself (lost connection, server error) fails as
 usual; the driver never turns that into an expectation failure of its own.
 """
@@ -60,6 +70,43 @@ class TurnOutcome:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@attrs.define(eq=False)
+class _TurnCheck:
+    """The session-side ``check`` of one scenario turn: observes the finished turn,
+    keeps the observation and failures for the driver, and returns the messages that go
+    on the turn's record. Fast and free of I/O (no awaiting), as a turn check must be."""
+
+    index: int
+    spec: TurnSpec
+    observed: Observed | None = None
+    failures: tuple[ExpectationFailure, ...] = ()
+
+    def __call__(self, turn: Turn) -> list[str]:
+        self.observed = _observe(self.spec, turn)
+        self.failures = tuple(check_turn(self.spec, self.index, self.observed))
+        if turn.status == "cancelled":
+            return []  # the session ended first: not this turn's verdict
+        return [f"{f.expectation}: {f.message}" for f in self.failures]
+
+
+def _observe(spec: TurnSpec, turn: Turn) -> Observed:
+    record = turn.record
+    pending = (
+        spec.expect_user_transcript_regex is not None
+        and turn.user_transcript is None
+        and turn.user_item_id is not None
+    )
+    return Observed(
+        status=turn.status,
+        reason=turn.reason,
+        tool_calls=tuple((c.name, c.arguments) for c in turn.tool_calls),
+        transcript=turn.transcript,
+        user_transcript=turn.user_transcript,
+        user_transcript_pending=pending,
+        metrics={m: getattr(record, m) for m in BUDGET_METRICS},
+    )
 
 
 def _tool_handler(tool: ToolSpec) -> Any:
@@ -212,20 +259,21 @@ class ScenarioDriver:
         if self.scenario.history:
             await session.seed_history([(h.role, h.text) for h in self.scenario.history])
         outcomes: list[TurnOutcome] = []
-        pending: list[tuple[int, Turn]] = []
+        pending: list[tuple[Turn, _TurnCheck]] = []
         previous: Turn | None = None
         for index, spec in enumerate(turns):
             if spec.pause_ms:
                 await trio.sleep(spec.pause_ms / 1000.0)
-            turn = await self._start(session, index, spec, previous)
-            pending.append((index, turn))
+            check = _TurnCheck(index=index, spec=spec)
+            turn = await self._start(session, index, spec, previous, check)
+            pending.append((turn, check))
             previous = turn
             if index + 1 < len(turns) and turns[index + 1].barge_in_at_ms is not None:
                 continue  # the next turn speaks over this one's answer
-            for _, started in pending:
+            for started, _ in pending:
                 await started.wait()
-            for i, started in pending:
-                outcome = await self._check(session, i, turns[i], started)
+            for started, check in pending:
+                outcome = await self._check(session, started, check)
                 outcomes.append(outcome)
                 if not outcome.ok:
                     return outcomes
@@ -233,44 +281,53 @@ class ScenarioDriver:
         return outcomes
 
     async def _start(
-        self, session: Session, index: int, spec: TurnSpec, previous: Turn | None
+        self,
+        session: Session,
+        index: int,
+        spec: TurnSpec,
+        previous: Turn | None,
+        check: _TurnCheck,
     ) -> Turn:
         if spec.say is not None:
-            return await session.start_text_turn(spec.say, label=spec.label)
+            return await session.start_text_turn(spec.say, label=spec.label, check=check)
         return await session.start_audio_turn(
             self._sources[index],
             commit=spec.commit,
             barge_in_at_ms=spec.barge_in_at_ms,
             during=previous if spec.barge_in_at_ms is not None else None,
             label=spec.label,
+            check=check,
         )
 
-    async def _check(self, session: Session, index: int, spec: TurnSpec, turn: Turn) -> TurnOutcome:
-        if (
-            spec.expect_user_transcript_regex is not None
-            and turn.user_transcript is None
-            and turn.user_item_id is not None
-        ):
-            item_id = turn.user_item_id
-            with trio.move_on_after(TRANSCRIPT_WAIT_S):
-                await session.wait_for(
-                    lambda ev: (
-                        type(ev)
-                        in (
-                            P.ConversationItemInputAudioTranscriptionCompleted,
-                            P.ConversationItemInputAudioTranscriptionFailed,
-                        )
-                        and ev.item_id == item_id
-                    )
+    async def _check(self, session: Session, turn: Turn, check: _TurnCheck) -> TurnOutcome:
+        """The outcome of a finished turn from what its check saw at the end; only a
+        user transcription still pending then is waited for and judged now."""
+        index, spec, observed = check.index, check.spec, check.observed
+        failures = check.failures
+        if observed is None:  # cannot happen once the turn is done; judge it now
+            observed = _observe(spec, turn)
+            failures = tuple(check_turn(spec, index, observed))
+        if observed.user_transcript_pending:
+            if turn.user_transcript is None:
+                await _await_transcription(session, turn.user_item_id)
+            observed = attrs.evolve(
+                observed, user_transcript=turn.user_transcript, user_transcript_pending=False
+            )
+            failures = tuple(check_turn(spec, index, observed))
+        return TurnOutcome(index=index, spec=spec, turn=turn, failures=failures)
+
+
+async def _await_transcription(session: Session, item_id: str | None) -> None:
+    """Wait (at most :data:`TRANSCRIPT_WAIT_S`) for the transcription of the user audio
+    item ``item_id`` to complete or fail."""
+    with trio.move_on_after(TRANSCRIPT_WAIT_S):
+        await session.wait_for(
+            lambda ev: (
+                type(ev)
+                in (
+                    P.ConversationItemInputAudioTranscriptionCompleted,
+                    P.ConversationItemInputAudioTranscriptionFailed,
                 )
-        record = turn.record
-        observed = Observed(
-            status=turn.status,
-            reason=turn.reason,
-            tool_calls=tuple((c.name, c.arguments) for c in turn.tool_calls),
-            transcript=turn.transcript,
-            user_transcript=turn.user_transcript,
-            metrics={m: getattr(record, m) for m in BUDGET_METRICS},
+                and ev.item_id == item_id
+            )
         )
-        failures = check_turn(spec, index, observed)
-        return TurnOutcome(index=index, spec=spec, turn=turn, failures=tuple(failures))

@@ -42,7 +42,10 @@ class Observed:
     """What happened in a turn, as far as expectations care.
 
     ``tool_calls``: ``(name, JSON arguments text)`` in call order; ``metrics``: the
-    turn record's latency metrics by name (``None`` = not measured).
+    turn record's latency metrics by name (``None`` = not measured);
+    ``user_transcript_pending``: the server's transcription of the user audio had not
+    arrived yet when this was observed, so ``expect_user_transcript_regex`` is not
+    checked (observe again once it arrived, or gave up).
     """
 
     status: str
@@ -50,6 +53,7 @@ class Observed:
     tool_calls: tuple[tuple[str, str], ...] = ()
     transcript: str = ""
     user_transcript: str | None = None
+    user_transcript_pending: bool = False
     metrics: Mapping[str, float | None] = attrs.field(factory=dict)
 
 
@@ -107,7 +111,8 @@ def check_turn(spec: TurnSpec, index: int, observed: Observed) -> list[Expectati
 
     A turn that did not end as ``expect_status`` says fails that expectation; when it
     neither completed nor was interrupted (failed, cancelled) nothing else is checked,
-    since the rest of its data is incomplete.
+    since the rest of its data is incomplete. ``expect_user_transcript_regex`` is skipped
+    while ``observed.user_transcript_pending``.
     """
     failures: list[ExpectationFailure] = []
 
@@ -140,13 +145,14 @@ def check_turn(spec: TurnSpec, index: int, observed: Observed) -> list[Expectati
         observed.transcript,
         "assistant",
     )
-    _check_regex(
-        fail,
-        "expect_user_transcript_regex",
-        spec.expect_user_transcript_regex,
-        observed.user_transcript,
-        "user",
-    )
+    if not observed.user_transcript_pending:
+        _check_regex(
+            fail,
+            "expect_user_transcript_regex",
+            spec.expect_user_transcript_regex,
+            observed.user_transcript,
+            "user",
+        )
     for metric, limit in spec.budgets.items():
         value = observed.metrics.get(metric)
         if value is None:

@@ -9,6 +9,7 @@ Public API::
              start_audio_turn, send_text, send_audio, seed_history, commit, clear_audio,
              create_response, cancel_response, truncate, delete_item, retrieve_item,
              send_tool_output, wait_for, events, close), Turn
+    TurnCheck (``check=`` of say_* / start_*_turn), EXPECTATION_FAILED (its error code)
     ConversationState, TurnTimer, PlaybackClock (pure, usable on their own)
 """
 
@@ -30,9 +31,10 @@ from .state import ConversationState, ItemState, ResponseState, ToolCall
 from .subscription import Subscription
 from .timing import TurnTimer, usage_fields
 from .tools import Tool, ToolOutcome, ToolRegistry
-from .turns import Turn
+from .turns import EXPECTATION_FAILED, Turn, TurnCheck
 
 __all__ = [
+    "EXPECTATION_FAILED",
     "AudioSource",
     "ConnectFactory",
     "ConnectionLike",
@@ -59,6 +61,7 @@ __all__ = [
     "ToolOutcome",
     "ToolRegistry",
     "Turn",
+    "TurnCheck",
     "TurnTimer",
     "as_source",
     "find_speech",

@@ -49,7 +49,7 @@ from .state import ConversationState
 from .subscription import Subscription
 from .timing import TurnTimer
 from .tool_exec import Batch, ToolExecMixin
-from .turns import Turn
+from .turns import Turn, TurnCheck
 from .waiters import Waiter
 
 __all__ = ["Session", "open_session", "run_session"]
@@ -417,7 +417,14 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             status.started(self)
 
     # ================================================================ turns
-    def _open_turn(self, mode: str, label: str | None, *, user_text: str | None = None) -> Turn:
+    def _open_turn(
+        self,
+        mode: str,
+        label: str | None,
+        *,
+        user_text: str | None = None,
+        check: TurnCheck | None = None,
+    ) -> Turn:
         t = trio.current_time()
         cur = self._current
         if cur is not None and cur.status == "open" and not cur.response_ids:
@@ -429,6 +436,7 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             timer=TurnTimer(opened_at=t, bytes_per_ms=self.state.bytes_per_ms),
             label=label,
             user_text=user_text,
+            check=check,
         )
         self.turns.append(turn)
         self._current = turn

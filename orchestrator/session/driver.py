@@ -8,6 +8,12 @@ Every method is a coroutine that either completes or raises; none takes a timeou
   is unaffected (cancelling a ``say_*`` call does not cancel the turn: ``turn.wait()``
   later still works; a manual-commit audio turn cancelled before its commit stays
   uncommitted and ends when the next turn starts).
+- **Turn checks**: ``say_*`` / ``start_*_turn`` take ``check=fn`` (``fn(turn) ->
+  Sequence[str]``), run once when the turn is finalized, before its record is emitted;
+  its failure messages land on ``turn.expectation_failures`` and as
+  ``expectation_failed`` errors on the record. Once the turn is opened it runs even if
+  the call that started it is cancelled, and for every final status; an exception in it becomes a
+  failure message. See :class:`~orchestrator.session.turns.Turn`.
 - **Errors**: a server ``error`` echoing the request's ``event_id`` raises
   :class:`RequestRejected`; a connection drop while waiting raises :class:`LinkLost`; a
   call on (or during the end of) a finished session raises :class:`SessionEnded`.
@@ -28,7 +34,7 @@ from .audio_in import Utterance
 from .errors import RequestRejected
 from .reconnect import RolloverRequested
 from .sources import as_source
-from .turns import Turn
+from .turns import Turn, TurnCheck
 
 if TYPE_CHECKING:
     from .actor import Session
@@ -201,20 +207,35 @@ class SessionDriver:
 
     # ------------------------------------------------------------------ turns
     async def say_text(
-        self: Session, text: str, *, response: Any = None, label: str | None = None
+        self: Session,
+        text: str,
+        *,
+        response: Any = None,
+        label: str | None = None,
+        check: TurnCheck | None = None,
     ) -> Turn:
         """One text turn: add a user ``input_text`` item, request a response, wait for
-        the turn to finish (tool rounds included) and return it."""
-        turn = await self.start_text_turn(text, response=response, label=label)
+        the turn to finish (tool rounds included) and return it.
+
+        ``check``: judged when the turn is finalized, before its record is emitted (see
+        :class:`Turn`); its failures are in ``turn.expectation_failures`` on return.
+        Cancellation: raises ``Cancelled``; the turn goes on and ``check`` still runs
+        when it ends."""
+        turn = await self.start_text_turn(text, response=response, label=label, check=check)
         return await turn.wait()
 
     async def start_text_turn(
-        self: Session, text: str, *, response: Any = None, label: str | None = None
+        self: Session,
+        text: str,
+        *,
+        response: Any = None,
+        label: str | None = None,
+        check: TurnCheck | None = None,
     ) -> Turn:
         """Like :meth:`say_text` but returns as soon as the request is queued."""
         self._check_alive()
         await self._maybe_rollover()
-        turn = self._open_turn("text", label, user_text=text)
+        turn = self._open_turn("text", label, user_text=text, check=check)
         item = _message("user", text, None)
         turn.user_item_id = item.id
         await self._enqueue(P.ConversationItemCreate(item=item, event_id=P.new_id("event_")), turn)
@@ -230,9 +251,13 @@ class SessionDriver:
         during: Turn | None = None,
         response: Any = None,
         label: str | None = None,
+        check: TurnCheck | None = None,
     ) -> Turn:
         """One spoken turn; waits for it to finish and returns it. See
-        :meth:`start_audio_turn` for the parameters."""
+        :meth:`start_audio_turn` for the parameters.
+
+        Cancellation: raises ``Cancelled``; the turn goes on (see the module docstring)
+        and ``check`` still runs when it ends."""
         turn = await self.start_audio_turn(
             source,
             commit=commit,
@@ -240,6 +265,7 @@ class SessionDriver:
             during=during,
             response=response,
             label=label,
+            check=check,
         )
         return await turn.wait()
 
@@ -252,6 +278,7 @@ class SessionDriver:
         during: Turn | None = None,
         response: Any = None,
         label: str | None = None,
+        check: TurnCheck | None = None,
     ) -> Turn:
         """Start a spoken turn and return it once its audio is queued (and, without
         server VAD, committed and the response requested).
@@ -266,6 +293,11 @@ class SessionDriver:
         instant anchors ``barge_in_stop_ms``; the client then stops playback, truncates
         the assistant item at the played position (never past the audio received, never
         at 0) and cancels the response unless server VAD does.
+
+        ``check``: ``fn(turn) -> Sequence[str]``, run once when the turn is finalized and
+        before its record is emitted (see :class:`Turn`). The turn (and so the check) only
+        exists once this call got past a barge-in wait and the rollover check: cancelled
+        before that, no turn is opened and ``check`` never runs.
         """
         self._check_alive()
         src = as_source(source)
@@ -276,7 +308,7 @@ class SessionDriver:
             start_at = await self._barge_in_time(target, barge_in_at_ms)
         else:
             await self._maybe_rollover()
-        turn = self._open_turn("audio" if vad else "manual", label)
+        turn = self._open_turn("audio" if vad else "manual", label, check=check)
         if start_at is not None:
             turn.timer.planned_barge_in = start_at
             if not vad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -15,9 +16,16 @@ from .timing import TurnTimer
 if TYPE_CHECKING:
     from .actor import Session
 
-__all__ = ["Turn", "TurnStatus"]
+__all__ = ["EXPECTATION_FAILED", "Turn", "TurnCheck", "TurnStatus"]
 
 TurnStatus = Literal["open", "completed", "interrupted", "failed", "cancelled"]
+
+#: A driver's check of a finished turn: failure messages (empty = passed). See
+#: :attr:`Turn.check` for when it runs and what becomes of its answer.
+TurnCheck = Callable[["Turn"], Sequence[str]]
+
+#: ``ErrorRecord.code`` of a failure reported by a turn's check.
+EXPECTATION_FAILED = "expectation_failed"
 
 
 @attrs.define(eq=False)
@@ -28,6 +36,22 @@ class Turn:
     ``interrupted`` (cancelled by a barge-in), ``failed`` (failed response, lost
     connection) or ``cancelled`` (the session closed first). ``reason`` says why when
     not completed. ``record`` is the :class:`TurnRecord` (final once not open).
+
+    ``check`` (given to ``say_*`` / ``start_*_turn``): called once, synchronously, with
+    this turn when it is finalized, whatever its final status (also ``failed`` on a lost
+    connection, ``cancelled`` when the session closed, was aborted or cancelled first),
+    after ``status``, ``reason`` and ``transcript`` are final and before the final
+    ``record`` is built, ``on_turn`` is called and waiters of :meth:`wait` wake. It runs
+    in whichever task ends the turn (usually the receiver), so it must be pure and fast:
+    no awaiting, no blocking, no driver calls; ``record`` read inside it is the final
+    record minus the check's own failures. It returns failure messages; each becomes an entry
+    of ``expectation_failures`` and an ``ErrorRecord(code="expectation_failed",
+    message=..., event_type=None)`` in ``errors`` and on the record (so
+    ``record.failed`` is true; ``status`` and ``reason`` are unchanged). An
+    ``Exception`` raised by it (or while reading its answer) becomes the single failure
+    ``"check raised TypeName: message"``, never a session error; other
+    ``BaseException`` types propagate. Cancelling the ``say_*`` call does not cancel the
+    turn, nor its check.
     """
 
     session: Session
@@ -40,6 +64,8 @@ class Turn:
     awaiting_followup: bool = False
     interrupts: str | None = None  # response id this turn barged in on
     user_item_id: str | None = None
+    check: TurnCheck | None = None
+    expectation_failures: tuple[str, ...] = ()
     _done: trio.Event = attrs.field(factory=trio.Event)
     _record: TurnRecord | None = None
     _transcript: str | None = None
@@ -106,5 +132,23 @@ class Turn:
         if self.timer.closed_at is None:
             self.timer.closed_at = t
         self._transcript = self.session._assistant_text(self.response_ids)
+        self._run_check(t)
         self._record = self.session._turn_record(self)
         self._done.set()
+
+    def _run_check(self, t: float) -> None:
+        """Run ``check`` (once) and file its failures on the turn and its timer."""
+        check = self.check
+        if check is None:
+            return
+        try:
+            found = check(self)
+            messages = (found,) if isinstance(found, str) else tuple(str(m) for m in found)
+        except Exception as exc:  # noqa: BLE001 - a broken check is a failed expectation
+            messages = (f"check raised {type(exc).__name__}: {exc}",)
+        self.expectation_failures = messages
+        t_s = t - self.session._run_t0
+        for message in messages:
+            self.timer.add_error(
+                ErrorRecord(code=EXPECTATION_FAILED, message=message, event_type=None, t_s=t_s)
+            )
