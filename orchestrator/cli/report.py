@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.options import EXIT_ERROR, EXIT_OK, EXIT_THRESHOLDS, add_subcommand, fail
 from orchestrator.metrics import (
     ResultsFormatError,
     ThresholdError,
@@ -36,20 +37,18 @@ from orchestrator.supervisor.outputs import (
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_THRESHOLDS", "add_parser", "handle"]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_THRESHOLDS = 2
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``report`` on ``subparsers``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = add_subcommand(
+        subparsers,
         "report",
         help="rebuild summary.json/summary.csv/report.html from results.jsonl, or compare runs",
         description=(
             "Rebuild a run's summary.json, summary.csv and report.html from its "
             "results.jsonl, or compare two runs' metrics."
         ),
+        handler=handle,
     )
     parser.add_argument("dir", nargs="?", metavar="DIR", help="run directory (with results.jsonl)")
     parser.add_argument(
@@ -67,13 +66,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "default: the run's own thresholds)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
-    parser.set_defaults(handler=handle)
     return parser
 
 
 def _err(message: str) -> int:
-    print(f"orchestrator report: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return fail("report", message)
 
 
 def handle(args: argparse.Namespace) -> int:

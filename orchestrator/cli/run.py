@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
-import math
 import os
 import signal
 import sys
@@ -32,7 +31,26 @@ import attrs
 import trio
 
 from orchestrator import __version__
+from orchestrator.cli.options import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_THRESHOLDS,
+    ServerOptionError,
+    add_server_options,
+    add_subcommand,
+    build_server_config,
+    fail,
+    given_server_options,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    probability,
+    server_values,
+    typed_as,
+)
 from orchestrator.metrics import ThresholdError, parse_threshold, summary_text
+from orchestrator.mockserver import ConfigError, MockServer, ServerConfig, ToolRule
 from orchestrator.protocol.dialect import Dialect
 from orchestrator.scenario import (
     BuiltinConversation,
@@ -70,10 +88,8 @@ __all__ = [
     "prepare",
 ]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_THRESHOLDS = 2
 EXIT_INTERRUPTED = 130
+SERVER_PREFIX = "server-"
 
 DEFAULT_MODEL = "gpt-realtime"
 
@@ -85,63 +101,19 @@ class UsageError(ValueError):
 # --------------------------------------------------------------------------- parser
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = _nonneg_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
-    return value
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``run`` on ``subparsers``."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
+    p = add_subcommand(
+        subparsers,
         "run",
         help="run many concurrent conversations and measure them",
         description=(
             "Run many concurrent speech-to-speech conversations against the embedded "
             "server (default) or --url, and write results.jsonl, summary.json, "
-            "summary.csv and report.html to --out."
+            "summary.csv and report.html to --out. Every 'orchestrator serve' option "
+            "but the network ones shapes the embedded server as --server-OPTION."
         ),
+        handler=handle,
     )
     p.add_argument(
         "scenario",
@@ -171,84 +143,84 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
 
     load = p.add_argument_group("load shape (closed model: --concurrency; open model: --rate)")
-    load.add_argument("--concurrency", type=_positive_int, help="sessions at once (default 10)")
+    load.add_argument("--concurrency", type=positive_int, help="sessions at once (default 10)")
     load.add_argument(
         "--ramp-up",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=0.0,
         metavar="S",
         help="closed model: spread the first starts over S seconds",
     )
-    load.add_argument("--sessions", type=_positive_int, metavar="N", help="total sessions")
+    load.add_argument("--sessions", type=positive_int, metavar="N", help="total sessions")
     load.add_argument(
-        "--duration", type=_positive_float, metavar="S", help="start sessions for S seconds"
+        "--duration", type=positive_float, metavar="S", help="start sessions for S seconds"
     )
-    load.add_argument("--rate", type=_nonneg_float, metavar="R", help="open model: R sessions/s")
+    load.add_argument("--rate", type=nonneg_float, metavar="R", help="open model: R sessions/s")
     load.add_argument(
         "--rate-to",
-        type=_nonneg_float,
+        type=nonneg_float,
         metavar="R2",
         help="open model: ramp the rate linearly to R2",
     )
     load.add_argument(
         "--ramp",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="open model: ramp length in seconds (default --duration)",
     )
     load.add_argument("--poisson", action="store_true", help="open model: Poisson arrivals")
     load.add_argument(
         "--max-concurrency",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="open model: drop arrivals while N sessions run",
     )
     load.add_argument(
         "--late-after-ms",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=50.0,
         help="a start later than this counts as late (default 50)",
     )
-    load.add_argument("--drop-after-ms", type=_nonneg_float, default=None,
+    load.add_argument("--drop-after-ms", type=nonneg_float, default=None,
                       help="drop a start later than this (default: never)")  # fmt: skip
 
     conv = p.add_argument_group("conversation")
     conv.add_argument(
         "--speech-ms",
-        type=_positive_float,
+        type=positive_float,
         default=1500.0,
         help="length of the spoken question (default 1500)",
     )
     conv.add_argument(
-        "--lead-ms", type=_nonneg_float, default=200.0, help="silence before speech (default 200)"
+        "--lead-ms", type=nonneg_float, default=200.0, help="silence before speech (default 200)"
     )
     conv.add_argument(
-        "--tail-ms", type=_nonneg_float, default=300.0, help="silence after speech (default 300)"
+        "--tail-ms", type=nonneg_float, default=300.0, help="silence after speech (default 300)"
     )
     conv.add_argument("--voice", help="assistant voice")
     conv.add_argument(
         "--vad-silence-ms",
-        type=_nonneg_int,
+        type=nonneg_int,
         default=200,
         help="server VAD silence duration (default 200)",
     )
     conv.add_argument("--instructions", help="session instructions")
     conv.add_argument(
         "--realtime-factor",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="send user audio N x faster than real time (default 1)",
     )
     conv.add_argument(
-        "--chunk-ms", type=_positive_int, default=100, help="audio per append event (default 100)"
+        "--chunk-ms", type=positive_int, default=100, help="audio per append event (default 100)"
     )
     conv.add_argument(
         "--linger-ms",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=0.0,
         help="stay connected this long after the answer",
     )
-    conv.add_argument("--max-session-s", type=_positive_float, default=120.0,
+    conv.add_argument("--max-session-s", type=positive_float, default=120.0,
                       help="fail a session running longer than this (default 120)")  # fmt: skip
 
     sup = p.add_argument_group("supervision")
@@ -260,82 +232,41 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     sup.add_argument(
         "--max-restarts",
-        type=_nonneg_int,
+        type=nonneg_int,
         default=3,
         help="restart intensity: at most N restarts ... (default 3)",
     )
     sup.add_argument(
         "--restart-window-s",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         help="... within this many seconds per session (default 60)",
     )
     sup.add_argument("--no-breaker", action="store_true", help="disable the fleet circuit breaker")
     sup.add_argument(
         "--breaker-threshold",
-        type=_probability,
+        type=probability,
         default=0.5,
         help="failure fraction that opens the breaker (default 0.5)",
     )
     sup.add_argument(
         "--grace-s",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=30.0,
         help="Ctrl-C: how long running sessions may finish (default 30)",
     )
     sup.add_argument(
         "--loop-lag-limit-ms",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=50.0,
         help="event-loop lag p99 above which the run is invalid (default 50)",
     )
-    sup.add_argument("--pacer-limit-ms", type=_nonneg_float, default=50.0,
+    sup.add_argument("--pacer-limit-ms", type=nonneg_float, default=50.0,
                      help="pacer lateness p99 above which the run is invalid (default 50)")  # fmt: skip
 
-    srv = p.add_argument_group("embedded server (only without --url)")
-    srv.add_argument(
-        "--server-ttfb-ms",
-        metavar="DIST",
-        help="speech end -> first audio delta, e.g. 300 or lognormal:350:0.25",
+    add_server_options(
+        p, SERVER_PREFIX, defer=True, title="embedded server (only without --url): {}"
     )
-    srv.add_argument("--server-created-ms", metavar="DIST", help="speech end -> response.created")
-    srv.add_argument("--server-words", metavar="DIST", help="answer length in words")
-    srv.add_argument(
-        "--server-realtime-factor",
-        type=_nonneg_float,
-        help="answer audio at N x real time (0: as fast as possible)",
-    )
-    srv.add_argument(
-        "--server-stall-ms",
-        type=_nonneg_float,
-        help="stall responses this long (with --server-stall-rate, default 1)",
-    )
-    srv.add_argument(
-        "--server-stall-rate", type=_probability, help="fraction of responses that stall"
-    )
-    srv.add_argument(
-        "--server-error-rate",
-        type=_probability,
-        help="fraction of responses failing with server_error",
-    )
-    srv.add_argument(
-        "--server-drop-rate",
-        type=_probability,
-        help="fraction of responses whose connection drops (1011)",
-    )
-    srv.add_argument(
-        "--server-reject-percent",
-        type=_nonneg_float,
-        help="refuse this %% of handshakes with HTTP 429",
-    )
-    srv.add_argument(
-        "--server-freeze",
-        action="append",
-        metavar="AT_S:MS",
-        help="freeze the whole server for MS ms from AT_S s into the run: every frame due "
-        "then is sent when the freeze ends (repeatable)",
-    )
-    srv.add_argument("--server-seed", type=int, help="server seed (default --seed)")  # fmt: skip
 
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>)")
@@ -355,7 +286,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="live progress: rich on a terminal, plain lines otherwise (default auto)",
     )
     out.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary text")
-    p.set_defaults(handler=handle)
     return p
 
 
@@ -370,7 +300,7 @@ class RunSetup:
     conversation: BuiltinConversation | ScenarioDriver
     spec: SessionSpec | None  # None until the embedded server's port is known
     target_kwargs: dict[str, Any]
-    server_config: Any | None  # mockserver.ServerConfig for the embedded server
+    server_config: ServerConfig | None  # the embedded server's, None with --url
     restart: RestartPolicy
     breaker: CircuitBreaker | None
     thresholds: list[str]
@@ -422,71 +352,22 @@ def _load_model(args: argparse.Namespace) -> ClosedModel | OpenModel:
     )
 
 
-_SERVER_FLAGS = (
-    "server_ttfb_ms",
-    "server_created_ms",
-    "server_words",
-    "server_realtime_factor",
-    "server_stall_ms",
-    "server_stall_rate",
-    "server_error_rate",
-    "server_drop_rate",
-    "server_reject_percent",
-    "server_freeze",
-    "server_seed",
-)
-
-
-def _server_config(args: argparse.Namespace) -> Any:
-    from orchestrator.mockserver import (
-        ConfigError,
-        Distribution,
-        DistributionError,
-        FaultConfig,
-        FreezeWindow,
-        LatencyModel,
-        ServerConfig,
-    )
-
-    latency_kw: dict[str, Any] = {}
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    """The embedded server's config from the ``--server-*`` options (``serve``'s options;
+    an option not given keeps the server's default). Run-specific: the seed defaults to
+    ``--seed``, and ``--server-stall-ms`` alone makes every response stall."""
     try:
-        if args.server_ttfb_ms is not None:
-            latency_kw["first_delta_ms"] = Distribution.parse(args.server_ttfb_ms)
-        if args.server_created_ms is not None:
-            latency_kw["response_created_ms"] = Distribution.parse(args.server_created_ms)
-        if args.server_words is not None:
-            latency_kw["response_words"] = Distribution.parse(args.server_words)
-        if args.server_realtime_factor is not None:
-            latency_kw["realtime_factor"] = args.server_realtime_factor
-        latency = LatencyModel(**latency_kw)
-    except DistributionError as exc:
-        raise UsageError(f"--server-* latency option: {exc}") from None
-    stall_rate = args.server_stall_rate
-    if args.server_stall_ms is not None and stall_rate is None:
-        stall_rate = 1.0
-    if stall_rate and args.server_stall_ms is None:
-        raise UsageError("--server-stall-rate needs --server-stall-ms")
+        values = server_values(args, SERVER_PREFIX)
+    except ServerOptionError as exc:
+        raise UsageError(f"--server-* option: {exc}") from None
+    values.setdefault("seed", args.seed)
+    if "stall-ms" in values:
+        values.setdefault("stall-probability", 1.0)
+    elif values.get("stall-probability"):
+        typed = typed_as(args, SERVER_PREFIX, "stall-probability")
+        raise UsageError(f"{typed} needs --server-stall-ms")
     try:
-        freezes = tuple(FreezeWindow.parse(spec) for spec in args.server_freeze or ())
-    except ValueError as exc:
-        raise UsageError(f"--server-freeze: {exc}") from None
-    try:
-        faults = FaultConfig(
-            stall_probability=stall_rate or 0.0,
-            stall_ms=args.server_stall_ms or 0.0,
-            error_probability=args.server_error_rate or 0.0,
-            close_probability=args.server_drop_rate or 0.0,
-            reject_percent=args.server_reject_percent or 0.0,
-            freezes=freezes,
-        )
-        return ServerConfig(
-            host="127.0.0.1",
-            port=0,
-            seed=args.server_seed if args.server_seed is not None else args.seed,
-            latency=latency,
-            faults=faults,
-            default_model=args.model,
-        )
+        return build_server_config(values, host="127.0.0.1", port=0, default_model=args.model)
     except (ConfigError, ValueError) as exc:
         raise UsageError(f"--server-* option: {exc}") from None
 
@@ -505,10 +386,8 @@ def _load_scenario(args: argparse.Namespace) -> ScenarioDriver:
         raise UsageError(str(exc)) from None
 
 
-def _with_scenario_hints(config: Any, scenario: ScenarioDriver) -> Any:
+def _with_scenario_hints(config: ServerConfig, scenario: ScenarioDriver) -> ServerConfig:
     """The embedded server's config with the scenario's ``[server]`` hints."""
-    from orchestrator.mockserver import ConfigError, ToolRule
-
     hints = scenario.server_hints()
     try:
         rules = tuple(ToolRule(pattern=p, tool=t, arguments=a) for p, t, a in hints["tool_rules"])
@@ -550,7 +429,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         linger_ms=args.linger_ms,
     )
     dialect = Dialect(args.dialect)
-    server_config = None
+    server_config: ServerConfig | None = None
     target_kwargs: dict[str, Any] = {"model": args.model, "dialect": dialect}
     if args.url is None:
         given = [f"--{n.replace('_', '-')}" for n in ("provider", "deployment", "api_version",
@@ -561,7 +440,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         if scenario is not None:
             server_config = _with_scenario_hints(server_config, scenario)
     else:
-        given = [f"--{n.replace('_', '-')}" for n in _SERVER_FLAGS if getattr(args, n) is not None]
+        given = given_server_options(args, SERVER_PREFIX)
         if given:
             raise UsageError(f"{', '.join(given)} only apply to the embedded server (no --url)")
         provider = args.provider or "custom"
@@ -666,7 +545,7 @@ def _describe_model(model: ClosedModel | OpenModel) -> dict[str, Any]:
     return {"model": kind, **attrs.asdict(model)}
 
 
-def _describe_server(config: Any) -> dict[str, Any] | None:
+def _describe_server(config: ServerConfig | None) -> dict[str, Any] | None:
     if config is None:
         return None
     lat, faults = config.latency, config.faults
@@ -735,8 +614,6 @@ async def execute(setup: RunSetup, args: argparse.Namespace, sink: JsonlSink) ->
         async with trio.open_nursery() as top:
             target_kwargs = dict(setup.target_kwargs)
             if setup.server_config is not None:
-                from orchestrator.mockserver import MockServer
-
                 server = MockServer(setup.server_config)
                 port = await top.start(server.serve)
                 target_kwargs.update(
@@ -819,8 +696,7 @@ def _first_leaf(exc: BaseException) -> BaseException:
 
 
 def _err(message: str) -> int:
-    print(f"orchestrator run: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return fail("run", message)
 
 
 def handle(args: argparse.Namespace) -> int:
