@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import attrs
 import trio
 import trio.testing
 from rich.console import Console
@@ -51,6 +52,20 @@ def test_plain_line_has_the_key_numbers() -> None:
         assert part in line
     empty = format_line(SupervisorSnapshot(t_s=0.0))
     assert "v2v p50 - p95 - ms" in empty and "breaker" not in empty
+
+
+def test_plain_line_shows_the_last_failure_reason_truncated() -> None:
+    assert format_line(SNAP).endswith(" | last error: server_error: boom")
+    long = attrs.evolve(SNAP, last_error="HandshakeRejected: HTTP 401 [body] " + "y" * 300)
+    line = format_line(long)
+    tail = line.split(" | last error: ", 1)[1]
+    assert tail.startswith("HandshakeRejected: HTTP 401 [body] yyy") and tail.endswith("…")
+    assert len(tail) == 100
+    assert "last error" not in format_line(attrs.evolve(SNAP, last_error=None))
+    console = Console(file=io.StringIO(), width=400, color_system=None)
+    console.print(render_table(long))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "last: HandshakeRejected: HTTP 401 [body] yyy" in text  # markup-like text kept
 
 
 def test_rich_table_renders() -> None:

@@ -23,7 +23,7 @@ from orchestrator.metrics.summary import (
     summary_csv,
     token_totals,
 )
-from orchestrator.metrics.text import summary_text
+from orchestrator.metrics.text import all_failed_warning, summary_text
 from orchestrator.metrics.thresholds import ThresholdError
 
 
@@ -264,6 +264,37 @@ def test_summary_text(run: tuple[list[TurnRecord], list[SessionResult]]) -> None
     assert "voice_to_voice_ms" in text and "vad_delay_ms" not in text
     assert "RESULTS NOT VALID: lag" in text
     assert "FAIL  sessions_failed==0" in text
+
+
+def test_summary_text_lists_top_failure_reasons(
+    run: tuple[list[TurnRecord], list[SessionResult]],
+) -> None:
+    turns, sessions = run
+    long_reason = "HandshakeRejected: HTTP 401 " + "x" * 500
+    sessions = [*sessions, *(session(f"f{i}", "failed", reason=long_reason) for i in range(3))]
+    text = summary_text(build_summary(turns, sessions))
+    lines = text.splitlines()
+    start = lines.index("session failure reasons (top 3 of 4):")
+    shown = lines[start + 1 : start + 4]
+    assert shown[0].startswith("  3 x HandshakeRejected: HTTP 401 xxx") and shown[0].endswith("…")
+    assert len(shown[0]) <= 2 + len("3 x ") + 200
+    assert {line.split(" x ", 1)[1] for line in shown[1:]} <= {
+        "TransportClosed: code 1011 internal", "TransportClosed: code 1006", "HandshakeRejected: 429",
+    }  # fmt: skip
+    assert "turn failure reasons:" in lines
+    assert "  1 x server_error: boom" in lines
+    assert all_failed_warning(build_summary(turns, sessions)) is None
+
+
+def test_all_sessions_failed_warning() -> None:
+    reason = "HandshakeRejected: websocket handshake rejected with HTTP 401"
+    s = build_summary([], [session(str(i), "failed", reason=reason) for i in range(3)])
+    assert all_failed_warning(s) == f"all 3 sessions failed: {reason}"
+    assert "  3 x " + reason in summary_text(s).splitlines()
+    assert all_failed_warning(build_summary([], [])) is None  # nothing ran
+    mixed = build_summary([], [session("a", "failed", reason=reason), session("b", "cancelled")])
+    assert all_failed_warning(mixed) is None
+    assert "failure reasons" not in summary_text(build_summary([], [session("a")]))
 
 
 def test_turn_status_counts_and_failure_reasons_top_n() -> None:

@@ -16,11 +16,17 @@ from typing import IO
 import trio
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.metrics.text import truncate
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
 
 __all__ = ["Progress", "format_line", "render_table"]
+
+
+#: Longest "last error" shown (the full reasons are in summary.json).
+LAST_ERROR_WIDTH = 100
 
 
 def _ms(value: float | None) -> str:
@@ -57,6 +63,8 @@ def format_line(snap: SupervisorSnapshot) -> str:
         parts.append(f"breaker {snap.breaker.upper()}")
     if snap.draining:
         parts.append("DRAINING")
+    if snap.last_error:
+        parts.append(f"last error: {truncate(snap.last_error, LAST_ERROR_WIDTH)}")
     return " | ".join(parts)
 
 
@@ -90,7 +98,7 @@ def render_table(snap: SupervisorSnapshot, title: str = "orchestrator run") -> T
             table.add_row(label, f"p50 {_ms(m.p50)} ms   p95 {_ms(m.p95)} ms   p99 {_ms(m.p99)} ms")
     errors = f"{snap.errors_per_s:.2f}/s ({snap.turns_failed} failed turns)"
     if snap.last_error:
-        errors += f" — last: {snap.last_error[:80]}"
+        errors += f" — last: {escape(truncate(snap.last_error, LAST_ERROR_WIDTH))}"
     table.add_row("errors", errors)
     gen = f"loop lag p99 {_ms(snap.loop_lag_p99_ms)} ms, pacer p99 {_ms(snap.pacer_p99_ms)} ms"
     if snap.cpu_percent is not None:

@@ -8,7 +8,8 @@ Imports nothing from session/supervisor/cli/mockserver. Modules:
 - ``thresholds``: k6-style ``parse_threshold``/``evaluate``/``evaluate_summary``
 - ``summary``: ``build_summary`` (``summary.json``), ``summary_csv``, ``redact_config``, cost
 - ``report_html``: ``render_report`` (offline HTML with inline SVG); ``svg``: chart helpers
-- ``compare``: ``compare``/``render_compare``; ``text``: ``summary_text``
+- ``compare``: ``compare``/``render_compare``; ``text``: ``summary_text``,
+  ``all_failed_warning``
 """
 
 from orchestrator.metrics.compare import CompareRow, compare, render_compare
@@ -28,7 +29,7 @@ from orchestrator.metrics.records import (
 from orchestrator.metrics.report_html import render_report
 from orchestrator.metrics.stats import LiveStats, MetricSummary, RollingWindow, summarize
 from orchestrator.metrics.summary import Validity, build_summary, redact_config, summary_csv
-from orchestrator.metrics.text import summary_text
+from orchestrator.metrics.text import all_failed_warning, summary_text
 from orchestrator.metrics.thresholds import (
     Threshold,
     ThresholdError,
@@ -39,6 +40,7 @@ from orchestrator.metrics.thresholds import (
 )
 
 __all__ = [
+    "all_failed_warning",
     "CompareRow",
     "ErrorRecord",
     "LiveStats",

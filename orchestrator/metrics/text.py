@@ -7,7 +7,19 @@ from typing import Any
 
 from orchestrator.metrics.stats import SUMMARY_STATS
 
-__all__ = ["fmt_number", "format_table", "summary_text"]
+__all__ = [
+    "all_failed_warning",
+    "failure_reason_lines",
+    "fmt_number",
+    "format_table",
+    "summary_text",
+    "truncate",
+]
+
+#: How many failure reasons of each kind (sessions, turns) the text summary lists.
+TOP_REASONS = 3
+#: Longest failure reason printed in full; longer ones are cut with an ellipsis.
+REASON_WIDTH = 200
 
 
 def fmt_number(value: Any, digits: int = 1) -> str:
@@ -17,6 +29,46 @@ def fmt_number(value: Any, digits: int = 1) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def truncate(text: str, width: int) -> str:
+    """``text`` on one line, cut to at most ``width`` characters (ending in ``…``)."""
+    line = " ".join(text.split())
+    if len(line) <= width:
+        return line
+    return line[: max(width - 1, 0)] + "…"
+
+
+def failure_reason_lines(
+    summary: Mapping[str, Any], *, top: int = TOP_REASONS, width: int = REASON_WIDTH
+) -> list[str]:
+    """The most frequent session and turn failure reasons of ``summary`` (its
+    ``sessions.failure_reasons`` / ``turns.failure_reasons``, already redacted), as
+    ``  COUNT x REASON`` lines under a heading per kind; no lines when nothing failed."""
+    out: list[str] = []
+    for section, label in (("sessions", "session"), ("turns", "turn")):
+        reasons = summary.get(section, {}).get("failure_reasons") or {}
+        if not reasons:
+            continue
+        shown = list(reasons.items())[:top]
+        more = len(reasons) - len(shown)
+        heading = f"{label} failure reasons"
+        heading += f" (top {len(shown)} of {len(reasons)}):" if more > 0 else ":"
+        out.append(heading)
+        out.extend(f"  {count} x {truncate(str(reason), width)}" for reason, count in shown)
+    return out
+
+
+def all_failed_warning(summary: Mapping[str, Any], *, width: int = REASON_WIDTH) -> str | None:
+    """``all N sessions failed: <top reason>`` when every session of ``summary`` failed
+    (and there was at least one), else ``None``."""
+    totals = summary.get("totals", {})
+    total = totals.get("sessions_total", 0)
+    if not total or totals.get("sessions_failed", 0) != total:
+        return None
+    reasons = summary.get("sessions", {}).get("failure_reasons") or {}
+    top = truncate(str(next(iter(reasons))), width) if reasons else "(no reason recorded)"
+    return f"all {total} sessions failed: {top}"
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -38,8 +90,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def summary_text(summary: Mapping[str, Any]) -> str:
-    """Human-readable run summary: totals, metric table (only measured metrics),
-    validity, cost and threshold results."""
+    """Human-readable run summary: totals, the top failure reasons, metric table (only
+    measured metrics), validity, cost and threshold results."""
     totals = summary.get("totals", {})
     out = []
     out.append(
@@ -55,6 +107,7 @@ def summary_text(summary: Mapping[str, Any]) -> str:
             dropped=totals.get("dropped_starts", 0),
         )
     )
+    out.extend(failure_reason_lines(summary))
     rows = [
         [name, *(fmt_number(stats.get(k)) for k in SUMMARY_STATS)]
         for name, stats in summary.get("metrics", {}).items()
