@@ -45,6 +45,29 @@ def test_distribution_parse_and_sample() -> None:
             Distribution.parse(bad)
 
 
+@pytest.mark.parametrize("spec", ["foo:1", "x", "gauss:1:2", "Lognormal:350:0.25"])
+def test_unknown_distribution_kind_is_named(spec: str) -> None:
+    kind = spec.split(":")[0]
+    with pytest.raises(DistributionError) as info:
+        Distribution.parse(spec)
+    message = str(info.value)
+    assert f"unknown distribution {kind!r} (expected fixed, uniform, normal, lognormal)" in message
+    assert "parameter" not in message  # not mistaken for a fixed distribution
+
+
+def test_lognormal_sigma_is_a_sane_log_space_sd() -> None:
+    for spec in ("lognormal:300:50", "lognormal:350:0", "lognormal:350:3.5"):
+        with pytest.raises(DistributionError, match="log-space standard deviation") as info:
+            Distribution.parse(spec)
+        assert "lognormal:350:0.25" in str(info.value)
+    assert Distribution.parse("lognormal:350:3") == Distribution("lognormal", 350, 3)
+    with pytest.raises(DistributionError, match="log-space"):
+        Distribution("lognormal", 350, 50)
+    # the parameter-count hint suggests a sane sigma, not one in ms
+    with pytest.raises(DistributionError, match=r"e\.g\. lognormal:350:0\.25$"):
+        Distribution.parse("lognormal:350")
+
+
 def test_timing_never_delivers_before_created() -> None:
     model = LatencyModel(
         response_created_ms=Distribution.parse("fixed:500"),

@@ -17,6 +17,24 @@ import attrs
 
 DistKind = Literal["fixed", "uniform", "normal", "lognormal"]
 _KINDS: tuple[str, ...] = ("fixed", "uniform", "normal", "lognormal")
+#: One sensible example per kind, for messages.
+_EXAMPLES: dict[str, str] = {
+    "fixed": "fixed:300",
+    "uniform": "uniform:200:400",
+    "normal": "normal:300:50",
+    "lognormal": "lognormal:350:0.25",
+}
+#: Largest log-space sigma of a lognormal: at 3 the 95th percentile is already ~140 x
+#: the median; anything larger is a unit mistake (sigma given in ms).
+MAX_LOGNORMAL_SIGMA = 3.0
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class DistributionError(ValueError):
@@ -30,7 +48,8 @@ class Distribution:
     - ``fixed:a`` always ``a``;
     - ``uniform:a:b`` uniform in ``[a, b]``;
     - ``normal:mean:sd`` normal, clamped at 0;
-    - ``lognormal:median:sigma`` log-normal with that median and log-space sigma.
+    - ``lognormal:median:sigma`` log-normal with that median and log-space standard
+      deviation ``sigma`` (0 < sigma <= 3; e.g. ``lognormal:350:0.25``), not in ms.
     """
 
     kind: DistKind
@@ -39,32 +58,45 @@ class Distribution:
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in _KINDS:
-            raise DistributionError(f"unknown distribution kind {self.kind!r}")
+            raise DistributionError(
+                f"unknown distribution {self.kind!r} (expected {', '.join(_KINDS)})"
+            )
         if not (math.isfinite(self.a) and math.isfinite(self.b)):
             raise DistributionError(f"{self}: parameters must be finite")
         if self.a < 0:
             raise DistributionError(f"{self}: first parameter must be >= 0")
         if self.kind == "uniform" and self.b < self.a:
             raise DistributionError(f"{self}: uniform needs low <= high")
-        if self.kind in ("normal", "lognormal") and self.b < 0:
+        if self.kind == "normal" and self.b < 0:
             raise DistributionError(f"{self}: spread must be >= 0")
+        if self.kind == "lognormal" and not 0 < self.b <= MAX_LOGNORMAL_SIGMA:
+            raise DistributionError(
+                f"{self}: sigma is the log-space standard deviation (not ms) and must be "
+                f"in (0, {MAX_LOGNORMAL_SIGMA:g}], e.g. {_EXAMPLES['lognormal']} (median "
+                "350 ms, about 2/3 of draws within 275-450 ms); use fixed:MS for no spread"
+            )
 
     @classmethod
     def parse(cls, spec: str) -> Distribution:
         """Parse ``"300"``, ``"fixed:300"``, ``"uniform:200:400"``, ``"normal:300:50"`` or
-        ``"lognormal:300:0.4"`` (``,`` also separates parameters)."""
+        ``"lognormal:350:0.25"`` (``,`` also separates parameters). A first part that is
+        neither a kind nor a number is an unknown kind."""
         text = spec.strip().replace(",", ":")
         parts = [p for p in text.split(":") if p != ""]
         if not parts:
             raise DistributionError(f"empty distribution spec {spec!r}")
         if parts[0] not in _KINDS:
+            if not _is_number(parts[0]):
+                raise DistributionError(
+                    f"distribution {spec!r}: unknown distribution {parts[0]!r} "
+                    f"(expected {', '.join(_KINDS)})"
+                )
             parts.insert(0, "fixed")
         kind = parts[0]
         want = 1 if kind == "fixed" else 2
         if len(parts) - 1 != want:
             raise DistributionError(
-                f"distribution {spec!r}: {kind} takes {want} parameter(s), e.g. "
-                + ("fixed:300" if kind == "fixed" else f"{kind}:300:50")
+                f"distribution {spec!r}: {kind} takes {want} parameter(s), e.g. {_EXAMPLES[kind]}"
             )
         try:
             values = [float(p) for p in parts[1:]]
