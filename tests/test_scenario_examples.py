@@ -10,6 +10,8 @@ The sessions are set up exactly as ``orchestrator run SCENARIO`` sets them up
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -161,3 +163,18 @@ async def test_failed_expectation_fails_the_session_naming_turn_and_expectation(
     )
     # both turns ran and were recorded; the failure is the script's, not the server's
     assert [t.status for t in sink.turns] == ["completed", "completed"]
+
+
+def test_readme_from_python_snippet_runs_and_passes() -> None:
+    """README "Scenario files" -> "From Python": the snippet, run as it is from the
+    repository root (its own in-process server on a loopback port), passes every turn."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### From Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "server_hints()" in code and "trio.run(main)" in code
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[True, True]", done.stdout + done.stderr[-2000:]

@@ -176,6 +176,44 @@ def test_every_problem_is_reported_at_once() -> None:
     )
 
 
+def test_missing_audio_is_reported_with_type_errors_of_other_turns(tmp_path: Path) -> None:
+    """A missing WAV in turns[0] and a bad ``say`` in turns[1]: both in one error."""
+    data = {
+        "name": "n",
+        "turns": [
+            {"audio": "missing.wav"},
+            {"say": 5},
+            {"audio": "also_missing.wav", "synth_ms": 100},  # invalid on its own: no file check
+            {"audio": "third.wav", "label": "ok"},
+        ],
+    }
+    found = problems(data, base_dir=tmp_path)
+    assert [p for p, _ in found] == [
+        "turns[1].say",
+        "turns[2].synth_ms",
+        "turns[0].audio",
+        "turns[3].audio",
+    ], found
+    assert "audio file not found" in found[2][1] and "missing.wav" in found[2][1]
+    assert "third.wav" in found[3][1]
+    with pytest.raises(ScenarioError, match=r"^scenario s\.toml: 4 problems:"):
+        parse_scenario(data, origin="s.toml", base_dir=tmp_path)
+
+
+def test_every_unreadable_wav_is_reported_at_once(tmp_path: Path) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....not a wav")
+    write_wav(tmp_path / "quiet.wav", silence(500))
+    sc = parse_scenario(
+        {"name": "n", "turns": [{"audio": "bad.wav"}, {"say": "hi"}, {"audio": "quiet.wav"}]},
+        origin="s.toml",
+        base_dir=tmp_path,
+    )
+    with pytest.raises(ScenarioError) as info:
+        ScenarioDriver(sc)
+    assert [p for p, _ in info.value.problems] == ["turns[0].audio", "turns[2].audio"]
+    assert "no speech found" in info.value.problems[1][1]
+
+
 def test_cross_field_checks() -> None:
     tool = {"name": "get_weather", "result": "sunny"}
     found = problems(

@@ -126,14 +126,22 @@ class ScenarioDriver:
     Construction loads the user audio once (WAV files are read, synthetic speech made)
     and shares it read-only; a WAV that cannot be read, or holds no speech where the
     server's VAD must find some, raises :class:`ScenarioError` naming the scenario file
-    and ``turns[i].audio``. Build it before the run starts.
+    and ``turns[i].audio`` (every such turn in one error). Build it before the run
+    starts.
     """
 
     scenario: Scenario
     _sources: list[AudioSource | None] = attrs.field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
-        self._sources = [self._load(i, t) for i, t in enumerate(self.scenario.turns)]
+        problems: list[tuple[str, str]] = []
+        for i, turn in enumerate(self.scenario.turns):
+            try:
+                self._sources.append(self._load(i, turn))
+            except ScenarioError as exc:  # keep going: every bad file in one report
+                problems.extend(exc.problems)
+        if problems:
+            raise ScenarioError(self.scenario.origin, problems)
 
     def _load(self, index: int, spec: TurnSpec) -> AudioSource | None:
         if spec.kind == "text":

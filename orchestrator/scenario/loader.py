@@ -82,7 +82,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from .errors import ScenarioError
-from .model import FieldProblems, Scenario
+from .model import FieldProblems, Scenario, TurnSpec
 
 __all__ = ["load_scenario", "make_converter", "parse_scenario"]
 
@@ -248,23 +248,56 @@ def parse_scenario(
     """
     if not isinstance(data, Mapping):
         raise ScenarioError(origin, [("", f"expected a table at the top level, got {_kind(data)}")])
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     try:
         scenario = _CONVERTER.structure(dict(data), Scenario)
     except Exception as exc:  # noqa: BLE001 - every structuring problem becomes data
-        raise ScenarioError(origin, list(_problems(exc, ""))) from None
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    problems: list[tuple[str, str]] = []
+        # Still check the audio files of every turn that is valid on its own, so that
+        # one report holds every problem of the file.
+        problems = list(_problems(exc, ""))
+        for i, turn in _valid_turns(data.get("turns")):
+            _, problem = _resolve_audio(turn, i, base)
+            if problem is not None and problem not in problems:
+                problems.append(problem)
+        raise ScenarioError(origin, problems) from None
+    problems = []
     turns = []
     for i, turn in enumerate(scenario.turns):
-        if turn.audio is not None:
-            resolved = (base / turn.audio).resolve()
-            if not resolved.is_file():
-                problems.append((f"turns[{i}].audio", f"audio file not found: {resolved}"))
-            turn = attrs.evolve(turn, audio=str(resolved))
+        turn, problem = _resolve_audio(turn, i, base)
+        if problem is not None:
+            problems.append(problem)
         turns.append(turn)
     if problems:
         raise ScenarioError(origin, problems)
     return attrs.evolve(scenario, turns=tuple(turns), origin=origin)
+
+
+def _valid_turns(raw: Any) -> Iterator[tuple[int, TurnSpec]]:
+    """The entries of a raw ``turns`` array that are valid turns on their own."""
+    if not isinstance(raw, list | tuple):
+        return
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            turn = _CONVERTER.structure(dict(item), TurnSpec)
+        except Exception:  # noqa: BLE001, S112 - reported by the full structuring
+            continue
+        yield i, turn
+
+
+def _resolve_audio(
+    turn: TurnSpec, index: int, base: Path
+) -> tuple[TurnSpec, tuple[str, str] | None]:
+    """``turn`` with its ``audio`` path made absolute against ``base``, and the problem
+    (``(field path, message)``) when that file does not exist."""
+    if turn.audio is None:
+        return turn, None
+    resolved = (base / turn.audio).resolve()
+    problem = None
+    if not resolved.is_file():
+        problem = (f"turns[{index}].audio", f"audio file not found: {resolved}")
+    return attrs.evolve(turn, audio=str(resolved)), problem
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
