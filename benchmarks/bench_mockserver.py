@@ -5,7 +5,7 @@ The server runs in its own process (so its CPU time is measured alone); the clie
 are plain trio-websocket clients in this process, pacing input audio in real time in
 100 ms chunks on absolute deadlines. Loopback only.
 
-    /work/venv/bin/python benchmarks/bench_mockserver.py --connections 200 --turns 1
+    python benchmarks/bench_mockserver.py --connections 200 --turns 1
 
 Prints events/s sent by the server, server CPU (seconds and % of one core), the
 clients' TTFB (speech_stopped -> first audio delta) against the model's fixed value,

@@ -10,7 +10,7 @@ Reported per case: process CPU time per wake-up in µs (everything the process d
 scheduler, timer handling, the waiter's own loop), lateness (actual - planned) p50/p99/
 max in ms, and waiters per timer wake-up for the ticker.
 
-    /work/venv/bin/python benchmarks/bench_pacer.py [--sessions 100 500] [--duration 3]
+    python benchmarks/bench_pacer.py [--sessions 100 500] [--duration 3]
 """
 
 from __future__ import annotations

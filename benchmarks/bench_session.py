@@ -1,6 +1,6 @@
 """Session actor costs: the per-event receive path, and many sessions in one process.
 
-    /work/venv/bin/python benchmarks/bench_session.py [--sessions 200] [--turns 2]
+    python benchmarks/bench_session.py [--sessions 200] [--turns 2]
 
 1. ``receive path``: one session's ``_on_event`` (decode excluded and included) fed the
    frames of a real GA capture (audio turn) over and over: microseconds per event.
