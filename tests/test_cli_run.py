@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def test_failed_threshold_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
         (["--api-key-env", "X"], UsageError, "--url"),
         (["--url", "ws://127.0.0.1:1/v1", "--api-key-env", "NOPE_KEY"], UsageError, "NOPE_KEY"),
         (["--url", "ftp://example"], UsageError, "--url"),
-        (["--server-ttfb-ms", "bogus:1"], UsageError, "--server-*"),
+        (["--server-ttfb-ms", "bogus:1"], UsageError, "--server-ttfb-ms: distribution 'bogus:1'"),
         (["--server-stall-rate", "0.5"], UsageError, "--server-stall-ms"),
         (["my_script.json"], UsageError, "my_script.json"),
         (["--rate", "0", "--duration", "-1"], SystemExit, ""),
@@ -120,6 +121,92 @@ def test_api_key_is_never_stored(tmp_path: Path) -> None:
     )
     assert "sk-test" not in orjson.dumps(setup.config).decode()
     assert setup.config["api_key_env"] == "MY_KEY"
+
+
+def test_all_sessions_failing_says_why_on_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's reproduction: a server wanting another key. The reason (HTTP 401) is
+    on stdout with its count and on stderr as a warning; the key is printed nowhere; the
+    exit code stays 0 (no threshold) and is 2 with a session_error_rate threshold."""
+    secret = "sk-wrong-key-0123456789abcdef"
+    monkeypatch.setenv("AUDIT_KEY", secret)
+    cmd = [sys.executable, "-m", "orchestrator", "serve", "--port", "0", "--api-key", "K"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)  # guard: the server starts
+        assert ready, "orchestrator serve printed nothing within 30 s"
+        banner = proc.stdout.readline()  # "mock realtime server on ws://127.0.0.1:PORT/v1/..."
+        url = banner.split(" on ", 1)[1].split("/realtime", 1)[0]
+        assert url.startswith("ws://127.0.0.1:"), banner
+        argv = ["run", "--url", url, "--api-key-env", "AUDIT_KEY", "--sessions", "3",
+                "--progress", "plain", "--max-session-s", "20"]  # fmt: skip
+        assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+        out, err = capsys.readouterr()
+        code = main([*argv, "--out", str(tmp_path / "b"), "--threshold", "session_error_rate<0.01"])
+        out_b, err_b = capsys.readouterr()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "3 failed" in out
+    assert "session failure reasons:" in out
+    assert "  3 x HandshakeRejected: websocket handshake rejected with HTTP 401" in out
+    warning = [line for line in err.splitlines() if line.startswith("WARNING: all 3 sessions")]
+    assert len(warning) == 1 and "HTTP 401" in warning[0], err
+    assert "last error: HandshakeRejected" in err  # the plain progress line
+    assert code == 2 and "thresholds failed: session_error_rate<0.01" in err_b
+    for text in (out, err, out_b, err_b):
+        assert secret not in text
+
+
+def test_existing_run_folder_is_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["run", "--sessions", "1", "--out", str(out), *QUICK]) == 0  # no results yet
+    before = (out / "results.jsonl").read_bytes()
+    assert main(["run", "--sessions", "2", "--out", str(out), *QUICK]) == 1
+    err = capsys.readouterr().err
+    assert f"orchestrator run: error: --out {out}: already holds the results of a run" in err
+    assert "--overwrite" in err
+    assert (out / "results.jsonl").read_bytes() == before  # untouched, nothing started
+    with pytest.raises(UsageError, match="--overwrite"):
+        prepare(parse("--out", str(out)), env={})
+    assert prepare(parse("--out", str(out), "--overwrite"), env={}).out_dir == out
+    assert main(["run", "--sessions", "2", "--out", str(out), "--overwrite", *QUICK]) == 0
+    assert len(read_results(out / "results.jsonl").sessions) == 2
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_server_option_errors_have_one_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--server-ttfb-ms", "lognormal:350"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("orchestrator run: error: --server-ttfb-ms: distribution ")
+    assert "--server-* option" not in err
+    assert err.endswith("e.g. lognormal:350:0.25")
+    # a value the server itself refuses names the option too, not "--server-*"
+    assert main(["run", "--server-audio-chunk-ms", "5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "orchestrator run: error: --server-audio-chunk-ms: audio_chunk_ms must be in 10..5000"
+    )
+
+
+def test_openai_without_key_names_the_cli_options(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "--url", "wss://api.example.invalid/v1", "--provider", "openai"]
+    with pytest.raises(UsageError) as info:
+        prepare(parse(*argv[1:]), env={})
+    message = str(info.value)
+    assert "--api-key-env NAME" in message and "OPENAI_API_KEY" in message
+    assert "pass api_key" not in message
+    azure = ["--url", "https://r.example.invalid", "--provider", "azure", "--deployment", "d"]
+    with pytest.raises(UsageError, match="AZURE_OPENAI_API_KEY"):
+        prepare(parse(*azure), env={})
+    assert prepare(parse(*argv[1:]), env={"OPENAI_API_KEY": "k"}).target_kwargs["api_key"] is None
 
 
 def test_ctrl_c_drains_then_cancels_and_keeps_results(tmp_path: Path) -> None:

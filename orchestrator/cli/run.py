@@ -10,10 +10,14 @@ options): bad input exits 1 with a message naming the option. Then:
    writing every finished turn and session to ``OUT/results.jsonl`` at once;
 3. ``summary.json``, ``summary.csv`` and ``report.html`` are built from ``results.jsonl``.
 
-Exit codes: 0 all good; 1 the run could not be done (bad arguments, unreachable output
-directory, crash); 2 a ``--threshold`` failed; 130 interrupted by Ctrl-C (first press
-drains: no new sessions, running ones get ``--grace-s`` to finish; second press cancels
-them). The summary is written in every case where a results file exists.
+Exit codes: 0 the run was done and no threshold failed (failed sessions alone, even all
+of them, do not change it: the summary lists the top failure reasons and stderr warns
+when every session failed; gate CI with ``--threshold 'session_error_rate<0.01'``); 1 the
+run could not be done (bad arguments, an ``--out`` that already holds a run without
+``--overwrite``, unreachable output directory, crash); 2 a ``--threshold`` failed; 130
+interrupted by Ctrl-C (first press drains: no new sessions, running ones get
+``--grace-s`` to finish; second press cancels them). The summary is written in every case
+where a results file exists.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from orchestrator.cli.options import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_THRESHOLDS,
+    SERVER_OPTIONS,
     ServerOptionError,
     add_server_options,
     add_subcommand,
@@ -49,7 +54,12 @@ from orchestrator.cli.options import (
     server_values,
     typed_as,
 )
-from orchestrator.metrics import ThresholdError, parse_threshold, summary_text
+from orchestrator.metrics import (
+    ThresholdError,
+    all_failed_warning,
+    parse_threshold,
+    summary_text,
+)
 from orchestrator.mockserver import ConfigError, MockServer, ServerConfig, ToolRule
 from orchestrator.protocol.dialect import Dialect
 from orchestrator.scenario import (
@@ -75,6 +85,7 @@ from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
 from orchestrator.supervisor.sink import JsonlSink
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.workload import Workload, planned_total
+from orchestrator.transport import API_KEY_ENV
 
 __all__ = [
     "EXIT_ERROR",
@@ -269,14 +280,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
 
     out = p.add_argument_group("output")
-    out.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>)")
+    out.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (default runs/<timestamp>); refused if it already holds "
+        "a run's results.jsonl, unless --overwrite",
+    )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out DIR",
+    )
     out.add_argument(
         "--threshold",
         action="append",
         default=[],
         metavar="EXPR",
         help="pass/fail rule, e.g. 'voice_to_voice_ms.p95<800' or 'session_error_rate<0.01' "
-        "(repeatable; a failure exits 2)",
+        "(repeatable; a failure exits 2). Failed sessions alone exit 0: in CI add "
+        "'session_error_rate<0.01'",
     )
     out.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     out.add_argument(
@@ -359,7 +381,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     try:
         values = server_values(args, SERVER_PREFIX)
     except ServerOptionError as exc:
-        raise UsageError(f"--server-* option: {exc}") from None
+        raise UsageError(str(exc)) from None
     values.setdefault("seed", args.seed)
     if "stall-ms" in values:
         values.setdefault("stall-probability", 1.0)
@@ -369,7 +391,16 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     try:
         return build_server_config(values, host="127.0.0.1", port=0, default_model=args.model)
     except (ConfigError, ValueError) as exc:
-        raise UsageError(f"--server-* option: {exc}") from None
+        raise UsageError(f"{_option_of(args, str(exc))}: {exc}") from None
+
+
+def _option_of(args: argparse.Namespace, message: str) -> str:
+    """The ``--server-*`` option (as typed) whose server field ``message`` is about."""
+    for opt in SERVER_OPTIONS:
+        field = opt.field.rpartition(".")[2]
+        if message.startswith(field + " "):
+            return typed_as(args, SERVER_PREFIX, opt.name) or f"--{SERVER_PREFIX}{opt.name}"
+    return "embedded server options"
 
 
 def _load_scenario(args: argparse.Namespace) -> ScenarioDriver:
@@ -411,7 +442,9 @@ def _default_out() -> Path:
 
 
 def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunSetup:
-    """Validate every option and build the run's objects; no I/O, nothing started.
+    """Validate every option and build the run's objects; nothing started, nothing
+    written (it only reads: the scenario file and its audio, whether ``--out`` already
+    holds a run).
 
     Raises :class:`UsageError` (naming the option), ``ThresholdError`` or ``PlanError``.
     """
@@ -449,6 +482,11 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
             key = env.get(args.api_key_env)
             if not key:
                 raise UsageError(f"--api-key-env {args.api_key_env}: that variable is not set")
+        elif provider != "custom" and not env.get(API_KEY_ENV[provider]):
+            raise UsageError(
+                f"--provider {provider} needs an API key: set {API_KEY_ENV[provider]}, or "
+                "name the variable holding it with --api-key-env NAME"
+            )
         target_kwargs.update(
             url=args.url,
             provider=provider,
@@ -483,6 +521,11 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
             raise
         raise UsageError(str(exc)) from None
     out_dir = Path(args.out) if args.out else _default_out()
+    if args.out and not args.overwrite and (out_dir / RESULTS_FILE).exists():
+        raise UsageError(
+            f"--out {out_dir}: already holds the results of a run ({RESULTS_FILE}); "
+            "choose another directory or pass --overwrite to replace them"
+        )
     config = {
         "scenario": conversation.name,
         "scenario_file": None if scenario is None else args.scenario,
@@ -727,6 +770,9 @@ def handle(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary_text(summary), end="")
         print(f"results: {setup.out_dir}")
+    everything_failed = all_failed_warning(summary)
+    if everything_failed is not None:
+        print(f"WARNING: {everything_failed}", file=sys.stderr)
     validity = summary.get("validity", {})
     if not validity.get("valid", True):
         print(

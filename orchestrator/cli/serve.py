@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Serve the OpenAI Realtime protocol (GA and beta) on ws://HOST:PORT/v1/realtime "
             "with a seeded latency model, ground truth, deterministic tool calls and "
             "injected faults. Durations accept fixed:MS, uniform:LO:HI, normal:MEAN:SD, "
-            "lognormal:MEDIAN:SIGMA (or a bare number)."
+            "lognormal:MEDIAN:SIGMA (SIGMA: log-space standard deviation, 0 < SIGMA <= 3, "
+            "e.g. lognormal:350:0.25) or a bare number."
         ),
         handler=run_serve,
     )

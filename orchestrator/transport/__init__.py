@@ -24,6 +24,7 @@ from orchestrator.transport.errors import (
 )
 from orchestrator.transport.secret import RedactingFilter, Secret, redact
 from orchestrator.transport.target import (
+    API_KEY_ENV,
     OPENAI_BASE_URL,
     Auth,
     Provider,
@@ -35,6 +36,7 @@ from orchestrator.transport.target import (
 )
 
 __all__ = [
+    "API_KEY_ENV",
     "CLOSE_GRACE",
     "MAX_MESSAGE_SIZE",
     "MESSAGE_QUEUE_SIZE",

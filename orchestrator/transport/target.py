@@ -36,7 +36,8 @@ Auth = Literal["bearer", "api-key"]
 
 OPENAI_BASE_URL: Final = "wss://api.openai.com/v1"
 _PROVIDERS: Final = ("openai", "azure", "azure-legacy", "custom")
-_KEY_ENV: Final[Mapping[str, str]] = {
+#: The environment variable holding each provider's API key (when none is passed).
+API_KEY_ENV: Final[Mapping[str, str]] = {
     "openai": "OPENAI_API_KEY",
     "custom": "OPENAI_API_KEY",
     "azure": "AZURE_OPENAI_API_KEY",
@@ -230,7 +231,7 @@ def build_target(
     elif api_key:
         key = Secret(api_key)
     else:
-        env_name = _KEY_ENV[provider]
+        env_name = API_KEY_ENV[provider]
         env_value = env.get(env_name)
         key = Secret(env_value) if env_value else None
         if key is None and provider != "custom":
