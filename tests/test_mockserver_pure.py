@@ -134,6 +134,22 @@ def test_ga_update_merges_and_validates() -> None:
     assert info.value.param == "session.output_modalities"
 
 
+def test_updates_check_fields_in_one_order_for_both_dialects() -> None:
+    s = _session()
+    with pytest.raises(ClientError) as ga:
+        apply_ga_update(
+            s,
+            {"type": "realtime", "audio": {"output": {"voice": "nope"}}, "max_output_tokens": 0},
+            has_assistant_audio=False,
+        )
+    with pytest.raises(ClientError) as beta:
+        apply_beta_update(
+            s, {"voice": "nope", "max_response_output_tokens": 0}, has_assistant_audio=False
+        )
+    assert ga.value.param == "session.max_output_tokens"
+    assert beta.value.param == "session.max_response_output_tokens"
+
+
 def test_beta_update_translates_to_internal_shape() -> None:
     new = apply_beta_update(
         _session(),

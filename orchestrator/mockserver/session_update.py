@@ -19,7 +19,10 @@ modality mapping.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from orchestrator.protocol.beta import (
     FORMAT_FROM_BETA,
@@ -203,17 +206,6 @@ def _voice(v: object, p: str) -> str:
     return _enum(v, p, VOICES)
 
 
-def _set_voice(aout: dict[str, Any], v: object, p: str, has_assistant_audio: bool) -> None:
-    voice = _voice(v, p)
-    if voice != aout["voice"] and has_assistant_audio:
-        raise ClientError(
-            "cannot_update_voice",
-            "Cannot update a conversation's voice if assistant audio is present.",
-            p,
-        )
-    aout["voice"] = voice
-
-
 def tools_list(v: object, p: str) -> list[dict[str, Any]]:
     """Validate a ``tools`` array (function and MCP tools)."""
     if not isinstance(v, list):
@@ -283,24 +275,130 @@ def _modalities_beta(v: object, p: str) -> list[str]:
 
 
 # -- whole updates ----------------------------------------------------------------------
+#
+# Both dialects set the same GA-shaped session fields; only where the client spells them
+# differs (``session.audio.output.voice`` vs beta ``session.voice``). One table lists
+# every settable field once, and one loop validates and applies them in table order for
+# both dialects, so a patch with several bad fields reports the same (first) field either
+# way. (The real service returns only the first error and does not document the order.)
 
-_GA_KEYS = (
-    "type",
-    "model",
-    "output_modalities",
-    "instructions",
-    "tools",
-    "tool_choice",
-    "max_output_tokens",
-    "tracing",
-    "truncation",
-    "prompt",
-    "include",
-    "audio",
-    "id",
-    "object",
-    "expires_at",
+_KEEP = object()  # a check's answer for "leave the current value"
+
+
+def _instructions(v: object, p: str) -> object:
+    text = _str(v, p)
+    return text if text else _KEEP  # an empty string keeps the current instructions
+
+
+def _truncation(v: object, p: str) -> object:
+    if isinstance(v, str):
+        return _enum(v, p, ("auto", "disabled"))
+    return copy.deepcopy(_obj(v, p))
+
+
+def _prompt(v: object, p: str) -> object:
+    return None if v is None else copy.deepcopy(_obj(v, p))
+
+
+def _include(v: object, p: str) -> object:
+    if v is not None:
+        if not isinstance(v, list):
+            raise invalid_type(p, "an array", v)
+        for i, x in enumerate(v):
+            _enum(x, f"{p}[{i}]", ("item.input_audio_transcription.logprobs",))
+    return v
+
+
+def _as_sent(v: object, p: str) -> object:
+    return v
+
+
+def _speed(v: object, p: str) -> float:
+    return _num(v, p, 0.25, 1.5)
+
+
+def _temperature(v: object, p: str) -> float:
+    return _num(v, p, 0.6, 1.2)
+
+
+@attrs.frozen
+class _Field:
+    """One settable session field."""
+
+    #: where the value lives in the internal session; also the GA param path
+    path: tuple[str, ...]
+    #: the beta (flat) param name; None: not settable in beta
+    beta: str | None
+    #: validates the sent value (GA spelling); answers the value to store, or ``_KEEP``
+    check: Callable[[object, str], object]
+    #: the beta spelling's check, where it differs from ``check``
+    beta_check: Callable[[object, str], object] | None = None
+    #: False: beta only (``path`` is then internal, not a GA param)
+    ga: bool = True
+    #: changing it is refused once the conversation has assistant audio
+    fixed_by_audio: bool = False
+
+
+_FIELDS = (
+    _Field(("model",), "model", _str),
+    _Field(("output_modalities",), "modalities", _modalities_ga, _modalities_beta),
+    _Field(("instructions",), "instructions", _instructions),
+    _Field(("tools",), "tools", tools_list),
+    _Field(("tool_choice",), "tool_choice", tool_choice),
+    _Field(("max_output_tokens",), "max_response_output_tokens", _max_tokens),
+    _Field(("_beta", "temperature"), "temperature", _temperature, ga=False),
+    _Field(("tracing",), "tracing", _tracing),
+    _Field(("truncation",), None, _truncation),
+    _Field(("prompt",), None, _prompt),
+    _Field(("include",), "include", _include, _as_sent),
+    _Field(("audio", "input", "format"), "input_audio_format", _format, _beta_format),
+    _Field(("audio", "input", "transcription"), "input_audio_transcription", _transcription),
+    _Field(("audio", "input", "noise_reduction"), "input_audio_noise_reduction", _noise),
+    _Field(("audio", "input", "turn_detection"), "turn_detection", _turn_detection),
+    _Field(("audio", "output", "format"), "output_audio_format", _format, _beta_format),
+    _Field(("audio", "output", "voice"), "voice", _voice, fixed_by_audio=True),
+    _Field(("audio", "output", "speed"), "speed", _speed),
 )
+
+#: accepted at the top level of the patch and ignored (read-only or informational)
+_GA_IGNORED = ("type", "id", "object", "expires_at")
+_BETA_IGNORED = ("id", "object", "expires_at", "client_secret")
+_GA_KEYS = _GA_IGNORED + tuple(dict.fromkeys(f.path[0] for f in _FIELDS if f.ga))
+_GA_AUDIO_KEYS = {
+    side: tuple(f.path[2] for f in _FIELDS if f.ga and f.path[:2] == ("audio", side))
+    for side in ("input", "output")
+}
+_BETA_KEYS = _BETA_IGNORED + tuple(f.beta for f in _FIELDS if f.beta is not None)
+
+#: path -> (sent value, param name as the client spelled it)
+_Sent = dict[tuple[str, ...], tuple[object, str]]
+
+
+def _apply(
+    current: dict[str, Any], sent: _Sent, *, beta: bool, has_assistant_audio: bool
+) -> dict[str, Any]:
+    """Validate the sent fields in table order into a copy of ``current``."""
+    new = copy.deepcopy(current)
+    for field in _FIELDS:
+        if field.path not in sent:
+            continue
+        v, p = sent[field.path]
+        check = field.beta_check if beta and field.beta_check is not None else field.check
+        value = check(v, p)
+        if value is _KEEP:
+            continue
+        *parents, leaf = field.path
+        dst = new
+        for key in parents:
+            dst = dst[key]
+        if field.fixed_by_audio and has_assistant_audio and value != dst[leaf]:
+            raise ClientError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+                p,
+            )
+        dst[leaf] = value
+    return new
 
 
 def apply_ga_update(
@@ -313,103 +411,19 @@ def apply_ga_update(
         raise missing_parameter("session.type")
     if _str(s["type"], "session.type") != "realtime":
         raise invalid_value("session.type", s["type"], ("realtime",))
-    new = copy.deepcopy(current)
-    if "model" in s:
-        new["model"] = _str(s["model"], "session.model")
-    if "output_modalities" in s:
-        new["output_modalities"] = _modalities_ga(
-            s["output_modalities"], "session.output_modalities"
-        )
-    if "instructions" in s:
-        text = _str(s["instructions"], "session.instructions")
-        if text:
-            new["instructions"] = text
-    if "tools" in s:
-        new["tools"] = tools_list(s["tools"], "session.tools")
-    if "tool_choice" in s:
-        new["tool_choice"] = tool_choice(s["tool_choice"], "session.tool_choice")
-    if "max_output_tokens" in s:
-        new["max_output_tokens"] = _max_tokens(s["max_output_tokens"], "session.max_output_tokens")
-    if "tracing" in s:
-        new["tracing"] = _tracing(s["tracing"], "session.tracing")
-    if "truncation" in s:
-        tr = s["truncation"]
-        if isinstance(tr, str):
-            new["truncation"] = _enum(tr, "session.truncation", ("auto", "disabled"))
-        else:
-            new["truncation"] = copy.deepcopy(_obj(tr, "session.truncation"))
-    if "prompt" in s:
-        new["prompt"] = (
-            None if s["prompt"] is None else copy.deepcopy(_obj(s["prompt"], "session.prompt"))
-        )
-    if "include" in s:
-        inc = s["include"]
-        if inc is not None:
-            if not isinstance(inc, list):
-                raise invalid_type("session.include", "an array", inc)
-            for i, x in enumerate(inc):
-                _enum(x, f"session.include[{i}]", ("item.input_audio_transcription.logprobs",))
-        new["include"] = inc
+    sent: _Sent = {(k,): (v, f"session.{k}") for k, v in s.items() if k not in _GA_IGNORED}
     if "audio" in s:
+        del sent[("audio",)]
         audio = _obj(s["audio"], "session.audio")
         _keys(audio, ("input", "output"), "session.audio")
-        if "input" in audio:
-            ain = _obj(audio["input"], "session.audio.input")
-            _keys(
-                ain,
-                ("format", "transcription", "noise_reduction", "turn_detection"),
-                "session.audio.input",
-            )
-            dst = new["audio"]["input"]
-            if "format" in ain:
-                dst["format"] = _format(ain["format"], "session.audio.input.format")
-            if "transcription" in ain:
-                dst["transcription"] = _transcription(
-                    ain["transcription"], "session.audio.input.transcription"
-                )
-            if "noise_reduction" in ain:
-                dst["noise_reduction"] = _noise(
-                    ain["noise_reduction"], "session.audio.input.noise_reduction"
-                )
-            if "turn_detection" in ain:
-                dst["turn_detection"] = _turn_detection(
-                    ain["turn_detection"], "session.audio.input.turn_detection"
-                )
-        if "output" in audio:
-            aout = _obj(audio["output"], "session.audio.output")
-            _keys(aout, ("format", "voice", "speed"), "session.audio.output")
-            dst = new["audio"]["output"]
-            if "format" in aout:
-                dst["format"] = _format(aout["format"], "session.audio.output.format")
-            if "voice" in aout:
-                _set_voice(dst, aout["voice"], "session.audio.output.voice", has_assistant_audio)
-            if "speed" in aout:
-                dst["speed"] = _num(aout["speed"], "session.audio.output.speed", 0.25, 1.5)
-    return new
-
-
-_BETA_KEYS = (
-    "model",
-    "modalities",
-    "instructions",
-    "voice",
-    "input_audio_format",
-    "output_audio_format",
-    "input_audio_transcription",
-    "input_audio_noise_reduction",
-    "turn_detection",
-    "tools",
-    "tool_choice",
-    "temperature",
-    "max_response_output_tokens",
-    "speed",
-    "tracing",
-    "include",
-    "id",
-    "object",
-    "expires_at",
-    "client_secret",
-)
+        for side, allowed in _GA_AUDIO_KEYS.items():
+            if side in audio:
+                prefix = f"session.audio.{side}"
+                part = _obj(audio[side], prefix)
+                _keys(part, allowed, prefix)
+                for k, v in part.items():
+                    sent[("audio", side, k)] = (v, f"{prefix}.{k}")
+    return _apply(current, sent, beta=False, has_assistant_audio=has_assistant_audio)
 
 
 def apply_beta_update(
@@ -418,50 +432,12 @@ def apply_beta_update(
     """Return the new session after a beta (flat) ``session.update`` (raises ClientError)."""
     s = _obj(patch, "session")
     _keys(s, _BETA_KEYS, "session")
-    new = copy.deepcopy(current)
-    ain = new["audio"]["input"]
-    aout = new["audio"]["output"]
-    if "model" in s:
-        new["model"] = _str(s["model"], "session.model")
-    if "modalities" in s:
-        new["output_modalities"] = _modalities_beta(s["modalities"], "session.modalities")
-    if "instructions" in s:
-        text = _str(s["instructions"], "session.instructions")
-        if text:
-            new["instructions"] = text
-    if "voice" in s:
-        _set_voice(aout, s["voice"], "session.voice", has_assistant_audio)
-    if "input_audio_format" in s:
-        ain["format"] = _beta_format(s["input_audio_format"], "session.input_audio_format")
-    if "output_audio_format" in s:
-        aout["format"] = _beta_format(s["output_audio_format"], "session.output_audio_format")
-    if "input_audio_transcription" in s:
-        ain["transcription"] = _transcription(
-            s["input_audio_transcription"], "session.input_audio_transcription"
-        )
-    if "input_audio_noise_reduction" in s:
-        ain["noise_reduction"] = _noise(
-            s["input_audio_noise_reduction"], "session.input_audio_noise_reduction"
-        )
-    if "turn_detection" in s:
-        ain["turn_detection"] = _turn_detection(s["turn_detection"], "session.turn_detection")
-    if "tools" in s:
-        new["tools"] = tools_list(s["tools"], "session.tools")
-    if "tool_choice" in s:
-        new["tool_choice"] = tool_choice(s["tool_choice"], "session.tool_choice")
-    if "temperature" in s:
-        new["_beta"]["temperature"] = _num(s["temperature"], "session.temperature", 0.6, 1.2)
-    if "max_response_output_tokens" in s:
-        new["max_output_tokens"] = _max_tokens(
-            s["max_response_output_tokens"], "session.max_response_output_tokens"
-        )
-    if "speed" in s:
-        aout["speed"] = _num(s["speed"], "session.speed", 0.25, 1.5)
-    if "tracing" in s:
-        new["tracing"] = _tracing(s["tracing"], "session.tracing")
-    if "include" in s:
-        new["include"] = s["include"]
-    return new
+    sent: _Sent = {
+        f.path: (s[f.beta], f"session.{f.beta}")
+        for f in _FIELDS
+        if f.beta is not None and f.beta in s
+    }
+    return _apply(current, sent, beta=True, has_assistant_audio=has_assistant_audio)
 
 
 # -- response.create parameters ---------------------------------------------------------

@@ -55,6 +55,16 @@ class Conversation:
                 return i
         return None
 
+    def _index_of(self, item_id: str, code: str, doing: str, param: str | None) -> int:
+        """Index of the last item with ``item_id``, or raise ``code`` ("Error <doing>
+        item: ... does not exist.") naming ``param``."""
+        idx = self.find(item_id)
+        if idx is None:
+            raise ClientError(
+                code, f"Error {doing} item: the item with id '{item_id}' does not exist.", param
+            )
+        return idx
+
     def last_item_id(self) -> str | None:
         return self.items[-1]["id"] if self.items else None
 
@@ -95,25 +105,13 @@ class Conversation:
 
     def delete_item(self, item_id: object) -> Event:
         item_id = _req_str(item_id, "item_id")
-        idx = self.find(item_id)
-        if idx is None:
-            raise ClientError(
-                "item_delete_invalid_item_id",
-                f"Error deleting item: the item with id '{item_id}' does not exist.",
-                None,
-            )
+        idx = self._index_of(item_id, "item_delete_invalid_item_id", "deleting", None)
         del self.items[idx]
         return {"type": "conversation.item.deleted", "item_id": item_id}
 
     def retrieve_item(self, item_id: object) -> Event:
         item_id = _req_str(item_id, "item_id")
-        idx = self.find(item_id)
-        if idx is None:
-            raise ClientError(
-                "item_retrieve_invalid_item_id",
-                f"Error retrieving item: the item with id '{item_id}' does not exist.",
-                None,
-            )
+        idx = self._index_of(item_id, "item_retrieve_invalid_item_id", "retrieving", None)
         return {"type": "conversation.item.retrieved", "item": self.items[idx]}
 
     def truncate_item(self, item_id: object, content_index: object, audio_end_ms: object) -> Event:
@@ -124,13 +122,7 @@ class Conversation:
             raise invalid_type("audio_end_ms", "an integer", audio_end_ms)
         if audio_end_ms < 0:
             raise invalid_value("audio_end_ms", audio_end_ms)
-        idx = self.find(item_id)
-        if idx is None:
-            raise ClientError(
-                "item_truncate_invalid_item_id",
-                f"Error truncating item: the item with id '{item_id}' does not exist.",
-                "item_id",
-            )
+        idx = self._index_of(item_id, "item_truncate_invalid_item_id", "truncating", "item_id")
         item = self.items[idx]
         content = item.get("content") or []
         if (
