@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import attrs
@@ -362,15 +363,7 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
         self, conn: ConnectionLike, event: Any, match: Callable[[Any], bool]
     ) -> Any:
         waiter = Waiter(match, event.event_id, event.type)
-        self._waiters.append(waiter)
-        try:
-            await self._send_direct(conn, event, None)
-            await waiter.event.wait()
-        finally:
-            self._remove_waiter(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+        return await self._await_waiter(waiter, partial(self._send_direct, conn, event, None))
 
     def _recoverable(self, exc: BaseException) -> bool:
         if isinstance(exc, TransportError):
@@ -487,20 +480,29 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
         except ValueError:
             pass
 
-    async def _request(
-        self, event: Any, match: Callable[[Any], bool], turn: Turn | None = None
+    async def _await_waiter(
+        self, waiter: Waiter, send: Callable[[], Awaitable[object]] | None = None
     ) -> Any:
-        self._check_alive()
-        waiter = Waiter(match, event.event_id, event.type)
+        """Register ``waiter``, run ``send`` (if any), wait for the waiter to be resolved
+        and unregister it; raise its error or return its result. Cancellation: the waiter
+        is unregistered; whatever ``send`` already sent stays sent."""
         self._waiters.append(waiter)
         try:
-            await self._enqueue(event, turn)
+            if send is not None:
+                await send()
             await waiter.event.wait()
         finally:
             self._remove_waiter(waiter)
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
+
+    async def _request(
+        self, event: Any, match: Callable[[Any], bool], turn: Turn | None = None
+    ) -> Any:
+        self._check_alive()
+        waiter = Waiter(match, event.event_id, event.type)
+        return await self._await_waiter(waiter, partial(self._enqueue, event, turn))
 
     def _check_alive(self) -> None:
         if self.result is not None:

@@ -195,15 +195,7 @@ class SessionDriver:
         from .waiters import Waiter
 
         self._check_alive()
-        waiter = Waiter(predicate, None, "wait_for")
-        self._waiters.append(waiter)
-        try:
-            await waiter.event.wait()
-        finally:
-            self._remove_waiter(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+        return await self._await_waiter(Waiter(predicate, None, "wait_for"))
 
     # ------------------------------------------------------------------ turns
     async def say_text(
