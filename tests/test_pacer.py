@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -11,9 +13,13 @@ import trio.testing
 from orchestrator.session.pacer import Pacer, SleepPacer, Ticker
 
 
-async def _start(nursery: trio.Nursery, resolution: float = 0.010) -> Ticker:
-    ticker: Ticker = await nursery.start(Ticker(resolution).run)
-    return ticker
+@asynccontextmanager
+async def running_ticker(resolution: float = 0.010) -> AsyncIterator[Ticker]:
+    """A started :class:`Ticker`; its task is cancelled when the block exits."""
+    async with trio.open_nursery() as nursery:
+        ticker: Ticker = await nursery.start(Ticker(resolution).run)
+        yield ticker
+        nursery.cancel_scope.cancel()
 
 
 async def test_sleep_pacer_wakes_exactly_at_deadline(
@@ -29,12 +35,10 @@ async def test_sleep_pacer_wakes_exactly_at_deadline(
 async def test_ticker_lone_waiter_wakes_at_its_own_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery)
+    async with running_ticker() as ticker:
         assert await ticker.wait_until(1.234) == 1.234
         assert await ticker.wait_until(1.5) == 1.5
         assert (ticker.ticks, ticker.wakes) == (2, 2)
-        nursery.cancel_scope.cancel()
 
 
 async def test_bucket_mates_wake_together_at_latest_deadline(
@@ -42,8 +46,7 @@ async def test_bucket_mates_wake_together_at_latest_deadline(
 ) -> None:
     woke: dict[str, float] = {}
 
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery, resolution=0.010)
+    async with running_ticker(resolution=0.010) as ticker:
 
         async def waiter(name: str, deadline: float) -> None:
             woke[name] = await ticker.wait_until(deadline)
@@ -53,7 +56,6 @@ async def test_bucket_mates_wake_together_at_latest_deadline(
             waiters.start_soon(waiter, "b", 0.105)
             waiters.start_soon(waiter, "c", 0.112)  # next bucket
             waiters.start_soon(waiter, "d", 0.3)
-        nursery.cancel_scope.cancel()
 
     assert woke == {"a": 0.105, "b": 0.105, "c": 0.112, "d": 0.3}
     assert (ticker.ticks, ticker.wakes) == (3, 4)
@@ -64,8 +66,7 @@ async def test_wake_order_follows_deadlines_not_arrival(
 ) -> None:
     order: list[float] = []
 
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery, resolution=0.001)
+    async with running_ticker(resolution=0.001) as ticker:
 
         async def waiter(deadline: float) -> None:
             await ticker.wait_until(deadline)
@@ -75,15 +76,13 @@ async def test_wake_order_follows_deadlines_not_arrival(
             for deadline in (0.9, 0.2, 0.5, 0.05, 0.7):
                 waiters.start_soon(waiter, deadline)
                 await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
     assert order == [0.05, 0.2, 0.5, 0.7, 0.9]
 
 
 async def test_earlier_deadline_added_while_ticker_sleeps(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery)
+    async with running_ticker() as ticker, trio.open_nursery() as nursery:
         late: list[float] = []
 
         async def late_waiter() -> None:
@@ -96,7 +95,6 @@ async def test_earlier_deadline_added_while_ticker_sleeps(
         assert late == []
         await trio.sleep_until(5.5)
         assert late == [5.0]
-        nursery.cancel_scope.cancel()
 
 
 async def test_aligned_timelines_have_zero_lateness(autojump_clock: trio.testing.MockClock) -> None:
@@ -104,8 +102,7 @@ async def test_aligned_timelines_have_zero_lateness(autojump_clock: trio.testing
     # must not split one grid instant across two buckets.
     autojump_clock.jump(168707.70498528992)
     lateness: list[float] = []
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery, resolution=0.010)
+    async with running_ticker(resolution=0.010) as ticker:
 
         async def session(start_delay: float) -> None:
             await trio.sleep(start_delay)
@@ -117,7 +114,6 @@ async def test_aligned_timelines_have_zero_lateness(autojump_clock: trio.testing
         async with trio.open_nursery() as sessions:
             for i in range(10):
                 sessions.start_soon(session, 0.0137 * i)
-        nursery.cancel_scope.cancel()
     assert len(lateness) == 200
     assert max(abs(x) for x in lateness) < 1e-9
 
@@ -128,8 +124,7 @@ async def test_random_deadlines_never_early_and_at_most_one_resolution_late(
     rng = random.Random(1234)
     resolution = 0.010
     results: list[tuple[float, float]] = []
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery, resolution=resolution)
+    async with running_ticker(resolution=resolution) as ticker:
 
         async def session(phase: float) -> None:
             t0 = trio.current_time() + phase
@@ -140,7 +135,6 @@ async def test_random_deadlines_never_early_and_at_most_one_resolution_late(
         async with trio.open_nursery() as sessions:
             for _ in range(50):
                 sessions.start_soon(session, rng.uniform(0, 0.1))
-        nursery.cancel_scope.cancel()
     assert len(results) == 1500
     assert all(planned <= actual <= planned + resolution for planned, actual in results)
     # 50 sessions in 10 buckets per 100 ms: buckets are shared, so far fewer wake-ups.
@@ -151,8 +145,7 @@ async def test_random_deadlines_never_early_and_at_most_one_resolution_late(
 async def test_cancelled_waiter_is_removed_and_ticker_does_not_wake_for_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery)
+    async with running_ticker() as ticker:
         with trio.move_on_after(0.5) as scope:
             await ticker.wait_until(1.0)
         assert scope.cancelled_caught
@@ -160,14 +153,12 @@ async def test_cancelled_waiter_is_removed_and_ticker_does_not_wake_for_it(
         # The bucket was emptied: the ticker must not wake at 1.0 for nobody.
         assert await ticker.wait_until(2.0) == 2.0
         assert (ticker.ticks, ticker.wakes) == (1, 1)
-        nursery.cancel_scope.cancel()
 
 
 async def test_cancelling_one_bucket_mate_keeps_the_other(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery)
+    async with running_ticker() as ticker, trio.open_nursery() as nursery:
         woke: list[float] = []
 
         async def stayer() -> None:
@@ -190,16 +181,13 @@ async def test_cancelling_one_bucket_mate_keeps_the_other(
         # Bucket wake time stays at the latest deadline ever added (0.107): never early.
         assert woke == [0.107]
         assert ticker.wakes == 1
-        nursery.cancel_scope.cancel()
 
 
 async def test_past_deadline_returns_immediately(autojump_clock: trio.testing.MockClock) -> None:
-    async with trio.open_nursery() as nursery:
-        ticker = await _start(nursery)
+    async with running_ticker() as ticker:
         await trio.sleep(1)
         assert await ticker.wait_until(0.5) == 1.0
         assert ticker.ticks == 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_wait_on_ticker_not_running_raises() -> None:

@@ -55,6 +55,10 @@ def _target(port: int, **kwargs: object) -> Target:
     )  # type: ignore[arg-type]
 
 
+def _request_headers(request: WebSocketRequest) -> dict[str, str]:
+    return {k.decode().lower(): v.decode() for k, v in request.headers}
+
+
 def _assert_no_key(*texts: object) -> None:
     for text in texts:
         assert KEY not in str(text)
@@ -66,7 +70,7 @@ async def test_text_frames_headers_and_connection_info() -> None:
 
     async def handler(request: WebSocketRequest) -> None:
         seen["path"] = request.path
-        seen["headers"] = {k.decode().lower(): v.decode() for k, v in request.headers}
+        seen["headers"] = _request_headers(request)
         ws = await request.accept(extra_headers=[(b"x-request-id", b"req_123")])
         message = await ws.get_message()
         seen["type"] = type(message)
@@ -110,7 +114,7 @@ async def test_server_sees_headers_per_dialect_and_auth(
     seen: dict[str, str] = {}
 
     async def handler(request: WebSocketRequest) -> None:
-        seen.update({k.decode().lower(): v.decode() for k, v in request.headers})
+        seen.update(_request_headers(request))
         ws = await request.accept()
         await ws.get_message()
 
@@ -128,7 +132,7 @@ async def test_azure_target_sends_api_key_to_the_server() -> None:
 
     async def handler(request: WebSocketRequest) -> None:
         seen["path"] = request.path
-        seen["headers"] = {k.decode().lower(): v.decode() for k, v in request.headers}
+        seen["headers"] = _request_headers(request)
         ws = await request.accept()
         await ws.get_message()
 
@@ -253,12 +257,12 @@ async def test_server_hanging_up_before_upgrade_does_not_hang() -> None:
                 async with open_connection(_target(port)):
                     pytest.fail("must not connect")
             assert info.value.recoverable
-            for secure in (True,):  # wss to a plaintext server: TLS fails, recoverable
-                tls = Target(url=f"wss://127.0.0.1:{port}/v1/realtime", api_key=None)
-                assert secure == tls.secure
-                with pytest.raises(ConnectFailed, match="TLS handshake"):
-                    async with open_connection(tls):
-                        pytest.fail("must not connect")
+            # wss to a plaintext server: TLS fails, recoverable
+            tls = Target(url=f"wss://127.0.0.1:{port}/v1/realtime", api_key=None)
+            assert tls.secure
+            with pytest.raises(ConnectFailed, match="TLS handshake"):
+                async with open_connection(tls):
+                    pytest.fail("must not connect")
             nursery.cancel_scope.cancel()
 
 

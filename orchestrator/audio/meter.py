@@ -13,6 +13,11 @@ import numpy as np
 FULL_SCALE = 32768.0
 
 
+def dbfs_to_rms(dbfs: float) -> float:
+    """The RMS (int16 scale) of a ``dbfs`` level: the inverse of :func:`rms_dbfs`."""
+    return FULL_SCALE * 10.0 ** (dbfs / 20.0)
+
+
 def rms(samples: np.ndarray) -> float:
     """Root mean square of ``samples`` on the int16 scale (0.0 for an empty array)."""
     arr = np.asarray(samples)

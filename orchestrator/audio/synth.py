@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .meter import FULL_SCALE
+from .meter import dbfs_to_rms
 from .pcm import SAMPLE_RATE, float_to_pcm16, samples_for_ms
 
 __all__ = ["silence", "speech_like", "tone", "white_noise"]
@@ -23,7 +23,7 @@ _GAP_MS = (30.0, 100.0)
 def _level_to_rms(dbfs: float) -> float:
     if not math.isfinite(dbfs) or dbfs > 0:
         raise ValueError(f"dbfs must be a finite level <= 0, got {dbfs!r}")
-    return FULL_SCALE * 10.0 ** (dbfs / 20.0)
+    return dbfs_to_rms(dbfs)
 
 
 def silence(ms: float, rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -37,6 +37,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
+from .meter import dbfs_to_rms
 from .pcm import SAMPLE_RATE, _check_rate, as_pcm16
 
 __all__ = ["EnergyVad", "VadEvent", "threshold_to_dbfs"]
@@ -104,7 +105,7 @@ class EnergyVad:
     ) -> None:
         """Change parameters mid-stream (e.g. on ``session.update``); clock and state are kept."""
         if threshold is not None:
-            level = 32768.0 * 10.0 ** (threshold_to_dbfs(threshold) / 20.0)
+            level = dbfs_to_rms(threshold_to_dbfs(threshold))
             # energy of a window whose RMS equals the threshold level
             self._thr_energy = math.ceil(level * level * self._win)
             self.threshold = float(threshold)

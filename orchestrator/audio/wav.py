@@ -19,7 +19,7 @@ import wave
 
 import numpy as np
 
-from .pcm import SAMPLE_RATE, _check_rate, as_pcm16
+from .pcm import SAMPLE_RATE, _check_rate, as_pcm16, float_to_pcm16
 from .resample import resample
 
 __all__ = ["AudioFileError", "read_wav", "write_wav"]
@@ -102,7 +102,7 @@ def read_wav(path: str | os.PathLike[str]) -> np.ndarray:
         out = resample(mono, rate, SAMPLE_RATE)
     except ValueError as exc:
         raise AudioFileError(path, f"unsupported sample rate {rate} Hz: {exc}") from None
-    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+    return float_to_pcm16(out)
 
 
 def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:

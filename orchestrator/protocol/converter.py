@@ -126,6 +126,14 @@ def _structure_bool(v: Any, _: Any) -> bool:
     raise TypeError(f"expected a boolean, got {_json_type(v)}")
 
 
+# The strict primitives whose fast path is an exact type test (float also takes int).
+_EXACT_TYPE_HOOKS: dict[type, StructureHook] = {
+    str: _structure_str,
+    int: _structure_int,
+    bool: _structure_bool,
+}
+
+
 def _structure_dict(v: Any, _: Any) -> dict[str, Any]:
     if isinstance(v, dict):
         return v
@@ -177,22 +185,15 @@ def _fused_optional(inner: Any, inner_hook: StructureHook) -> StructureHook | No
     common: this does the ``None`` test and the member's own check in one function
     instead of two, with exactly the member's error message.
     """
-    if inner is str:
+    strict = _EXACT_TYPE_HOOKS.get(inner)
+    if strict is not None:
 
-        def optional_str(v: Any, _: Any) -> Any:
-            if v is None or type(v) is str:
+        def optional_exact(v: Any, _: Any) -> Any:
+            if v is None or type(v) is inner:
                 return v
-            return _structure_str(v, inner)  # raises the usual message
+            return strict(v, inner)  # raises the usual message
 
-        return optional_str
-    if inner is int:
-
-        def optional_int(v: Any, _: Any) -> Any:
-            if v is None or type(v) is int:
-                return v
-            return _structure_int(v, inner)
-
-        return optional_int
+        return optional_exact
     if inner is float:
 
         def optional_float(v: Any, _: Any) -> Any:
@@ -204,14 +205,6 @@ def _fused_optional(inner: Any, inner_hook: StructureHook) -> StructureHook | No
             return _structure_float(v, inner)
 
         return optional_float
-    if inner is bool:
-
-        def optional_bool(v: Any, _: Any) -> Any:
-            if v is None or type(v) is bool:
-                return v
-            return _structure_bool(v, inner)
-
-        return optional_bool
     object_inner = getattr(inner_hook, "inner", None)
     if object_inner is not None and attrs.has(inner):
 

@@ -147,6 +147,13 @@ def _decode_headers(
     return tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
 
 
+def _closed_from(reason: trio_websocket.CloseReason | None, target: Target) -> TransportClosed:
+    """A close reason as :class:`TransportClosed` (1006 when there was no close frame)."""
+    if reason is None:
+        return TransportClosed(ABNORMAL, "")
+    return TransportClosed(reason.code, redact(reason.reason or "", target.api_key))
+
+
 class Connection:
     """An open realtime websocket. Created by :func:`open_connection` or
     :func:`connect_stream`; closed when their context exits.
@@ -189,17 +196,15 @@ class Connection:
     @property
     def closed(self) -> TransportClosed | None:
         """Why the websocket is closed or closing, or ``None`` while it is open."""
-        if self._aborted:
-            return TransportClosed(ABNORMAL, "send was cancelled mid-frame; connection aborted")
         reason = self._ws.closed
-        return None if reason is None else self._closed_error(reason)
+        if reason is None and not self._aborted:
+            return None
+        return self._closed_error(reason)
 
     def _closed_error(self, reason: trio_websocket.CloseReason | None) -> TransportClosed:
         if self._aborted:
             return TransportClosed(ABNORMAL, "send was cancelled mid-frame; connection aborted")
-        if reason is None:
-            return TransportClosed(ABNORMAL, "")
-        return TransportClosed(reason.code, redact(reason.reason or "", self.target.api_key))
+        return _closed_from(reason, self.target)
 
     async def send(self, text: str) -> None:
         """Send ``text`` as one TEXT frame.
@@ -290,10 +295,7 @@ def _translate(exc: BaseException, target: Target) -> BaseException:
             )
         return ConnectFailed(f"{target.safe_url}: {exc}", recoverable=True)
     if isinstance(exc, trio_websocket.ConnectionClosed):
-        reason = exc.reason
-        if reason is None:
-            return TransportClosed(ABNORMAL, "")
-        return TransportClosed(reason.code, redact(reason.reason or "", target.api_key))
+        return _closed_from(exc.reason, target)
     if isinstance(exc, trio_websocket.HandshakeError):
         return ConnectFailed(f"{target.safe_url}: websocket handshake failed", recoverable=True)
     return exc

@@ -117,8 +117,9 @@ class RedactingFilter(logging.Filter):
             record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            if redact(text, *secrets) != text:
-                record.exc_text = redact(text, *secrets)
+            cleaned_text = redact(text, *secrets)
+            if cleaned_text != text:
+                record.exc_text = cleaned_text
                 record.exc_info = None
         return True
 

@@ -163,25 +163,28 @@ def realtime_url(base: str, *, model: str | None) -> str:
     return _with_query(parts, **({"model": model} if model else {}))
 
 
+def _azure_parts(
+    endpoint: str, path: str, known_suffixes: tuple[str, ...]
+) -> urllib.parse.SplitResult:
+    """``endpoint`` with ``path`` in place of whichever of ``known_suffixes`` it ends in
+    (so an endpoint that already names part of the path is not doubled)."""
+    parts = _ws_scheme(endpoint, "url")
+    base = parts.path.rstrip("/")
+    for suffix in known_suffixes:
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return parts._replace(path=base + path)
+
+
 def azure_url(endpoint: str, *, deployment: str) -> str:
     """Azure OpenAI v1 realtime URL for resource ``endpoint`` and ``deployment``."""
-    parts = _ws_scheme(endpoint, "url")
-    path = parts.path.rstrip("/")
-    for suffix in ("/realtime", "/openai/v1", "/openai"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    parts = parts._replace(path=path + "/openai/v1/realtime")
+    parts = _azure_parts(endpoint, "/openai/v1/realtime", ("/realtime", "/openai/v1", "/openai"))
     return _with_query(parts, model=deployment)
 
 
 def azure_legacy_url(endpoint: str, *, deployment: str, api_version: str) -> str:
     """Legacy (preview) Azure OpenAI realtime URL."""
-    parts = _ws_scheme(endpoint, "url")
-    path = parts.path.rstrip("/")
-    for suffix in ("/realtime", "/openai"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    parts = parts._replace(path=path + "/openai/realtime")
+    parts = _azure_parts(endpoint, "/openai/realtime", ("/realtime", "/openai"))
     return _with_query(parts, api_version=api_version, deployment=deployment)
 
 
