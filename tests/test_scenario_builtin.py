@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import pytest
 import trio
 import trio.testing
+from session_helpers import memory_factory
 
 from orchestrator.mockserver import (
     Distribution,
     FaultConfig,
     LatencyModel,
-    MockServer,
     ServerConfig,
 )
-from orchestrator.protocol import Dialect
 from orchestrator.scenario import BuiltinConversation, ScenarioFailed, voice_session_config
 from orchestrator.session.actor import open_session
 from orchestrator.session.spec import SessionSpec
-from orchestrator.transport import Target, connect_stream
 
 LATENCY = LatencyModel(
     response_created_ms=Distribution.parse("fixed:5"),
@@ -31,28 +25,20 @@ LATENCY = LatencyModel(
 )
 
 
-def spec_for(server: MockServer, nursery: trio.Nursery) -> SessionSpec:
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-
-    @asynccontextmanager
-    async def connect() -> AsyncIterator[Any]:
-        client, far = trio.testing.memory_stream_pair()
-        nursery.start_soon(server.serve_stream, far)
-        async with connect_stream(client, target) as conn:
-            yield conn
-
-    return SessionSpec(connect=connect, config=voice_session_config(vad_silence_ms=200))
+def spec_for(config: ServerConfig) -> SessionSpec:
+    return SessionSpec(
+        connect=memory_factory(config),
+        config=voice_session_config(vad_silence_ms=200),
+    )
 
 
 async def test_one_question_one_answer(autojump_clock: trio.testing.MockClock) -> None:
-    server = MockServer(ServerConfig(port=0, latency=LATENCY))
+    config = ServerConfig(port=0, latency=LATENCY)
     conversation = BuiltinConversation(speech_ms=1500, lead_ms=200, tail_ms=300)
     source = conversation.source()
     assert source.duration_ms == 2000
-    async with trio.open_nursery() as nursery:
-        async with open_session(spec_for(server, nursery)) as session:
-            await conversation(session)
-        nursery.cancel_scope.cancel()
+    async with open_session(spec_for(config)) as session:
+        await conversation(session)
     assert session.result is not None and session.result.status == "completed"
     (turn,) = session.turns
     record = turn.record
@@ -66,17 +52,11 @@ async def test_one_question_one_answer(autojump_clock: trio.testing.MockClock) -
 
 
 async def test_no_answer_fails_the_conversation(autojump_clock: trio.testing.MockClock) -> None:
-    server = MockServer(
-        ServerConfig(port=0, latency=LATENCY, faults=FaultConfig(error_probability=1.0))
-    )
+    config = ServerConfig(port=0, latency=LATENCY, faults=FaultConfig(error_probability=1.0))
     conversation = BuiltinConversation(speech_ms=500, lead_ms=100, tail_ms=100)
-    async with trio.open_nursery() as nursery:
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(ScenarioFailed, match="turn 0 \\(question\\) failed")
-        ):
-            async with open_session(spec_for(server, nursery)) as session:
-                await conversation(session)
-        nursery.cancel_scope.cancel()
+    with pytest.RaisesGroup(pytest.RaisesExc(ScenarioFailed, match="turn 0 \\(question\\) failed")):
+        async with open_session(spec_for(config)) as session:
+            await conversation(session)
 
 
 def test_builtin_rejects_bad_lengths() -> None:

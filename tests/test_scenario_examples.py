@@ -22,16 +22,16 @@ import orjson
 import pytest
 import trio
 import trio.testing
+from session_helpers import memory_factory
 
 from orchestrator.cli import build_parser
 from orchestrator.cli.run import RunSetup, make_spec, prepare
-from orchestrator.mockserver import MockServer
 from orchestrator.protocol import Dialect
 from orchestrator.scenario import ScenarioDriver, TurnOutcome
 from orchestrator.session.actor import open_session
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import ListSink, RestartPolicy, RestartType, open_supervisor
-from orchestrator.transport import Target, connect_stream
+from orchestrator.transport import Target
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
 URL = "ws://127.0.0.1/v1/realtime?model=gpt-realtime"
@@ -50,24 +50,15 @@ async def embedded(
     streams to one embedded server configured as ``orchestrator run`` would."""
     setup, args = setup_for(path, *argv)
     assert isinstance(setup.conversation, ScenarioDriver)
-    server = MockServer(setup.server_config)
+    assert setup.server_config is not None
     target = Target(url=URL, dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
+    connect = memory_factory(setup.server_config, target=target)
+    base = make_spec(setup, target, args)
 
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
+    def spec() -> SessionSpec:
+        return attrs.evolve(base, target=None, connect=connect)
 
-        base = make_spec(setup, target, args)
-
-        def spec() -> SessionSpec:
-            return attrs.evolve(base, target=None, connect=connect)
-
-        yield setup.conversation, spec
-        nursery.cancel_scope.cancel()
+    yield setup.conversation, spec
 
 
 async def play(path: Path, *argv: str) -> tuple[list[TurnOutcome], Any]:

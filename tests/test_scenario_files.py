@@ -14,11 +14,11 @@ import orjson
 import pytest
 import trio
 import trio.testing
+from session_helpers import memory_factory
 
 from orchestrator import protocol as P
 from orchestrator.audio import silence, speech_like, write_wav
-from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig, ToolRule
-from orchestrator.protocol import Dialect
+from orchestrator.mockserver import Distribution, LatencyModel, ServerConfig, ToolRule
 from orchestrator.scenario import (
     Observed,
     ScenarioDriver,
@@ -32,7 +32,6 @@ from orchestrator.scenario import (
 from orchestrator.scenario.expect import subset_mismatch
 from orchestrator.session.actor import open_session
 from orchestrator.session.spec import SessionSpec
-from orchestrator.transport import Target, connect_stream
 
 MINIMAL = {"name": "n", "turns": [{"say": "hello"}]}
 
@@ -362,23 +361,13 @@ LATENCY = LatencyModel(
 
 @asynccontextmanager
 async def session_for(driver: ScenarioDriver, config: ServerConfig) -> AsyncIterator[Any]:
-    server = MockServer(config)
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
-
-        spec = SessionSpec(
-            connect=connect, config=driver.session_config(), tools=driver.tool_registry()
-        )
-        async with open_session(spec) as session:
-            yield session
-        nursery.cancel_scope.cancel()
+    spec = SessionSpec(
+        connect=memory_factory(config),
+        config=driver.session_config(),
+        tools=driver.tool_registry(),
+    )
+    async with open_session(spec) as session:
+        yield session
 
 
 def write_question(path: Path) -> None:

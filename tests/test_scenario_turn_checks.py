@@ -12,16 +12,15 @@ from typing import Any
 import orjson
 import trio
 import trio.testing
+from session_helpers import memory_factory
 
 from orchestrator.cli import main
 from orchestrator.metrics import read_results
 from orchestrator.metrics.records import TurnRecord
-from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
-from orchestrator.protocol import Dialect
+from orchestrator.mockserver import Distribution, LatencyModel, ServerConfig
 from orchestrator.scenario import ScenarioDriver, parse_scenario
 from orchestrator.session.actor import open_session
 from orchestrator.session.spec import SessionSpec
-from orchestrator.transport import Target, connect_stream
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
 FAST = ["--server-ttfb-ms", "20", "--server-realtime-factor", "0", "--quiet"]
@@ -90,26 +89,14 @@ def latency(transcription_ms: float) -> LatencyModel:
 async def session_for(
     driver: ScenarioDriver, config: ServerConfig, records: list[TurnRecord]
 ) -> AsyncIterator[Any]:
-    server = MockServer(config)
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
-
-        spec = SessionSpec(
-            connect=connect,
-            config=driver.session_config(),
-            tools=driver.tool_registry(),
-            on_turn=records.append,
-        )
-        async with open_session(spec) as session:
-            yield session
-        nursery.cancel_scope.cancel()
+    spec = SessionSpec(
+        connect=memory_factory(config),
+        config=driver.session_config(),
+        tools=driver.tool_registry(),
+        on_turn=records.append,
+    )
+    async with open_session(spec) as session:
+        yield session
 
 
 def spoken(regex: str) -> ScenarioDriver:

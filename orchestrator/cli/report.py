@@ -93,9 +93,7 @@ def _rebuild(run_dir: Path, thresholds: list[str] | None, *, quiet: bool) -> int
         for expr in thresholds or ():
             parse_threshold(expr)
         outputs = write_outputs(run_dir, thresholds=thresholds)
-    except ThresholdError as exc:
-        return _err(str(exc))
-    except (OSError, ResultsFormatError) as exc:
+    except (ThresholdError, OSError, ResultsFormatError) as exc:
         return _err(str(exc))
     summary = outputs.summary
     if not quiet:

@@ -26,6 +26,7 @@ import argparse
 import datetime as _dt
 import gc
 import os
+import random
 import signal
 import sys
 from pathlib import Path
@@ -499,7 +500,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         restart = RestartPolicy(
             restart_type=RestartType(args.restart),
             intensity=RestartIntensity(args.max_restarts, args.restart_window_s),
-            backoff=Backoff(rng=__import__("random").Random(args.seed)),
+            backoff=Backoff(rng=random.Random(args.seed)),
         )
         breaker = (
             None
@@ -648,11 +649,10 @@ async def _watch_sigint(
             sup.cancel()
 
 
-async def execute(setup: RunSetup, args: argparse.Namespace, sink: JsonlSink) -> dict[str, Any]:
-    """Run the load; returns run info (interrupted, duration_s, workload stats)."""
+async def execute(setup: RunSetup, args: argparse.Namespace, sink: JsonlSink) -> bool:
+    """Run the load; returns whether it was interrupted (Ctrl-C)."""
     from orchestrator.cli.progress import Progress
 
-    info: dict[str, Any] = {"interrupted": False}
     with trio.open_signal_receiver(signal.SIGINT) as signals:
         async with trio.open_nursery() as top:
             target_kwargs = dict(setup.target_kwargs)
@@ -704,12 +704,9 @@ async def execute(setup: RunSetup, args: argparse.Namespace, sink: JsonlSink) ->
                         sup.snapshot, rich=None if mode == "auto" else mode == "rich"
                     )
                     top.start_soon(progress.run)
-                stats = await sup.run_workload(workload)
-            info["interrupted"] = sup.interrupted
-            info["workload"] = attrs.asdict(stats)
-            info["validity"] = sup.validity()
+                await sup.run_workload(workload)
             top.cancel_scope.cancel()
-    return info
+    return sup.interrupted
 
 
 def tune_gc() -> None:
@@ -752,12 +749,12 @@ def handle(args: argparse.Namespace) -> int:
         sink = JsonlSink(setup.out_dir / RESULTS_FILE)
     except OSError as exc:
         return _err(f"--out {setup.out_dir}: {exc}")
-    info: dict[str, Any] = {"interrupted": False}
+    interrupted = False
     crashed: BaseException | None = None
     try:
-        info = trio.run(execute, setup, args, sink)
+        interrupted = trio.run(execute, setup, args, sink)
     except* KeyboardInterrupt:
-        info["interrupted"] = True
+        interrupted = True
     except* Exception as group:
         crashed = _first_leaf(group)
     finally:
@@ -781,7 +778,7 @@ def handle(args: argparse.Namespace) -> int:
         )
     if crashed is not None:
         return _err(f"the run failed: {type(crashed).__name__}: {crashed}")
-    if info.get("interrupted"):
+    if interrupted:
         return EXIT_INTERRUPTED
     if not summary.get("thresholds_ok", True):
         failed = [

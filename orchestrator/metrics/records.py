@@ -1,7 +1,8 @@
 """The records of ``results.jsonl``: one JSON object per line, tagged by ``"kind"``.
 
-The supervisor writes the file (``append_jsonl`` below writes and flushes one line); the
-report, summary and compare code read it back with ``read_results`` / ``parse_results``.
+The supervisor's sink writes the file, one flushed ``to_json_line`` per record
+(``append_jsonl`` below does the same on any open file); the report, summary and
+compare code read it back with ``read_results`` / ``parse_results``.
 All times are on the run's monotonic clock: ``*_s`` fields are seconds since the run
 started, ``*_ms`` fields are durations in milliseconds. Metric names and anchors are the
 DESIGN.md latency table's; a metric that was not measured is ``None`` and omitted from

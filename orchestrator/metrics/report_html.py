@@ -9,7 +9,6 @@ the (redacted) config.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -300,8 +299,8 @@ def render_report(
     failed = sorted((s for s in sessions if s.status == "failed"), key=lambda s: s.t_end_s)
     out.append(f"<h2>Failed sessions ({len(failed)})</h2>")
     if failed:
-        reasons = collections.Counter(s.reason or "(no reason)" for s in failed)
-        out.append(_table(["reason", "sessions"], reasons.most_common(20), classes=("reason",)))
+        reasons = summary.get("sessions", {}).get("failure_reasons", {})
+        out.append(_table(["reason", "sessions"], list(reasons.items()), classes=("reason",)))
         shown = failed[:FAILED_ROWS]
         if len(failed) > len(shown):
             out.append(f"<p>First {len(shown)} of {len(failed)} shown.</p>")

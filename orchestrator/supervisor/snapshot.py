@@ -26,15 +26,7 @@ import attrs
 
 from orchestrator.metrics import TimelinePoint
 
-__all__ = ["LIVE_METRICS", "MetricPercentiles", "RateCounter", "SupervisorSnapshot"]
-
-#: The metrics whose rolling percentiles every snapshot carries.
-LIVE_METRICS: tuple[str, ...] = (
-    "voice_to_voice_ms",
-    "ttfb_ms",
-    "connect_ms",
-    "session_ready_ms",
-)
+__all__ = ["MetricPercentiles", "RateCounter", "SupervisorSnapshot"]
 
 
 @attrs.frozen
@@ -73,6 +65,7 @@ class SupervisorSnapshot:
     errors_per_s: float = 0.0
     """Failed turns + failed sessions per second over the live window."""
     metrics: dict[str, MetricPercentiles] = attrs.field(factory=dict)
+    """Rolling percentiles of every metric :class:`~orchestrator.metrics.LiveStats` tracks."""
     loop_lag_p99_ms: float | None = None
     loop_lag_recent_max_ms: float | None = None
     pacer_p99_ms: float | None = None
@@ -119,15 +112,10 @@ class RateCounter:
             raise ValueError(f"RateCounter.window_s must be > 0, got {window_s!r}")
         self.window_s = window_s
         self._times: deque[float] = deque()
-        self._first: float | None = None
-        self.total = 0
 
     def add(self, now: float) -> None:
         """Count one event at ``now``."""
-        if self._first is None:
-            self._first = now
         self._times.append(now)
-        self.total += 1
         self._prune(now)
 
     def _prune(self, now: float) -> None:

@@ -72,12 +72,7 @@ from orchestrator.supervisor.policy import (
     RestartType,
 )
 from orchestrator.supervisor.sink import ListSink, RecordSink
-from orchestrator.supervisor.snapshot import (
-    LIVE_METRICS,
-    MetricPercentiles,
-    RateCounter,
-    SupervisorSnapshot,
-)
+from orchestrator.supervisor.snapshot import MetricPercentiles, RateCounter, SupervisorSnapshot
 
 __all__ = [
     "Driver",
@@ -570,12 +565,8 @@ class Supervisor:
     def snapshot(self) -> SupervisorSnapshot:
         """The live status now (counts, rates, rolling percentiles, self-monitoring)."""
         now = trio.current_time()
-        windows = self.live.windows
         metrics: dict[str, MetricPercentiles] = {}
-        for name in LIVE_METRICS:
-            window = windows.get(name)
-            if window is None:
-                continue
+        for name, window in self.live.windows.items():
             p50, p95, p99 = window.percentiles((50, 95, 99))
             metrics[name] = MetricPercentiles(count=window.count(), p50=p50, p95=p95, p99=p99)
         mon = self.monitor.snapshot() if self.monitor is not None else None
