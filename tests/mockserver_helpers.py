@@ -16,6 +16,8 @@ import trio_websocket
 
 from orchestrator.audio import pcm16_to_b64, silence, speech_like
 from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
+from orchestrator.mockserver.latency import ResponseTiming
+from orchestrator.mockserver.responder import ResponseSpec
 
 #: A fast, deterministic latency model for tests.
 FAST = LatencyModel(
@@ -102,6 +104,47 @@ async def recv_until(
 
 def send(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj).decode()
+
+
+def user_text(text: str, **fields: Any) -> dict[str, Any]:
+    """A user message item with one ``input_text`` part (``fields``: e.g. ``id``)."""
+    return {
+        **fields,
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": text}],
+    }
+
+
+async def add_user_text(ws: trio_websocket.WebSocketConnection, text: str) -> dict[str, Any]:
+    """Create a user text item; return its ``conversation.item.added`` (``.done`` checked)."""
+    await ws.send_message(send({"type": "conversation.item.create", "item": user_text(text)}))
+    added = await next_event(ws)
+    assert (await next_event(ws))["type"] == "conversation.item.done"
+    return added
+
+
+def response_spec(**kw: Any) -> ResponseSpec:
+    """A small audio-message :class:`ResponseSpec` (four words, two audio chunks);
+    ``kw`` overrides fields."""
+    base: dict[str, Any] = dict(
+        response_id="resp_1",
+        conversation_id="conv_1",
+        item_id="item_1",
+        modality="audio",
+        text="one two three four",
+        tool_call=None,
+        call_id="call_1",
+        audio_chunks=["AAAA", "BBBB"],
+        chunk_offset=0,
+        chunk_ms=100,
+        codec="pcm16",
+        timing=ResponseTiming(created_s=0.01, first_delta_s=0.2, interval_s=0.05, words=4),
+        response_object={"id": "resp_1", "output_modalities": ["audio"], "usage": None},
+        input_tokens=10,
+    )
+    base.update(kw)
+    return ResponseSpec(**base)
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import trio
 import trio_websocket
-from mockserver_helpers import FAST, append_events, mem_connection, next_event, send, speech_turn
+from mockserver_helpers import (
+    FAST,
+    append_events,
+    mem_connection,
+    next_event,
+    recv_until,
+    send,
+    speech_turn,
+)
 
 from orchestrator.audio import resample, silence, ulaw_encode
 from orchestrator.mockserver import (
@@ -48,17 +56,6 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for e in exc.exceptions for leaf in _leaves(e)]
     return [exc]
-
-
-async def _done(
-    ws: trio_websocket.WebSocketConnection, stop: str = "response.done"
-) -> list[dict[str, Any]]:
-    out = []
-    while True:
-        event = await next_event(ws)
-        out.append(event)
-        if event["type"] == stop:
-            return out
 
 
 # -- handshake ----------------------------------------------------------------------------
@@ -221,7 +218,7 @@ async def test_bad_input_gets_real_errors_and_connection_survives(
         assert (await next_event(ws))["error"]["event_id"] == "evt_42"
         # the connection still works
         await ws.send_message(send({"type": "response.create"}))
-        events = await _done(ws)
+        events = await recv_until(ws, "response.done")
         assert events[-1]["response"]["status"] == "completed"
     assert sum(server.stats.client_errors.values()) == len(BAD_FRAMES) + 1
     assert server.stats.crashes == 0
@@ -299,7 +296,7 @@ async def test_crashing_connection_does_not_affect_others(
         with pytest.raises(trio_websocket.ConnectionClosed):
             await bad.get_message()
         await good.send_message(send({"type": "response.create"}))
-        assert (await _done(good))[-1]["response"]["status"] == "completed"
+        assert (await recv_until(good, "response.done"))[-1]["response"]["status"] == "completed"
     assert server.stats.crashes == 1
 
 
@@ -369,7 +366,7 @@ async def test_item_placement_retrieve_delete_truncate(
         assert (deleted["type"], deleted["item_id"]) == ("conversation.item.deleted", "item_a")
         # an assistant audio response can be truncated inside its generated audio only
         await ws.send_message(send({"type": "response.create"}))
-        done = (await _done(ws))[-1]["response"]
+        done = (await recv_until(ws, "response.done"))[-1]["response"]
         item_id = done["output"][0]["id"]
         total = 6 * 350  # FAST: 6 words
         await ws.send_message(
@@ -413,7 +410,7 @@ async def test_active_response_conflict_and_out_of_band(
         await next_event(ws)
         await ws.send_message(send({"type": "response.create"}))
         await ws.send_message(send({"type": "response.create", "event_id": "second"}))
-        events = await _done(ws)
+        events = await recv_until(ws, "response.done")
         errors = [e for e in events if e["type"] == "error"]
         assert len(errors) == 1
         assert errors[0]["error"]["code"] == "conversation_already_has_active_response"
@@ -433,7 +430,7 @@ async def test_active_response_conflict_and_out_of_band(
             ],
         }
         await ws.send_message(send({"type": "response.create", "response": oob}))
-        events = await _done(ws)
+        events = await recv_until(ws, "response.done")
         names = [e["type"] for e in events]
         assert "conversation.item.added" not in names and "response.output_text.delta" in names
         assert events[-1]["response"]["conversation_id"] is None
@@ -452,7 +449,7 @@ async def test_max_output_tokens_gives_incomplete(autojump_clock: trio.testing.M
                 }
             )
         )
-        done = (await _done(ws))[-1]["response"]
+        done = (await recv_until(ws, "response.done"))[-1]["response"]
         assert done["status"] == "incomplete"
         assert done["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
         assert len(done["output"][0]["content"][0]["text"].split()) == 2
@@ -481,7 +478,7 @@ async def test_g711_ulaw_in_and_out(autojump_clock: trio.testing.MockClock) -> N
                 np.asarray(ulaw_encode(audio8k[i : i + 800]), np.uint8).tobytes()
             ).decode()
             await ws.send_message(send({"type": "input_audio_buffer.append", "audio": payload}))
-        events = await _done(ws)
+        events = await recv_until(ws, "response.done")
         names = [e["type"] for e in events]
         assert names[0] == "input_audio_buffer.speech_started"
         deltas = [e["delta"] for e in events if e["type"] == "response.output_audio.delta"]
@@ -518,7 +515,7 @@ async def test_semantic_vad_and_scripted_transcripts_drive_tools(
         ] == "high"
         for frame in append_events(speech_turn(tail_ms=800), 100):
             await ws.send_message(frame)
-        events = await _done(ws)
+        events = await recv_until(ws, "response.done")
         call = next(e for e in events if e["type"] == "response.function_call_arguments.done")
         assert (call["name"], call["arguments"]) == ("book_table", '{"guests": 2}')
         while not any(
@@ -584,7 +581,7 @@ async def test_fault_error_stall_and_drop(autojump_clock: trio.testing.MockClock
     async with mem_connection(server) as ws:
         await next_event(ws)
         await ws.send_message(send({"type": "response.create"}))
-        events = await _done(ws)
+        events = await recv_until(ws, "response.done")
         assert any(e["type"] == "error" and e["error"]["type"] == "server_error" for e in events)
         assert events[-1]["response"]["status"] == "failed"
         assert events[-1]["response"]["status_details"]["type"] == "failed"
@@ -635,7 +632,7 @@ async def test_beta_dialect_event_names(autojump_clock: trio.testing.MockClock) 
         await ws.send_message(send({"type": "session.update", "session": {"type": "realtime"}}))
         assert (await next_event(ws))["error"]["param"] == "session.type"
         await ws.send_message(send({"type": "response.create"}))
-        names = [e["type"] for e in await _done(ws)]
+        names = [e["type"] for e in await recv_until(ws, "response.done")]
         assert "response.text.delta" in names and "response.text.done" in names
         assert names[:2] == ["response.created", "rate_limits.updated"]
 
@@ -646,5 +643,5 @@ async def test_server_pings_are_answered(autojump_clock: trio.testing.MockClock)
         await next_event(ws)
         await trio.sleep(65)
         await ws.send_message(send({"type": "response.create"}))
-        assert (await _done(ws))[-1]["response"]["status"] == "completed"
+        assert (await recv_until(ws, "response.done"))[-1]["response"]["status"] == "completed"
     assert server.stats.pongs_received == 3

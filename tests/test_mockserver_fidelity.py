@@ -11,7 +11,16 @@ import orjson
 import pytest
 import trio
 import trio_websocket
-from mockserver_helpers import append_events, mem_connection, next_event, send, speech_turn
+from mockserver_helpers import (
+    add_user_text,
+    append_events,
+    mem_connection,
+    next_event,
+    recv_until,
+    response_spec,
+    send,
+    speech_turn,
+)
 
 from orchestrator.mockserver import (
     Distribution,
@@ -21,7 +30,6 @@ from orchestrator.mockserver import (
     ToolRule,
     read_groundtruth,
 )
-from orchestrator.mockserver.latency import ResponseTiming
 from orchestrator.mockserver.responder import PlannedCall, ResponseSpec, ResponseStream
 from orchestrator.mockserver.tools import ToolCall, decide_tool_call, decide_tool_calls
 
@@ -64,31 +72,8 @@ def _model(**kw: Any) -> LatencyModel:
     return LatencyModel(**base)
 
 
-async def _until(ws: trio_websocket.WebSocketConnection, stop: str) -> list[dict[str, Any]]:
-    out = []
-    while True:
-        event = await next_event(ws)
-        out.append(event)
-        if event["type"] == stop:
-            return out
-
-
 async def _user_text(ws: trio_websocket.WebSocketConnection, text: str) -> str:
-    await ws.send_message(
-        send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
-    )
-    added = await next_event(ws)
-    assert (await next_event(ws))["type"] == "conversation.item.done"
-    return str(added["item"]["id"])
+    return str((await add_user_text(ws, text))["item"]["id"])
 
 
 # -- 1. parallel function calls -------------------------------------------------------------
@@ -126,25 +111,13 @@ def test_decide_tool_calls_order_dedupe_and_single_call_cases() -> None:
 
 
 def _spec(**kw: Any) -> ResponseSpec:
-    base: dict[str, Any] = dict(
-        response_id="resp_1",
-        conversation_id="conv_1",
-        item_id="item_1",
-        modality="audio",
-        text="one two three four",
-        tool_call=ToolCall("f", '{"a": 1234567890}'),  # 17 chars: 3 pieces
-        call_id="call_1",
+    """Two parallel calls: ``f`` (17 argument chars: 3 pieces), then ``g``."""
+    calls: dict[str, Any] = dict(
+        tool_call=ToolCall("f", '{"a": 1234567890}'),
         audio_chunks=["AAAA"],
-        chunk_offset=0,
-        chunk_ms=100,
-        codec="pcm16",
-        timing=ResponseTiming(created_s=0.01, first_delta_s=0.2, interval_s=0.05, words=4),
-        response_object={"id": "resp_1", "output_modalities": ["audio"], "usage": None},
-        input_tokens=10,
         more_calls=(PlannedCall(ToolCall("g", "{}"), "item_2", "call_2"),),
     )
-    base.update(kw)
-    return ResponseSpec(**base)
+    return response_spec(**{**calls, **kw})
 
 
 def test_plan_of_two_calls_one_item_each_on_one_delta_timeline() -> None:
@@ -231,7 +204,7 @@ async def test_parallel_calls_on_the_wire_then_one_follow_up(
         user = await _user_text(ws, "What's the weather in Paris and the time in Oslo?")
         t0 = trio.current_time()
         await ws.send_message(send({"type": "response.create"}))
-        events = await _until(ws, "response.done")
+        events = await recv_until(ws, "response.done")
         rid = events[0]["response"]["id"]
         calls = [e["item"] for e in events if e["type"] == "response.output_item.added"]
         assert [c["type"] for c in calls] == ["function_call", "function_call"]
@@ -291,9 +264,9 @@ async def test_parallel_calls_on_the_wire_then_one_follow_up(
                     }
                 )
             )
-            await _until(ws, "conversation.item.done")
+            await recv_until(ws, "conversation.item.done")
         await ws.send_message(send({"type": "response.create"}))
-        follow = await _until(ws, "response.done")
+        follow = await recv_until(ws, "response.done")
         text = follow[-1]["response"]["output"][0]["content"][0]["text"]
         assert text == "Here is what I found: Sunny, 21 C; 14:05"
     server.groundtruth.close()
@@ -329,7 +302,7 @@ async def test_single_call_keeps_its_shape(autojump_clock: trio.testing.MockCloc
         await next_event(ws)
         await _user_text(ws, "weather in Oslo?")
         await ws.send_message(send({"type": "response.create"}))
-        events = await _until(ws, "response.done")
+        events = await recv_until(ws, "response.done")
     assert {e["output_index"] for e in events if "output_index" in e} == {0}
     assert [e["type"] for e in events].count("response.output_item.added") == 1
     assert len(events[-1]["response"]["output"]) == 1
@@ -360,7 +333,7 @@ async def test_truncate_while_the_response_streams(autojump_clock: trio.testing.
         await next_event(ws)
         await _user_text(ws, "Tell me a story")
         await ws.send_message(send({"type": "response.create"}))
-        events = await _until(ws, "response.content_part.added")
+        events = await recv_until(ws, "response.content_part.added")
         item_id = events[-1]["item_id"]
         while sum(e["type"] == "response.output_audio.delta" for e in events) < 5:
             events.append(await next_event(ws))
@@ -373,7 +346,7 @@ async def test_truncate_while_the_response_streams(autojump_clock: trio.testing.
         assert got[0]["error"]["event_id"] == "t1"
         assert (got[1]["item_id"], got[1]["audio_end_ms"]) == (item_id, 300)
         # the response goes on (a truncate is not a cancel) ...
-        rest = await _until(ws, "response.done")
+        rest = await recv_until(ws, "response.done")
         names = [e["type"] for e in rest]
         assert names.count("response.output_audio.delta") == 30
         streamed = "".join(
@@ -416,7 +389,7 @@ async def test_truncate_streaming_text_item_is_refused(
         await ws.send_message(
             send({"type": "response.create", "response": {"output_modalities": ["text"]}})
         )
-        events = await _until(ws, "response.output_text.delta")
+        events = await recv_until(ws, "response.output_text.delta")
         await ws.send_message(_truncate(events[-1]["item_id"], 0))
         while (event := await next_event(ws))["type"] != "error":
             assert event["type"] == "response.output_text.delta"
@@ -432,11 +405,11 @@ async def test_truncate_then_cancel_leaves_no_unheard_text(
         await next_event(ws)
         await _user_text(ws, "Tell me a story")
         await ws.send_message(send({"type": "response.create"}))
-        events = await _until(ws, "response.output_audio.delta")
+        events = await recv_until(ws, "response.output_audio.delta")
         item_id = events[-1]["item_id"]
         await ws.send_message(_truncate(item_id, 50))
         await ws.send_message(send({"type": "response.cancel"}))
-        rest = await _until(ws, "response.done")
+        rest = await recv_until(ws, "response.done")
     assert [e["type"] for e in rest][0] == "conversation.item.truncated"
     assert "error" not in [e["type"] for e in rest]
     done = rest[-1]["response"]
@@ -471,13 +444,13 @@ async def test_turn_ending_during_a_response_is_answered_after_it(
         await next_event(ws)
         await _user_text(ws, "Tell me a story")
         await ws.send_message(send({"type": "response.create"}))
-        events = await _until(ws, "response.created")
+        events = await recv_until(ws, "response.created")
         async with trio.open_nursery() as nursery:
             # a 2.1 s turn, spoken while the 3.5 s answer streams
             nursery.start_soon(_pace, ws, append_events(speech_turn(1200), 100))
-            events += await _until(ws, "response.done")
+            events += await recv_until(ws, "response.done")
             t_done = trio.current_time()
-            events += await _until(ws, "response.done")
+            events += await recv_until(ws, "response.done")
     names = [e["type"] for e in events]
     committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
     first_done = names.index("response.done")
@@ -503,13 +476,13 @@ async def test_turn_ending_before_the_barge_in_cancel_completes_is_answered(
         await next_event(ws)
         await _user_text(ws, "Tell me a story")
         await ws.send_message(send({"type": "response.create"}))
-        events = await _until(ws, "response.output_audio.delta")
+        events = await recv_until(ws, "response.output_audio.delta")
         # the whole turn at once: speech starts and stops within one burst of frames
         for frame in append_events(speech_turn(600), 100):
             await ws.send_message(frame)
-        events += await _until(ws, "response.done")
+        events += await recv_until(ws, "response.done")
         assert events[-1]["response"]["status_details"]["reason"] == "turn_detected"
-        events += await _until(ws, "response.done")
+        events += await recv_until(ws, "response.done")
     names = [e["type"] for e in events]
     assert names.count("response.created") == 2 and names.count("input_audio_buffer.committed") == 1
     assert events[-1]["response"]["status"] == "completed"

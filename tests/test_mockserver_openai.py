@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from mockserver_helpers import collapse, fast_config, server_in_thread, speech_turn
+from mockserver_helpers import collapse, fast_config, server_in_thread, speech_turn, user_text
 
 from orchestrator.mockserver import ToolRule
 from orchestrator.protocol import Dialect, UnknownServerEvent, decode_server_event
@@ -134,13 +134,7 @@ async def _ga_flow(port: int) -> None:
         }
 
         # text turn, audio out
-        await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "Hello there"}],
-            }
-        )
+        await conn.conversation.item.create(item=user_text("Hello there"))
         await conn.response.create()
         turn = await rec.until("rate_limits.updated")
         names = collapse([e["type"] for e in turn])
@@ -176,13 +170,7 @@ async def _ga_flow(port: int) -> None:
         await rec.until("rate_limits.updated")
 
         # tool call round (the rule matches the text; the tool is offered by the session)
-        await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "What is the weather in London?"}],
-            }
-        )
+        await conn.conversation.item.create(item=user_text("What is the weather in London?"))
         await conn.response.create(response={"output_modalities": ["text"]})
         turn = await rec.until("response.done")
         args_done = next(e for e in turn if e["type"] == "response.function_call_arguments.done")
@@ -203,13 +191,7 @@ async def _ga_flow(port: int) -> None:
         await rec.until("rate_limits.updated")
 
         # cancel
-        await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "Tell me a story"}],
-            }
-        )
+        await conn.conversation.item.create(item=user_text("Tell me a story"))
         await conn.response.create(response={"metadata": {"req": "r1"}})
         created_evt = await rec.until("response.created")
         assert created_evt[-1]["response"]["metadata"] == {"req": "r1"}
@@ -272,13 +254,7 @@ async def _beta_flow(port: int) -> None:
         assert (await rec.next())["type"] == "session.updated"
 
         # text turn, audio out
-        await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "Hi"}],
-            }
-        )
+        await conn.conversation.item.create(item=user_text("Hi"))
         await conn.response.create()
         turn = await rec.until("response.done")
         names = collapse([e["type"] for e in turn])
@@ -304,13 +280,7 @@ async def _beta_flow(port: int) -> None:
         ]
 
         # tool call round by name matching
-        await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "call get_weather please"}],
-            }
-        )
+        await conn.conversation.item.create(item=user_text("call get_weather please"))
         await conn.response.create()
         turn = await rec.until("response.done")
         args_done = next(e for e in turn if e["type"] == "response.function_call_arguments.done")
@@ -364,13 +334,7 @@ async def _ga_parallel_and_truncate_flow(port: int) -> None:
 
         # two parallel function calls in one response
         await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "The weather in London and the time there?"}
-                ],
-            }
+            item=user_text("The weather in London and the time there?")
         )
         await conn.response.create()
         turn = await rec.until("response.done")
@@ -397,13 +361,7 @@ async def _ga_parallel_and_truncate_flow(port: int) -> None:
         await rec.until("rate_limits.updated")
 
         # truncate the answer while it is still streaming, then cancel it
-        await conn.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": "Tell me a story"}],
-            }
-        )
+        await conn.conversation.item.create(item=user_text("Tell me a story"))
         await conn.response.create()
         got = await rec.until("response.output_audio.delta")
         item_id = got[-1]["item_id"]

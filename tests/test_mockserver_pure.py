@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from mockserver_helpers import response_spec
 
 from orchestrator.mockserver import (
     Distribution,
@@ -18,8 +19,8 @@ from orchestrator.mockserver.config import ConfigError
 from orchestrator.mockserver.defaults import default_session
 from orchestrator.mockserver.errors import ClientError
 from orchestrator.mockserver.faults import ConnectionFaults, FaultConfig
-from orchestrator.mockserver.latency import LatencyModel, ResponseTiming, plan_timing
-from orchestrator.mockserver.responder import ResponseSpec, ResponseStream
+from orchestrator.mockserver.latency import LatencyModel, plan_timing
+from orchestrator.mockserver.responder import ResponseStream
 from orchestrator.mockserver.server import Rejection, Route
 from orchestrator.mockserver.session_update import apply_beta_update, apply_ga_update
 from orchestrator.mockserver.state import Conversation
@@ -246,29 +247,8 @@ def test_tool_decisions() -> None:
     assert decide_tool_call("get_weather", tools, "auto", (), name_matching=False) is None
 
 
-def _spec(**kw: object) -> ResponseSpec:
-    base: dict[str, object] = dict(
-        response_id="resp_1",
-        conversation_id="conv_1",
-        item_id="item_1",
-        modality="audio",
-        text="one two three four",
-        tool_call=None,
-        call_id="call_1",
-        audio_chunks=["AAAA", "BBBB"],
-        chunk_offset=0,
-        chunk_ms=100,
-        codec="pcm16",
-        timing=ResponseTiming(created_s=0.01, first_delta_s=0.2, interval_s=0.05, words=4),
-        response_object={"id": "resp_1", "output_modalities": ["audio"], "usage": None},
-        input_tokens=10,
-    )
-    base.update(kw)
-    return ResponseSpec(**base)  # type: ignore[arg-type]
-
-
 def test_response_plan_audio_order_and_offsets() -> None:
-    stream = ResponseStream(_spec(), ms_per_word=100)
+    stream = ResponseStream(response_spec(), ms_per_word=100)
     steps = list(stream.steps())
     names = [s.event["type"] for s in steps]
     assert names[:4] == [
@@ -294,7 +274,7 @@ def test_response_plan_audio_order_and_offsets() -> None:
 
 
 def test_response_plan_cancel_midway_and_function_call() -> None:
-    stream = ResponseStream(_spec(), ms_per_word=100)
+    stream = ResponseStream(response_spec(), ms_per_word=100)
     it = stream.steps()
     for step in it:
         if step.event["type"] == "response.output_audio.delta":
@@ -307,7 +287,9 @@ def test_response_plan_cancel_midway_and_function_call() -> None:
     assert done["output"][0]["content"][0]["transcript"] == "one two"
     assert list(it) == []
 
-    call = ResponseStream(_spec(tool_call=ToolCall("f", '{"a": 1234567890}')), ms_per_word=100)
+    call = ResponseStream(
+        response_spec(tool_call=ToolCall("f", '{"a": 1234567890}')), ms_per_word=100
+    )
     names = [s.event["type"] for s in call.steps()]
     assert "response.content_part.added" not in names
     assert names[-4:] == [

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import trio
-from mockserver_helpers import append_events, mem_connection, next_event, send, speech_turn
+from mockserver_helpers import (
+    add_user_text,
+    append_events,
+    mem_connection,
+    next_event,
+    send,
+    speech_turn,
+)
 
 from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
 
@@ -35,20 +42,7 @@ async def test_response_create_fixed_ttfb_is_exact(autojump_clock: trio.testing.
     server = MockServer(ServerConfig(port=0, latency=_model()))
     async with mem_connection(server) as ws:
         assert (await next_event(ws))["type"] == "session.created"
-        await ws.send_message(
-            send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": "hi"}],
-                    },
-                }
-            )
-        )
-        await next_event(ws)
-        await next_event(ws)
+        await add_user_text(ws, "hi")
         t0 = trio.current_time()
         await ws.send_message(send({"type": "response.create"}))
         seen: dict[str, float] = {}
@@ -117,20 +111,7 @@ async def test_groundtruth_matches_recording_client(
     async with mem_connection(server) as ws:
         await next_event(ws)
         for turn in range(3):
-            await ws.send_message(
-                send(
-                    {
-                        "type": "conversation.item.create",
-                        "item": {
-                            "type": "message",
-                            "role": "user",
-                            "content": [{"type": "input_text", "text": f"turn {turn}"}],
-                        },
-                    }
-                )
-            )
-            await next_event(ws)
-            await next_event(ws)
+            await add_user_text(ws, f"turn {turn}")
             t0 = trio.current_time()
             await ws.send_message(send({"type": "response.create"}))
             rec: dict[str, object] = {"sent": t0}

@@ -41,10 +41,17 @@ from orchestrator.protocol import Dialect, new_id
 from orchestrator.protocol.beta import FORMAT_TO_BETA
 
 from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS, default_session
-from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
+from .errors import (
+    ClientError,
+    error_event,
+    invalid_type,
+    invalid_value,
+    missing_parameter,
+    unknown_parameter,
+)
 from .faults import FAULT_CLOSE_CODE, ConnectionFaults, ResponseFaults
 from .latency import plan_timing
-from .responder import PlannedCall, ResponseSpec, ResponseStream, make_sentence, new_call_id
+from .responder import PlannedCall, ResponseSpec, ResponseStream, Step, make_sentence, new_call_id
 from .session_update import response_params
 from .state import Conversation, item_text, normalize_item
 from .tools import ToolCall, decide_tool_calls
@@ -100,11 +107,16 @@ Hook = Callable[[float], None] | None
 
 @attrs.define(eq=False)
 class _Run:
-    """A response in flight."""
+    """A response in flight: its plan, anchor, drawn faults and ground-truth record."""
 
     response_id: str
     in_conversation: bool
-    stream: ResponseStream | None = None
+    stream: ResponseStream
+    anchor: float
+    faults: ResponseFaults
+    record: dict[str, Any]
+    #: ``previous_item_id`` of the output item the response added last
+    prev_item: str | None = None
     cancel_reason: str | None = None
     wake: trio.Event = attrs.field(factory=trio.Event)
 
@@ -306,8 +318,7 @@ class ConnectionActor:
                     err.code,
                     err.param,
                 )
-                wire = err.to_event(new_id("event_"), client_event_id)
-                await self._out_send.send((encode(wire), None))
+                await self.emit(err.to_event(client_event_id))
 
     async def _dispatch(self, etype: str, data: dict[str, Any], t_recv: float) -> None:
         if etype == "input_audio_buffer.append":
@@ -349,9 +360,7 @@ class ConnectionActor:
                 data["item_id"], data["content_index"], data["audio_end_ms"]
             )
             for run in self._runs.values():  # an item of a response still streaming
-                if run.stream is not None and run.stream.truncate(
-                    event["item_id"], event["audio_end_ms"]
-                ):
+                if run.stream.truncate(event["item_id"], event["audio_end_ms"]):
                     break
             await self.emit(event)
         elif etype == "response.create":
@@ -609,12 +618,6 @@ class ConnectionActor:
         )
         stream = ResponseStream(spec, ms_per_word=latency.speech_ms_per_word)
         faults = self.faults.for_response(stream.n_deltas())
-        run = _Run(response_id, in_conv, stream)
-        self._runs[response_id] = run
-        if in_conv:
-            self._active = run
-        self._idle_deadline = math.inf
-        self.stats.responses_started += 1
         record: dict[str, Any] = {
             "connection": self.index,
             "session_id": self.session_id,
@@ -637,20 +640,19 @@ class ConnectionActor:
             "stall_ms": 0.0,
             "fault": None,
         }
+        run = _Run(response_id, in_conv, stream, anchor, faults, record)
+        self._runs[response_id] = run
+        if in_conv:
+            self._active = run
+        self._idle_deadline = math.inf
+        self.stats.responses_started += 1
         assert self._nursery is not None
-        self._nursery.start_soon(self._run_response, run, stream, anchor, faults, record)
+        self._nursery.start_soon(self._run_response, run)
 
-    async def _run_response(
-        self,
-        run: _Run,
-        stream: ResponseStream,
-        anchor: float,
-        faults: ResponseFaults,
-        record: dict[str, Any],
-    ) -> None:
+    async def _run_response(self, run: _Run) -> None:
         """Play the response; then answer a VAD turn that ended while it ran."""
         try:
-            await self._play(run, stream, anchor, faults, record)
+            await self._play(run)
         finally:
             self._runs.pop(run.response_id, None)
             if self._active is run:
@@ -658,17 +660,10 @@ class ConnectionActor:
         if self._pending_turn is not None and run.in_conversation:
             await self._start_pending_turn()
 
-    async def _play(
-        self,
-        run: _Run,
-        stream: ResponseStream,
-        anchor: float,
-        faults: ResponseFaults,
-        record: dict[str, Any],
-    ) -> None:
+    async def _play(self, run: _Run) -> None:
+        faults, record = run.faults, run.record
         shift = 0.0
-        prev_item: str | None = None
-        for step in stream.steps():
+        for step in run.stream.steps():
             if step.delta_index is not None:
                 if faults.stall_at_delta == step.delta_index and not record["stall_ms"]:
                     shift += faults.stall_s
@@ -687,57 +682,28 @@ class ConnectionActor:
                         "code": "server_error",
                         "message": SERVER_ERROR_MESSAGE,
                     }
-                    await self.emit(
-                        {"type": "error", "error": {**error, "param": None, "event_id": None}}
-                    )
-                    await self._finish(
-                        run,
-                        stream,
-                        anchor,
-                        "failed",
-                        {"type": "failed", "error": error},
-                        record,
-                        prev_item,
-                    )
+                    await self.emit(error_event(**error))
+                    await self._finish(run, "failed", {"type": "failed", "error": error})
                     return
-            deadline = anchor + step.at + shift
+            deadline = run.anchor + step.at + shift
             if run.cancel_reason is None and deadline > trio.current_time():
                 with trio.move_on_at(deadline):
                     await run.wake.wait()
             # once the closing events have begun the response ends as planned
-            if run.cancel_reason is not None and not stream.finished:
+            if run.cancel_reason is not None and not run.stream.finished:
                 await self._finish(
-                    run,
-                    stream,
-                    anchor,
-                    "cancelled",
-                    {"type": "cancelled", "reason": run.cancel_reason},
-                    record,
-                    prev_item,
+                    run, "cancelled", {"type": "cancelled", "reason": run.cancel_reason}
                 )
                 return
-            prev_item = await self._emit_step(
-                run, step, anchor + step.at + shift, record, prev_item
-            )
+            await self._emit_step(run, step, deadline)
 
-    async def _finish(
-        self,
-        run: _Run,
-        stream: ResponseStream,
-        anchor: float,
-        status: str,
-        details: dict[str, Any],
-        record: dict[str, Any],
-        prev_item: str | None,
-    ) -> None:
+    async def _finish(self, run: _Run, status: str, details: dict[str, Any]) -> None:
         now = trio.current_time()
-        record["reason"] = details.get("reason")
-        for step in stream.finish(now - anchor, status, details):
-            prev_item = await self._emit_step(run, step, now, record, prev_item)
+        run.record["reason"] = details.get("reason")
+        for step in run.stream.finish(now - run.anchor, status, details):
+            await self._emit_step(run, step, now)
 
-    async def _emit_step(
-        self, run: _Run, step: Any, intended: float, record: dict[str, Any], prev_item: str | None
-    ) -> str | None:
+    async def _emit_step(self, run: _Run, step: Step, intended: float) -> None:
         event = step.event
         etype = event["type"]
         if step.effect == "add_part":
@@ -745,43 +711,43 @@ class ConnectionActor:
                 self.conv.open_part(event["item_id"], event["part"])
         elif step.effect is not None:
             if not run.in_conversation:
-                return prev_item  # out-of-band responses never touch the conversation
+                return  # out-of-band responses never touch the conversation
             item = event["item"]
             if step.effect == "add_item":
-                prev_item = self.conv.insert(item)
+                run.prev_item = self.conv.insert(item)
             else:
                 self.conv.replace(item)
                 if step.audio_ms:
                     self.conv.has_assistant_audio = True
-            event["previous_item_id"] = prev_item
+            event["previous_item_id"] = run.prev_item
         if (
             etype == "response.output_audio.delta"
             and run.in_conversation
-            and (run.stream is None or run.stream.truncated_ms is None)
+            and run.stream.truncated_ms is None
         ):
             # a truncated item keeps the length it was cut to
             self.conv.audio_ms[event["item_id"]] = step.audio_ms
         hook: Hook = None
+        entry: dict[str, Any] | None = None
         if step.mark is not None:
-            mark = step.mark
-            entry: dict[str, Any] = {"intended": intended, "actual": None}
-            if mark == "first_delta":
-                entry["type"] = render(event, self.dialect)["type"]  # type: ignore[index]
-            record[mark] = entry
+            record = run.record
+            entry = record[step.mark] = {"intended": intended, "actual": None}
 
             def hook(t: float, entry: dict[str, Any] = entry) -> None:
                 entry["actual"] = t
 
-            if mark == "done":
-                response = event["response"]
-                record["status"] = response["status"]
+            if step.mark == "done":
+                record["status"] = event["response"]["status"]
                 record["audio_ms"] = step.audio_ms
 
                 def hook(t: float, entry: dict[str, Any] = entry) -> None:
                     entry["actual"] = t
                     self.server.groundtruth.write(record)
 
-        await self.emit(event, hook)
+        wire = await self.emit(event, hook)
+        if step.mark == "first_delta":
+            assert entry is not None and wire is not None  # every delta has a wire form
+            entry["type"] = wire["type"]
         if etype == "response.created" and self.dialect is Dialect.BETA:
             await self._rate_limits(event["response"])
         if etype == "response.done":
@@ -795,7 +761,6 @@ class ConnectionActor:
                 await self.close(
                     FAULT_CLOSE_CODE, f"fault: closed after {self.faults.responses_done} responses"
                 )
-        return prev_item
 
     async def _rate_limits(self, response: dict[str, Any]) -> None:
         used = (response.get("usage") or {}).get("total_tokens", 0)
@@ -866,18 +831,7 @@ class ConnectionActor:
             if now >= expiry:
                 minutes = faults.session_max_s / 60
                 message = f"Your session hit the maximum duration of {minutes:g} minutes."
-                await self.emit(
-                    {
-                        "type": "error",
-                        "error": {
-                            "type": "invalid_request_error",
-                            "code": "session_expired",
-                            "message": message,
-                            "param": None,
-                            "event_id": None,
-                        },
-                    }
-                )
+                await self.emit(error_event("invalid_request_error", "session_expired", message))
                 await self.close(1001, message)
                 return
             if now >= close_after:
@@ -925,7 +879,6 @@ class ConnectionActor:
         )
         anchor = trio.current_time()
         ms = self.input.take()
-        self._transcripts[item_id] = ""
         await self._commit_user_audio(ms, item_id, previous=system["id"])
         self._transcripts[item_id] = ""
         await self._start_response(None, anchor, "idle_timeout", item_id)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from orchestrator.audio import SAMPLE_RATE
+
 DEFAULT_INSTRUCTIONS = (
     "Your knowledge cutoff is 2023-10. You are a helpful, witty, and friendly AI. Act like a "
     "human, but remember that you aren't a human and that you can't do human things in the "
@@ -50,6 +52,15 @@ SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
 }
 #: semantic_vad is approximated by energy VAD with an eagerness-dependent silence wait.
 SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 300}
+
+#: G.711 (``audio/pcmu`` / ``audio/pcma``) is 8 kHz; PCM16 is the protocol's 24 kHz.
+G711_RATE = 8000
+
+
+def codec_rate(codec: str) -> int:
+    """Sample rate of an audio codec, named as in beta (``pcm16``, ``g711_ulaw``, ...)."""
+    return SAMPLE_RATE if codec == "pcm16" else G711_RATE
+
 
 RATE_LIMIT_TOKENS = 15_000_000
 RATE_LIMIT_REQUESTS = 20_000

@@ -30,19 +30,29 @@ class ClientError(Exception):
         self.param = param
         self.type = type
 
-    def to_event(self, event_id: str, client_event_id: str | None) -> dict[str, Any]:
-        """The wire ``error`` event answering the client event ``client_event_id``."""
-        return {
-            "type": "error",
-            "event_id": event_id,
-            "error": {
-                "type": self.type,
-                "code": self.code,
-                "message": self.message,
-                "param": self.param,
-                "event_id": client_event_id,
-            },
-        }
+    def to_event(self, client_event_id: str | None) -> dict[str, Any]:
+        """The GA ``error`` event answering the client event ``client_event_id``."""
+        return error_event(self.type, self.code, self.message, self.param, client_event_id)
+
+
+def error_event(
+    type: str,
+    code: str | None,
+    message: str,
+    param: str | None = None,
+    client_event_id: str | None = None,
+) -> dict[str, Any]:
+    """A GA-shaped ``error`` event (its own ``event_id`` is added when it is sent)."""
+    return {
+        "type": "error",
+        "error": {
+            "type": type,
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": client_event_id,
+        },
+    }
 
 
 def unknown_parameter(param: str) -> ClientError:
@@ -92,20 +102,20 @@ def invalid_value(
 
 
 def below_min(param: str, minimum: float, value: object) -> ClientError:
-    kind = "integer" if isinstance(minimum, int) else "decimal"
-    return ClientError(
-        f"{kind}_below_min_value",
-        f"Invalid '{param}': {kind} below minimum value. Expected a value >= {minimum}, "
-        f"but got {value} instead.",
-        param,
-    )
+    return _out_of_range(param, minimum, value, "below_min", "below minimum", ">=")
 
 
 def above_max(param: str, maximum: float, value: object) -> ClientError:
-    kind = "integer" if isinstance(maximum, int) else "decimal"
+    return _out_of_range(param, maximum, value, "above_max", "above maximum", "<=")
+
+
+def _out_of_range(
+    param: str, bound: float, value: object, code: str, words: str, op: str
+) -> ClientError:
+    kind = "integer" if isinstance(bound, int) else "decimal"
     return ClientError(
-        f"{kind}_above_max_value",
-        f"Invalid '{param}': {kind} above maximum value. Expected a value <= {maximum}, "
+        f"{kind}_{code}_value",
+        f"Invalid '{param}': {kind} {words} value. Expected a value {op} {bound}, "
         f"but got {value} instead.",
         param,
     )

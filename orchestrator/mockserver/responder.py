@@ -29,6 +29,7 @@ No I/O and no clock: the connection actor does the sleeping and sending.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 import string
@@ -36,11 +37,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import attrs
-import numpy as np
 
-from orchestrator.audio import alaw_encode, pcm16_to_b64, speech_like, ulaw_encode
+from orchestrator.audio import alaw_encode, pcm16_to_b64, samples_for_ms, speech_like, ulaw_encode
 from orchestrator.protocol import new_id
 
+from .defaults import codec_rate
 from .latency import ResponseTiming
 from .tools import ToolCall
 
@@ -96,11 +97,9 @@ class AudioBank:
         return cached
 
     def _build(self, codec: str) -> list[str]:
-        import base64
-
-        rate = 24000 if codec == "pcm16" else 8000
+        rate = codec_rate(codec)
         samples = speech_like(self.bank_ms, seed=self.seed, rate=rate)
-        per = rate * self.chunk_ms // 1000
+        per = samples_for_ms(self.chunk_ms, rate)
         n = max(1, samples.size // per)
         out: list[str] = []
         for i in range(n):
@@ -109,7 +108,7 @@ class AudioBank:
                 out.append(pcm16_to_b64(chunk))
             else:
                 enc = ulaw_encode(chunk) if codec == "g711_ulaw" else alaw_encode(chunk)
-                out.append(base64.b64encode(np.asarray(enc, np.uint8).tobytes()).decode("ascii"))
+                out.append(base64.b64encode(enc.tobytes()).decode("ascii"))
         return out
 
 
@@ -191,7 +190,6 @@ class ResponseStream:
         self.pieces_sent: list[str] = []
         self.audio_ms = 0
         self.args_sent = ""  # arguments streamed for the current call
-        self.output_tokens = 0
         self.finished = False
         #: ``audio_end_ms`` of a truncate received while the item was streaming
         self.truncated_ms: int | None = None
@@ -292,7 +290,7 @@ class ResponseStream:
         t0 = t.first_delta_s
         self._last_at = t0
         if self._calls:
-            yield from self._function_calls(t0, t.interval_s)
+            yield from self._function_calls()
         else:
             yield from self._open_item(t0)
             if self.finished:
@@ -312,9 +310,9 @@ class ResponseStream:
                 return
             self.part_open = True
             if spec.modality == "audio":
-                yield from self._audio_steps(t0, t.interval_s)
+                yield from self._audio_steps()
             else:
-                yield from self._text_steps(t0, t.interval_s)
+                yield from self._text_steps()
         if self.finished:
             return
         status = "incomplete" if self.incomplete else "completed"
@@ -372,7 +370,7 @@ class ResponseStream:
             return self._n_chunks()
         return len(split_words(self.text))
 
-    def _audio_steps(self, t0: float, interval: float) -> Iterator[Step]:
+    def _audio_steps(self) -> Iterator[Step]:
         spec = self.spec
         n_chunks = self._n_chunks()
         pieces = split_words(self.text)
@@ -383,7 +381,7 @@ class ResponseStream:
             by_chunk[min(n_chunks - 1, j * ahead // len(pieces))].append(piece)
         bank = spec.audio_chunks
         for k in range(n_chunks):
-            at = t0 + k * interval
+            at = spec.timing.delta_at(k)
             for piece in by_chunk[k]:
                 yield Step(
                     at,
@@ -417,10 +415,10 @@ class ResponseStream:
                 return
             self.audio_ms += spec.chunk_ms
 
-    def _text_steps(self, t0: float, interval: float) -> Iterator[Step]:
+    def _text_steps(self) -> Iterator[Step]:
         for k, piece in enumerate(split_words(self.text)):
             yield self._delta(
-                t0 + k * interval,
+                self.spec.timing.delta_at(k),
                 {
                     **self._ids(),
                     "type": "response.output_text.delta",
@@ -435,7 +433,7 @@ class ResponseStream:
                 return
             self.pieces_sent.append(piece)
 
-    def _function_calls(self, t0: float, interval: float) -> Iterator[Step]:
+    def _function_calls(self) -> Iterator[Step]:
         """Each call in turn: open its item, stream its arguments, close it (the last
         one is closed by :meth:`_closing`). Deltas keep one timeline across calls."""
         last = len(self._calls) - 1
@@ -443,13 +441,13 @@ class ResponseStream:
             self._call = planned
             self._output_index = n
             self.args_sent = ""
-            yield from self._open_item(t0 + self._next_delta * interval)
+            yield from self._open_item(self.spec.timing.delta_at(self._next_delta))
             if self.finished:
                 return
             for piece in self._arg_pieces(planned.call.arguments):
                 k = self._next_delta
                 yield self._delta(
-                    t0 + k * interval,
+                    self.spec.timing.delta_at(k),
                     {
                         **self._ids(),
                         "type": "response.function_call_arguments.delta",

@@ -33,10 +33,12 @@ from orchestrator.protocol import Dialect, new_id
 
 from .config import ServerConfig
 from .connection import CLOSE_GRACE_S, ConnectionActor
+from .errors import error_event
 from .faults import FreezeWindow, freeze_end, reject_handshake
 from .groundtruth import GroundTruthSink
 from .responder import AudioBank
 from .stats import ServerStats
+from .wire import encode
 
 log = logging.getLogger("orchestrator.mockserver")
 
@@ -275,23 +277,15 @@ class MockServer:
             self.stats.connections_closed += 1
 
     async def _refuse_model(self, ws: Any) -> None:
-        message = "Missing required parameter: 'model'."
-        event = {
-            "type": "error",
-            "event_id": new_id("event_"),
-            "error": {
-                "type": "invalid_request_error",
-                "code": "missing_model",
-                "message": message,
-                "param": None,
-                "event_id": None,
-            },
-        }
+        event = error_event(
+            "invalid_request_error", "missing_model", "Missing required parameter: 'model'."
+        )
+        event["event_id"] = new_id("event_")
         self.stats.client_errors["missing_model"] += 1
         self.stats.closes[4000] += 1
         await self.hold_while_frozen()
         with trio.move_on_after(CLOSE_GRACE_S):
-            await ws.send_message(orjson.dumps(event).decode())
+            await ws.send_message(encode(event))
             await ws.aclose(4000, "invalid_request_error.missing_model")
 
 

@@ -73,10 +73,7 @@ def _int(v: object, p: str, lo: int | None = None, hi: int | None = None) -> int
             v = int(v)
         else:
             raise invalid_type(p, "an integer", v)
-    if lo is not None and v < lo:
-        raise below_min(p, lo, v)
-    if hi is not None and v > hi:
-        raise above_max(p, hi, v)
+    _in_range(v, v, p, lo, hi)
     return v
 
 
@@ -84,11 +81,15 @@ def _num(v: object, p: str, lo: float | None = None, hi: float | None = None) ->
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise invalid_type(p, "a number", v)
     f = float(v)
-    if lo is not None and f < lo:
-        raise below_min(p, lo, v)
-    if hi is not None and f > hi:
-        raise above_max(p, hi, v)
+    _in_range(f, v, p, lo, hi)
     return f
+
+
+def _in_range(x: float, sent: object, p: str, lo: float | None, hi: float | None) -> None:
+    if lo is not None and x < lo:
+        raise below_min(p, lo, sent)
+    if hi is not None and x > hi:
+        raise above_max(p, hi, sent)
 
 
 def _enum(v: object, p: str, values: tuple[str, ...]) -> str:

@@ -12,9 +12,11 @@ from typing import Any
 
 import attrs
 
+from orchestrator.audio import ms_for_samples
 from orchestrator.protocol import Dialect, new_id
 
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
+from .responder import new_call_id
 from .session_update import apply_beta_update, apply_ga_update
 
 Event = dict[str, Any]
@@ -205,7 +207,7 @@ def _audio_ms(data: object, p: str) -> int:
         raise ClientError(
             "invalid_value", f"Invalid '{p}': expected base64-encoded audio.", p
         ) from None
-    return len(raw) // 48  # PCM16 at 24 kHz: 48 bytes per ms
+    return int(ms_for_samples(len(raw) // 2))  # PCM16 at 24 kHz: 2 bytes a sample
 
 
 def normalize_item(raw: object, dialect: Dialect) -> tuple[dict[str, Any], int]:
@@ -241,7 +243,7 @@ def normalize_item(raw: object, dialect: Dialect) -> tuple[dict[str, Any], int]:
             "type": kind,
             "status": status,
             "name": _req_str(raw.get("name"), "item.name"),
-            "call_id": raw.get("call_id") or new_id("call_")[:21],
+            "call_id": raw.get("call_id") or new_call_id(),
             "arguments": _req_str(raw.get("arguments", ""), "item.arguments"),
         }, 0
     _check_keys(raw, (*common, "role", "content"))
@@ -283,7 +285,7 @@ def normalize_item(raw: object, dialect: Dialect) -> tuple[dict[str, Any], int]:
                 raise invalid_type(f"{p}.transcript", "a string", transcript)
             parts.append({"type": ptype, "transcript": transcript})
         else:
-            parts.append({k: v for k, v in part.items()})
+            parts.append(dict(part))
     return {
         "id": item_id,
         "type": "message",

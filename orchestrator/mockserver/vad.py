@@ -21,10 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.audio import EnergyVad, VadEvent, alaw_decode, b64_to_pcm16, ulaw_decode
+from orchestrator.audio import (
+    SAMPLE_RATE,
+    EnergyVad,
+    VadEvent,
+    alaw_decode,
+    b64_to_pcm16,
+    ulaw_decode,
+)
 from orchestrator.protocol.beta import FORMAT_TO_BETA
 
-from .defaults import SEMANTIC_SILENCE_MS
+from .defaults import SEMANTIC_SILENCE_MS, codec_rate
 from .errors import ClientError
 
 #: The real service refuses to commit less than this much audio.
@@ -38,15 +45,11 @@ class InputAudio:
         self._codec = ""
         self._td: dict[str, Any] | None = None
         self._vad: EnergyVad | None = None
-        self._rate = 24000
+        self._rate = SAMPLE_RATE
         self._fed = 0  # samples fed at the current rate
         self._base_ms = 0  # clock value when the current rate began
         self._buffered = 0  # samples in the buffer since the last commit / clear
         self.configure(audio_input)
-
-    @property
-    def codec(self) -> str:
-        return self._codec
 
     @property
     def turn_detection(self) -> dict[str, Any] | None:
@@ -62,10 +65,6 @@ class InputAudio:
         """Milliseconds of audio in the buffer (since the last commit or clear)."""
         return self._buffered * 1000.0 / self._rate
 
-    @property
-    def in_speech(self) -> bool:
-        return self._vad is not None and self._vad.in_speech
-
     def configure(self, audio_input: dict[str, Any]) -> None:
         """Apply the session's ``audio.input`` (format + turn_detection)."""
         codec = FORMAT_TO_BETA[audio_input["format"]["type"]]  # codec names = beta names
@@ -75,7 +74,7 @@ class InputAudio:
             self._fed = 0
             self._buffered = 0
             self._codec = codec
-            self._rate = 24000 if codec == "pcm16" else 8000
+            self._rate = codec_rate(codec)
             self._vad = None
             self._td = None
         if td != self._td or (td is not None and self._vad is None):
