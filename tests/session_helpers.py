@@ -21,10 +21,23 @@ import trio
 import trio.testing
 
 from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
-from orchestrator.protocol import Dialect, decode_client_event
+from orchestrator.protocol import (
+    NULL,
+    AudioConfig,
+    AudioInput,
+    Dialect,
+    SessionConfig,
+    decode_client_event,
+)
 from orchestrator.transport import Target, TransportClosed, connect_stream
 
 URL = "ws://127.0.0.1/v1/realtime?model=gpt-realtime"
+
+#: A session config turning server VAD off (manual commits).
+NO_VAD = SessionConfig(audio=AudioConfig(input=AudioInput(turn_detection=NULL)))
+
+#: JSON schema of the ``get_weather`` tool the tests register.
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 #: Deterministic latency model: ttfa 300 ms, audio streamed at 2x real time.
 FIXED = LatencyModel(

@@ -13,7 +13,9 @@ import pytest
 import trio
 import trio.testing
 from session_helpers import (
+    NO_VAD,
     URL,
+    WEATHER,
     ScriptedConnection,
     frame,
     memory_factory,
@@ -23,7 +25,7 @@ from session_helpers import (
 
 from orchestrator import protocol as P
 from orchestrator.mockserver import FaultConfig, MockServer, ToolRule
-from orchestrator.protocol import NULL, AudioConfig, AudioInput, Dialect, SessionConfig
+from orchestrator.protocol import Dialect, SessionConfig
 from orchestrator.session import (
     AudioSource,
     ReconnectPolicy,
@@ -35,9 +37,6 @@ from orchestrator.session import (
     run_session,
 )
 from orchestrator.transport import Secret, Target
-
-WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-NO_VAD = SessionConfig(audio=AudioConfig(input=AudioInput(turn_detection=NULL)))
 
 
 def sent_types(conn: Any) -> list[str]:

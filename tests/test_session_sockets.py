@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import trio
+from session_helpers import NO_VAD, WEATHER
 
 from orchestrator.mockserver import (
     Distribution,
@@ -13,7 +14,7 @@ from orchestrator.mockserver import (
     ToolRule,
     serve_realtime,
 )
-from orchestrator.protocol import NULL, AudioConfig, AudioInput, Dialect, SessionConfig
+from orchestrator.protocol import Dialect, SessionConfig
 from orchestrator.session import (
     AudioSource,
     PacingSpec,
@@ -31,9 +32,6 @@ FAST = LatencyModel(
     realtime_factor=0.0,
     transcription_ms=Distribution.parse("fixed:5"),
 )
-
-
-WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 
 def _target(port: int, key: str | None = None) -> Target:
@@ -60,9 +58,7 @@ async def test_text_audio_and_manual_turns_over_a_socket() -> None:
             async with open_session(spec) as session:
                 text = await session.say_text("Hello!")
                 vad = await session.say_audio(AudioSource.synthetic(600, lead_ms=100))
-                await session.configure(
-                    SessionConfig(audio=AudioConfig(input=AudioInput(turn_detection=NULL)))
-                )
+                await session.configure(NO_VAD)
                 manual = await session.say_audio(AudioSource.synthetic(400))
             nursery.cancel_scope.cancel()
     assert [t.status for t in (text, vad, manual)] == ["completed"] * 3

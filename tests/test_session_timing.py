@@ -9,12 +9,11 @@ import math
 import pytest
 import trio
 import trio.testing
-from session_helpers import memory_factory, server_config
+from session_helpers import NO_VAD, memory_factory, server_config
 
 from orchestrator.metrics.records import read_results, to_json_line
 from orchestrator.mockserver import FaultConfig
 from orchestrator.protocol import (
-    NULL,
     AudioConfig,
     AudioInput,
     SessionConfig,
@@ -90,7 +89,7 @@ async def test_vad_turn_voice_to_voice_follows_the_plan(
 
 
 async def test_manual_commit_turn(autojump_clock: object) -> None:
-    config = SessionConfig(audio=AudioConfig(input=AudioInput(turn_detection=NULL)))
+    config = NO_VAD
     src = AudioSource.synthetic(800, tail_ms=100)
     spec = SessionSpec(connect=memory_factory(server_config()), config=config)
     async with open_session(spec) as session:

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 
 import trio
 import trio.testing
-from session_helpers import memory_factory, server_config
+from session_helpers import NO_VAD, memory_factory, server_config
 
 from orchestrator.metrics.records import ErrorRecord, TurnRecord
-from orchestrator.protocol import NULL, AudioConfig, AudioInput, SessionConfig
 from orchestrator.session import (
     EXPECTATION_FAILED,
     AudioSource,
@@ -19,8 +18,6 @@ from orchestrator.session import (
     Turn,
     open_session,
 )
-
-NO_VAD = SessionConfig(audio=AudioConfig(input=AudioInput(turn_detection=NULL)))
 
 
 def recording_spec(records: list[TurnRecord], **kwargs: object) -> SessionSpec:

@@ -110,7 +110,7 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
         self._tail_stop: trio.Event | None = None
         self._barge: tuple[Turn, str] | None = None
         self._barge_last_delta: float | None = None
-        self._last_audio: tuple[str, float] | None = None
+        self._last_audio_at: float | None = None  # of the last delta (state.audio_response_id)
         self._epoch = 0
         self._nursery: trio.Nursery | None = None
         self._run_scope: trio.CancelScope | None = None
@@ -123,9 +123,8 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
         self._aborted = False
         self._failure: BaseException | None = None
         self._finished = trio.Event()
-        self._ever_ready = False
         self._gap_start: float | None = None
-        self._ready_gen = 0
+        self._ready_gen = 0  # links made ready so far (0: not connected yet)
         self._link_progress = False
         self._ready_changed = trio.Event()
         self._fatal_seen = False
@@ -262,7 +261,7 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
                     self._link_started_at = t_open
                     if self.connect_ms is None:
                         self.connect_ms = (t_open - self._planned) * 1000.0
-                    lost = await self._serve(conn, replay=self._ever_ready)
+                    lost = await self._serve(conn, replay=self._ready_gen > 0)
                     if isinstance(lost, RolloverRequested) or (lost is None and self._closing):
                         await conn.aclose(1000, "")  # a planned end: close handshake
             except* TransportError as group:
@@ -310,7 +309,6 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
                         turn.timer.add_gap(self._gap_start, t)
                 self._gap_start = None
                 self.reconnects += 1
-            self._ever_ready = True
             self._link_ready.set()
             self._ready_gen += 1
             self._ready_changed.set()
@@ -351,13 +349,15 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
             events[-1].event_id,
             "conversation.item.create",
         )
-        self._waiters.append(waiter)
-        try:
+
+        async def send_all() -> None:
             for event in events:
                 await self._send_direct(conn, event, None)
-            await waiter.event.wait()
-        finally:
-            self._remove_waiter(waiter)
+
+        try:
+            await self._await_waiter(waiter, send_all)
+        except RequestRejected:
+            pass  # the last item was rejected, but the server went through all of them
 
     async def _direct_request(
         self, conn: ConnectionLike, event: Any, match: Callable[[Any], bool]
@@ -460,18 +460,8 @@ class Session(SessionDriver, ReceiverMixin, SenderMixin, ToolExecMixin, AudioInM
         )
 
     def _assistant_text(self, response_ids: list[str]) -> str:
-        parts: list[str] = []
-        for rid in response_ids:
-            resp = self.state.responses.get(rid)
-            if resp is None:
-                continue
-            for item_id in resp.output_item_ids:
-                st = self.state.items.get(item_id)
-                if st is not None and st.type == "message":
-                    text = st.text
-                    if text:
-                        parts.append(text)
-        return " ".join(parts)
+        texts = (st.text for _, st in self.state.output_items(response_ids) if st.type == "message")
+        return " ".join(text for text in texts if text)
 
     # ================================================================ waiters
     def _remove_waiter(self, waiter: Waiter) -> None:

@@ -14,9 +14,8 @@ session and frame: ~6 µs per 100 ms frame saved on the event loop.
 from __future__ import annotations
 
 import base64
-import functools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -29,6 +28,7 @@ from orchestrator.audio import (
     Resampler,
     alaw_encode,
     pcm16_to_b64,
+    samples_for_ms,
     silence,
     ulaw_encode,
 )
@@ -106,19 +106,18 @@ def shared_b64_frames(source: Any, chunk: int, pad_last: bool) -> tuple[str, ...
     key = (chunk, pad_last)
     encoded = per_source.get(key)
     if encoded is None:
-        out: list[str] = []
-        for pos in range(0, len(samples), chunk):
-            frame = samples[pos : pos + chunk]
-            if len(frame) < chunk and pad_last:
-                frame = np.concatenate([frame, np.zeros(chunk - len(frame), np.int16)])
-            out.append(pcm16_to_b64(frame))
-        encoded = per_source[key] = tuple(out)
+        encoded = per_source[key] = tuple(map(pcm16_to_b64, _frames(samples, chunk, pad_last)))
     return encoded
 
 
-@functools.lru_cache(maxsize=16)
-def _silence_b64(chunk_ms: int) -> str:
-    return pcm16_to_b64(silence(chunk_ms))
+def _frames(samples: np.ndarray, chunk: int, pad_last: bool) -> Iterator[np.ndarray]:
+    """Consecutive ``chunk``-sample frames; the last one zero-padded to ``chunk`` when
+    ``pad_last`` (a microphone keeps its frame grid), else kept short."""
+    for pos in range(0, len(samples), chunk):
+        frame = samples[pos : pos + chunk]
+        if len(frame) < chunk and pad_last:
+            frame = np.concatenate([frame, np.zeros(chunk - len(frame), np.int16)])
+        yield frame
 
 
 class AudioInMixin:
@@ -132,7 +131,7 @@ class AudioInMixin:
         pacing = self.spec.pacing
         pacer = self._pacer
         rf = pacing.realtime_factor
-        chunk = max(1, pacing.chunk_ms * SAMPLE_RATE // 1000)
+        chunk = samples_for_ms(pacing.chunk_ms)
         src = utt.source
         samples = src.samples
         t0 = utt.start_at if utt.start_at is not None else pacer.align(trio.current_time())
@@ -149,24 +148,17 @@ class AudioInMixin:
         pcm = encode is pcm16_to_b64
         cached = shared_b64_frames(src, chunk, utt.tail) if pcm else None
         pos = 0
-        index = 0
-        total = len(samples)
-        while pos < total:
-            frame = samples[pos : pos + chunk]
-            if len(frame) < chunk and utt.tail:
-                # a microphone keeps its frame grid: the last frame is completed with
-                # silence, which the tail would send anyway
-                frame = np.concatenate([frame, np.zeros(chunk - len(frame), np.int16)])
+        # with a tail, the last frame is completed with the silence the tail would send
+        for index, frame in enumerate(_frames(samples, chunk, utt.tail)):
             pos += len(frame)
             deadline = t0 + pos / SAMPLE_RATE / rf
             await pacer.wait_until(deadline)
             audio = cached[index] if cached is not None else encode(frame)
-            index += 1
             event = P.InputAudioBufferAppend(audio=audio)
             await send(Out(event, turn, planned=deadline, audio=True, epoch=epoch))
         if utt.tail:
             quiet = silence(pacing.chunk_ms)
-            quiet_b64 = _silence_b64(pacing.chunk_ms) if pcm else None
+            quiet_b64 = encode(quiet) if pcm else None  # G.711: the resampler streams on
             end = pos + pacing.max_tail_ms * SAMPLE_RATE // 1000
             while pos < end and not utt.stop_tail.is_set() and epoch == self._epoch:
                 pos += chunk

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BargeInMixin", "turn_detection"]
 
+_SERVER_VAD_TYPES = ("server_vad", "semantic_vad")
+
 
 def turn_detection(config: Any) -> Any:
     """The ``turn_detection`` of a session config, None when off or unset."""
@@ -39,13 +41,12 @@ class BargeInMixin:
         td = turn_detection(self.state.session)
         if td is None:
             td = turn_detection(self._configs[-1] if self._configs else None)
-        return td is not None and getattr(td, "type", None) in ("server_vad", "semantic_vad")
+        return getattr(td, "type", None) in _SERVER_VAD_TYPES
 
     def _server_interrupts(self: Session) -> bool:
         td = turn_detection(self.state.session)
         return (
-            td is not None
-            and getattr(td, "type", None) in ("server_vad", "semantic_vad")
+            getattr(td, "type", None) in _SERVER_VAD_TYPES
             and getattr(td, "interrupt_response", None) is not False
         )
 
@@ -70,8 +71,8 @@ class BargeInMixin:
             cur.interrupts = target
             resp = state.responses.get(target)
             if resp is not None and resp.done:
-                last = self._last_audio
-                stop = last[1] if last is not None and last[0] == target else t
+                last_at = self._last_audio_at
+                stop = last_at if last_at is not None and state.audio_response_id == target else t
                 cur.timer.mark_barge_in_stop(stop)
             else:
                 self._barge = (cur, target)

@@ -34,7 +34,9 @@ from .audio_in import Utterance
 from .errors import RequestRejected
 from .reconnect import RolloverRequested
 from .sources import as_source
+from .state import text_message
 from .turns import Turn, TurnCheck
+from .waiters import Waiter
 
 if TYPE_CHECKING:
     from .actor import Session
@@ -70,7 +72,7 @@ class SessionDriver:
     ) -> str:
         """Add a text message item (``input_text``; ``output_text`` for the assistant)
         and return its id once the server has added it. No response is requested."""
-        item = _message(role, text, item_id)
+        item = text_message(role, text, item_id)
         event = P.ConversationItemCreate(item=item, event_id=P.new_id("event_"))
         await self._request(event, _added(item.id))
         return item.id
@@ -79,7 +81,7 @@ class SessionDriver:
         """Add prior conversation items in order: protocol items, or ``(role, text)``
         pairs. Returns their ids once the last one was added."""
         made = [
-            _message(it[0], it[1], None) if isinstance(it, tuple) else _with_id(it) for it in items
+            text_message(it[0], it[1]) if isinstance(it, tuple) else _with_id(it) for it in items
         ]
         if not made:
             return []
@@ -192,8 +194,6 @@ class SessionDriver:
         return it. Only events received after the call count; waiting goes on across
         reconnects (no ``LinkLost``). The predicate runs on the receiver's path: keep it
         cheap and never let it raise."""
-        from .waiters import Waiter
-
         self._check_alive()
         return await self._await_waiter(Waiter(predicate, None, "wait_for"))
 
@@ -228,7 +228,7 @@ class SessionDriver:
         self._check_alive()
         await self._maybe_rollover()
         turn = self._open_turn("text", label, user_text=text, check=check)
-        item = _message("user", text, None)
+        item = text_message("user", text)
         turn.user_item_id = item.id
         await self._enqueue(P.ConversationItemCreate(item=item, event_id=P.new_id("event_")), turn)
         await self._send_create(turn, response)
@@ -342,15 +342,8 @@ class SessionDriver:
     def _turn_audio_item(self: Session, turn: Turn | None) -> tuple[str, Any] | None:
         if turn is None:
             return None
-        for rid in turn.response_ids:
-            resp = self.state.responses.get(rid)
-            if resp is None:
-                continue
-            for item_id in resp.output_item_ids:
-                st = self.state.items.get(item_id)
-                if st is not None and st.audio_bytes:
-                    return item_id, resp
-        return None
+        found = self.state.output_items(turn.response_ids)
+        return next(((st.id, resp) for resp, st in found if st.audio_bytes), None)
 
     async def _maybe_rollover(self: Session) -> None:
         """At a turn boundary: move to a fresh connection if this one is too old or
@@ -371,15 +364,6 @@ class SessionDriver:
         while self._ready_gen == gen:
             self._check_alive()
             await self._ready_changed.wait()
-
-
-def _message(role: str, text: str, item_id: str | None) -> Any:
-    part = "output_text" if role == "assistant" else "input_text"
-    return P.MessageItem(
-        id=item_id or P.new_id("item_"),
-        role=role,
-        content=[P.ContentPart(type=part, text=text)],
-    )
 
 
 def _with_id(item: Any) -> Any:

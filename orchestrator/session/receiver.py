@@ -117,7 +117,6 @@ class ReceiverMixin:
                 turn = cur
             else:
                 turn = self._open_turn("audio" if self._server_vad() else "text", "server")
-        turn.awaiting_followup = False
         self._resp_turn[rid] = turn
         return turn
 
@@ -181,8 +180,7 @@ class ReceiverMixin:
         self._session_created.set()
 
     def _on_speech_started(self: Session, event: Any, t: float, turn: Turn | None) -> None:
-        if turn is not None and turn.user_item_id is None and turn.mode != "text":
-            turn.user_item_id = event.item_id
+        self._on_committed(event, t, turn)  # the same user item id
         if self.playback.playing(t) or self.state.active_response_id is not None:
             self._interrupt(t, by_server=True)
 
@@ -197,7 +195,7 @@ class ReceiverMixin:
     def _on_audio_delta(self: Session, event: Any, t: float, turn: Turn | None) -> None:
         ms = self.state.last_delta_bytes / self.state.bytes_per_ms  # counted by the state
         self.playback.on_audio(event.item_id, ms, t)
-        self._last_audio = (event.response_id, t)
+        self._last_audio_at = t
         if self._barge is not None and self._barge[1] == event.response_id:
             self._barge_last_delta = t
 
@@ -263,7 +261,6 @@ class ReceiverMixin:
             batch = self._batches.get(rid)
             if batch is not None:
                 batch.response_done = True
-                turn.awaiting_followup = True
                 self._maybe_followup(rid)
                 return
         if turn.response_ids and rid != turn.response_ids[-1]:

@@ -44,7 +44,7 @@ class RolloverRequested(Exception):
 
 def is_fatal_code(code: str | None) -> bool:
     """True for a server error code that ends the session (auth, quota, model)."""
-    return code is not None and code in FATAL_ERROR_CODES
+    return code in FATAL_ERROR_CODES
 
 
 @attrs.frozen(kw_only=True)

@@ -18,7 +18,7 @@ ignored. It never raises for odd-but-legal server behaviour (unknown ids, duplic
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -31,6 +31,7 @@ __all__ = [
     "ResponseState",
     "ToolCall",
     "b64_decoded_len",
+    "text_message",
 ]
 
 
@@ -41,6 +42,17 @@ def b64_decoded_len(data: str) -> int:
         return 0
     pad = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
     return n * 3 // 4 - pad
+
+
+def text_message(role: str, text: str, item_id: str | None = None) -> Any:
+    """A message item of one text part (``output_text`` for the assistant, else
+    ``input_text``) with ``item_id`` or a new id."""
+    part = "output_text" if role == "assistant" else "input_text"
+    return P.MessageItem(
+        id=item_id or P.new_id("item_"),
+        role=role,
+        content=[P.ContentPart(type=part, text=text)],
+    )
 
 
 @attrs.define(slots=True, eq=False)
@@ -63,7 +75,6 @@ class ItemState:
 
     id: str
     item: Any
-    previous_item_id: str | None = None
     response_id: str | None = None
     text_parts: list[str] = attrs.field(factory=list)
     final_text: str | None = None
@@ -95,9 +106,6 @@ class ResponseState:
     status: str = "in_progress"
     output_item_ids: list[str] = attrs.field(factory=list)
     function_calls: list[ToolCall] = attrs.field(factory=list)
-    audio_bytes: int = 0
-    conversation_id: str | None = None
-    metadata: Any = None
     final: Any = None  # the Response object of response.done
 
     @property
@@ -119,9 +127,7 @@ class ConversationState:
     audio_content_index: int = 0
     calls_in_flight: dict[str, ToolCall] = attrs.field(factory=dict)
     session: Any = None
-    session_id: str | None = None
     expires_at: int | None = None
-    speech_item_id: str | None = None
     bytes_per_ms: float = 48.0
     last_delta_bytes: int = 0
     _pending_owner: dict[str, str] = attrs.field(factory=dict)
@@ -134,6 +140,19 @@ class ConversationState:
             handler(self, event)
 
     # ---------------------------------------------------------------- queries
+    def output_items(
+        self, response_ids: Iterable[str]
+    ) -> Iterator[tuple[ResponseState, ItemState]]:
+        """The known output items of ``response_ids`` (in order), each with its response."""
+        for rid in response_ids:
+            resp = self.responses.get(rid)
+            if resp is None:
+                continue
+            for item_id in resp.output_item_ids:
+                st = self.items.get(item_id)
+                if st is not None:
+                    yield resp, st
+
     def item_ms(self, item_id: str) -> float:
         """Milliseconds of assistant audio received for ``item_id``."""
         st = self.items.get(item_id)
@@ -186,15 +205,7 @@ class ConversationState:
                 text = _message_text(st)
                 if not text:
                     continue
-                role = st.role or "user"
-                part_type = "output_text" if role == "assistant" else "input_text"
-                out.append(
-                    P.MessageItem(
-                        id=item_id,
-                        role=role,
-                        content=[P.ContentPart(type=part_type, text=text)],
-                    )
-                )
+                out.append(text_message(st.role or "user", text, item_id))
         return out
 
     def reset_connection(self) -> None:
@@ -203,7 +214,6 @@ class ConversationState:
         self.active_response_id = None
         self.audio_response_id = None
         self.audio_item_id = None
-        self.speech_item_id = None
         for resp in self.responses.values():
             if resp.status == "in_progress":
                 resp.status = "interrupted"
@@ -220,17 +230,13 @@ class ConversationState:
         st = self.items.get(item_id)
         if st is None:
             st = ItemState(
-                id=item_id,
-                item=item,
-                previous_item_id=previous_item_id,
-                response_id=self._pending_owner.pop(item_id, None),
+                id=item_id, item=item, response_id=self._pending_owner.pop(item_id, None)
             )
             self.items[item_id] = st
         else:
             st.item = item
             if item_id in self.order:
-                return st
-            st.previous_item_id = previous_item_id  # was known from audio deltas only
+                return st  # else it was known from audio deltas only
         if previous_item_id is None:
             self.order.insert(0, item_id)  # null = first ("root")
         else:
@@ -286,21 +292,9 @@ class ConversationState:
         if st is not None:
             st.input_transcript = ev.transcript
 
-    def _on_speech_started(self, ev: Any) -> None:
-        self.speech_item_id = ev.item_id
-
-    def _on_committed(self, ev: Any) -> None:
-        if self.speech_item_id == ev.item_id:
-            self.speech_item_id = None
-
     def _on_response_created(self, ev: Any) -> None:
-        resp = ev.response
-        rid = resp.id
-        self.responses[rid] = ResponseState(
-            id=rid,
-            conversation_id=getattr(resp, "conversation_id", None),
-            metadata=getattr(resp, "metadata", None),
-        )
+        rid = ev.response.id
+        self.responses[rid] = ResponseState(id=rid)
         self.active_response_id = rid
 
     def _on_output_item_added(self, ev: Any) -> None:
@@ -325,9 +319,6 @@ class ConversationState:
         st.audio_bytes += n
         if st.response_id is None:
             st.response_id = ev.response_id
-        resp = self.responses.get(ev.response_id)
-        if resp is not None:
-            resp.audio_bytes += n
         self.audio_response_id = ev.response_id
         self.audio_item_id = ev.item_id
         self.audio_content_index = ev.content_index
@@ -377,7 +368,6 @@ class ConversationState:
     def _on_session(self, ev: Any) -> None:
         s = ev.session
         self.session = s
-        self.session_id = getattr(s, "id", None) or self.session_id
         expires = getattr(s, "expires_at", None)
         if expires is not None:
             self.expires_at = expires
@@ -431,31 +421,24 @@ def _message_text(st: ItemState) -> str:
     return " ".join(texts)
 
 
-def _build_dispatch() -> dict[type, Callable[[ConversationState, Any], None]]:
-    cs = ConversationState
-    table: dict[str, Callable[[ConversationState, Any], None]] = {
-        "SessionCreated": cs._on_session,
-        "SessionUpdated": cs._on_session,
-        "ConversationItemAdded": cs._on_item_added,
-        "ConversationItemCreated": cs._on_item_added,
-        "ConversationItemDone": cs._on_item_done,
-        "ConversationItemRetrieved": cs._on_item_retrieved,
-        "ConversationItemDeleted": cs._on_item_deleted,
-        "ConversationItemTruncated": cs._on_item_truncated,
-        "ConversationItemInputAudioTranscriptionCompleted": cs._on_transcription_completed,
-        "InputAudioBufferSpeechStarted": cs._on_speech_started,
-        "InputAudioBufferCommitted": cs._on_committed,
-        "ResponseCreated": cs._on_response_created,
-        "ResponseOutputItemAdded": cs._on_output_item_added,
-        "ResponseOutputAudioDelta": cs._on_audio_delta,
-        "ResponseOutputAudioTranscriptDelta": cs._on_text_delta,
-        "ResponseOutputTextDelta": cs._on_text_delta,
-        "ResponseOutputAudioTranscriptDone": cs._on_transcript_done,
-        "ResponseOutputTextDone": cs._on_text_done,
-        "ResponseFunctionCallArgumentsDone": cs._on_arguments_done,
-        "ResponseDone": cs._on_response_done,
-    }
-    return {getattr(P, name): fn for name, fn in table.items() if hasattr(P, name)}
-
-
-_DISPATCH = _build_dispatch()
+_cs = ConversationState
+_DISPATCH: dict[type, Callable[[ConversationState, Any], None]] = {
+    P.SessionCreated: _cs._on_session,
+    P.SessionUpdated: _cs._on_session,
+    P.ConversationItemAdded: _cs._on_item_added,
+    P.ConversationItemCreated: _cs._on_item_added,
+    P.ConversationItemDone: _cs._on_item_done,
+    P.ConversationItemRetrieved: _cs._on_item_retrieved,
+    P.ConversationItemDeleted: _cs._on_item_deleted,
+    P.ConversationItemTruncated: _cs._on_item_truncated,
+    P.ConversationItemInputAudioTranscriptionCompleted: _cs._on_transcription_completed,
+    P.ResponseCreated: _cs._on_response_created,
+    P.ResponseOutputItemAdded: _cs._on_output_item_added,
+    P.ResponseOutputAudioDelta: _cs._on_audio_delta,
+    P.ResponseOutputAudioTranscriptDelta: _cs._on_text_delta,
+    P.ResponseOutputTextDelta: _cs._on_text_delta,
+    P.ResponseOutputAudioTranscriptDone: _cs._on_transcript_done,
+    P.ResponseOutputTextDone: _cs._on_text_done,
+    P.ResponseFunctionCallArgumentsDone: _cs._on_arguments_done,
+    P.ResponseDone: _cs._on_response_done,
+}

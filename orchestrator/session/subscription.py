@@ -24,6 +24,7 @@ class Subscription:
             raise ValueError(f"subscription capacity must be >= 1, got {capacity}")
         self._tx, self._rx = trio.open_memory_channel[Any](capacity)
         self._half = max(1, capacity // 2)
+        self._buffered = 0  # events sent and not yet received (no stats object per offer)
         self.dropped_audio = 0
         self.dropped_other = 0
 
@@ -33,12 +34,11 @@ class Subscription:
 
     def offer(self, event: Any, is_audio: bool) -> None:
         """Hand ``event`` over without waiting (or count it as dropped)."""
-        tx = self._tx
-        if is_audio and tx.statistics().current_buffer_used >= self._half:
+        if is_audio and self._buffered >= self._half:
             self.dropped_audio += 1
             return
         try:
-            tx.send_nowait(event)
+            self._tx.send_nowait(event)
         except trio.WouldBlock:
             if is_audio:
                 self.dropped_audio += 1
@@ -46,6 +46,8 @@ class Subscription:
                 self.dropped_other += 1
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
+        else:
+            self._buffered += 1
 
     def close(self) -> None:
         """End iteration after the buffered events."""
@@ -56,13 +58,15 @@ class Subscription:
 
         Cancellation: either returns an event or raises ``Cancelled`` and loses none.
         """
-        return await self._rx.receive()
+        event = await self._rx.receive()
+        self._buffered -= 1
+        return event
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Any:
         try:
-            return await self._rx.receive()
+            return await self.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None

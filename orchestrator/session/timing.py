@@ -96,7 +96,6 @@ class TurnTimer:
     planned_speech_start: float | None = None
     planned_speech_end: float | None = None
     planned_barge_in: float | None = None
-    speech_started_at: float | None = None
     speech_stopped_at: float | None = None
     create_sent_at: float | None = None
     response_created_at: float | None = None
@@ -263,10 +262,6 @@ class TurnTimer:
         )
 
     # ------------------------------------------------------------------ handlers
-    def _speech_started(self, ev: Any, t: float) -> None:
-        if self.speech_started_at is None:
-            self.speech_started_at = t
-
     def _speech_stopped(self, ev: Any, t: float) -> None:
         self.speech_stopped_at = t
 
@@ -349,27 +344,16 @@ def _status_reason(details: Any) -> str | None:
     return getattr(details, "type", None)
 
 
-def _table(
-    names: dict[str, Callable[[TurnTimer, Any, float], None]],
-) -> dict[type, Callable[[TurnTimer, Any, float], None]]:
-    return {getattr(P, name): fn for name, fn in names.items() if hasattr(P, name)}
-
-
-_SERVER = _table(
-    {
-        "InputAudioBufferSpeechStarted": TurnTimer._speech_started,
-        "InputAudioBufferSpeechStopped": TurnTimer._speech_stopped,
-        "ResponseCreated": TurnTimer._response_created,
-        "ResponseOutputAudioDelta": TurnTimer._audio_delta,
-        "ResponseOutputAudioTranscriptDelta": TurnTimer._transcript_delta,
-        "ResponseOutputTextDelta": TurnTimer._text_delta,
-        "ResponseFunctionCallArgumentsDone": TurnTimer._arguments_done,
-        "ResponseDone": TurnTimer._response_done,
-    }
-)
-_CLIENT = _table(
-    {
-        "ConversationItemCreate": TurnTimer._sent_item,
-        "ResponseCreate": TurnTimer._sent_create,
-    }
-)
+_SERVER: dict[type, Callable[[TurnTimer, Any, float], None]] = {
+    P.InputAudioBufferSpeechStopped: TurnTimer._speech_stopped,
+    P.ResponseCreated: TurnTimer._response_created,
+    P.ResponseOutputAudioDelta: TurnTimer._audio_delta,
+    P.ResponseOutputAudioTranscriptDelta: TurnTimer._transcript_delta,
+    P.ResponseOutputTextDelta: TurnTimer._text_delta,
+    P.ResponseFunctionCallArgumentsDone: TurnTimer._arguments_done,
+    P.ResponseDone: TurnTimer._response_done,
+}
+_CLIENT: dict[type, Callable[[TurnTimer, Any, float], None]] = {
+    P.ConversationItemCreate: TurnTimer._sent_item,
+    P.ResponseCreate: TurnTimer._sent_create,
+}

@@ -22,12 +22,12 @@ __all__ = ["Batch", "ToolExecMixin"]
 
 @attrs.define(eq=False)
 class Batch:
-    """Function calls of one response: outputs pending, response done, follow-up sent."""
+    """Function calls of one response: outputs pending, response done. Dropped once
+    its follow-up is sent."""
 
     turn: Turn
     pending: int = 0
     response_done: bool = False
-    followed: bool = False
 
 
 class ToolExecMixin:
@@ -65,9 +65,8 @@ class ToolExecMixin:
 
     def _maybe_followup(self: Session, rid: str) -> None:
         batch = self._batches.get(rid)
-        if batch is None or batch.followed or not batch.response_done or batch.pending:
+        if batch is None or not batch.response_done or batch.pending:
             return
-        batch.followed = True
         del self._batches[rid]
         if batch.turn.status == "open" and self._nursery is not None and not self._closing:
             self._nursery.start_soon(self._send_create, batch.turn, None)

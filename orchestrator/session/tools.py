@@ -19,11 +19,17 @@ import attrs
 import orjson
 import trio
 
+from orchestrator.protocol import FunctionTool
+
 __all__ = ["Tool", "ToolOutcome", "ToolRegistry"]
 
 ToolHandler = Callable[..., Awaitable[Any]] | Callable[..., Any]
 
 _NO_RESULT = object()
+
+
+def _no_parameters() -> dict[str, Any]:
+    return {"type": "object", "properties": {}}
 
 
 @attrs.frozen(kw_only=True)
@@ -36,9 +42,7 @@ class Tool:
     handler: ToolHandler | None = None
     result: Any = _NO_RESULT
     description: str | None = None
-    parameters: Mapping[str, Any] = attrs.field(
-        factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: Mapping[str, Any] = attrs.field(factory=_no_parameters)
     deadline: float | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -89,9 +93,7 @@ class ToolRegistry:
             handler=handler,
             result=result,
             description=description,
-            parameters=parameters
-            if parameters is not None
-            else {"type": "object", "properties": {}},
+            parameters=parameters if parameters is not None else _no_parameters(),
             deadline=deadline,
         )
         self.tools[name] = tool
@@ -99,8 +101,6 @@ class ToolRegistry:
 
     def function_tools(self) -> list[Any]:
         """The registry as protocol ``FunctionTool`` objects for a session config."""
-        from orchestrator.protocol import FunctionTool
-
         return [
             FunctionTool(name=t.name, description=t.description, parameters=dict(t.parameters))
             for t in self.tools.values()

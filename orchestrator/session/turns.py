@@ -61,7 +61,6 @@ class Turn:
     label: str | None = None
     status: TurnStatus = "open"
     reason: str | None = None
-    awaiting_followup: bool = False
     interrupts: str | None = None  # response id this turn barged in on
     user_item_id: str | None = None
     check: TurnCheck | None = None
