@@ -22,6 +22,7 @@ from orchestrator.protocol import Dialect
 from orchestrator.scenario import voice_session_config
 from orchestrator.session import ReconnectPolicy
 from orchestrator.session.actor import Session
+from orchestrator.session.link import Link
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import (
     Backoff,
@@ -64,21 +65,21 @@ CANCELLED = ("hang", "cancel_active")
 def broken_actor(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the actor raise AttributeError for sessions labelled actor_init/actor_link."""
     init = Session.__init__
-    link_loop = Session._link_loop
+    link_loop = Link._loop
 
     def patched_init(self: Session, spec: SessionSpec) -> None:
         if spec.label == "actor_init":
             raise AttributeError("'Session' object has no attribute 'broken'")
         init(self, spec)
 
-    async def patched_link_loop(self: Session) -> None:
-        if self.spec.label == "actor_link":
+    async def patched_link_loop(self: Link, started: Callable[[], None]) -> Any:
+        if self._spec.label == "actor_link":
             await trio.lowlevel.checkpoint()
             raise AttributeError("'Session' object has no attribute 'broken'")
-        await link_loop(self)
+        return await link_loop(self, started)
 
     monkeypatch.setattr(Session, "__init__", patched_init)
-    monkeypatch.setattr(Session, "_link_loop", patched_link_loop)
+    monkeypatch.setattr(Link, "_loop", patched_link_loop)
 
 
 @asynccontextmanager

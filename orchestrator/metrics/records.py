@@ -15,7 +15,9 @@ the JSON line (never 0).
     outcome     ``status: "completed"|"interrupted"|"failed"|"cancelled"|None`` (the turn's
                 final status: ``interrupted`` = cut off by a barge-in, ``cancelled`` = the
                 session ended first; ``None`` in files written before it was recorded),
-                ``reason: str | None`` (why, when not completed), ``gap_ms`` (time without a
+                ``reason: str | None`` (why, when not completed), ``failure``
+                (the same as a value when an exception or a server error caused it:
+                ``{type, message, where, traceback}``, see ``metrics.failure``), ``gap_ms`` (time without a
                 connection while the turn was open, from reconnects; 0.0 when none)
     latency ms  ``voice_to_voice_ms``, ``vad_delay_ms``, ``ttfb_ms``, ``response_created_ms``,
                 ``first_text_ms``, ``response_ms``, ``tool_roundtrip_ms`` (max over the
@@ -43,7 +45,8 @@ the JSON line (never 0).
 
 ``"kind": "session"`` -> :class:`SessionResult` (one per session actor, written when it ends)
     ``session_id``, ``status: "completed"|"failed"|"cancelled"``, ``reason: str | None``
-    ("TypeName: message" for failures), ``label`` (scenario name), ``attempt`` (0 for the
+    ("TypeName: message" for failures), ``failure`` (the failure as a value:
+    ``{type, message, where, traceback}``; the summary groups by its ``type``), ``label`` (scenario name), ``attempt`` (0 for the
     first run of this session id, +1 per supervisor restart), ``planned_start_s``,
     ``late_start_ms`` (actual minus planned start), ``connect_ms``, ``session_ready_ms``,
     ``t_end_s``, ``turns`` (count; the turn lines are separate), ``reconnects``,
@@ -57,7 +60,7 @@ the JSON line (never 0).
     as a turn, as totals over every response of the session (``None`` = not tracked; the
     summary then sums the session's turns instead).
 
-Fields added later (``TurnRecord.status``/``reason``/``user_transcript``/``gap_ms``,
+Fields added later (``TurnRecord.status``/``reason``/``failure``/``user_transcript``/``gap_ms``,
 ``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``) are optional
 with defaults, so older files still read.
 
@@ -81,6 +84,8 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_unstructure_fn
 from cattrs.preconf.orjson import make_converter
+
+from orchestrator.metrics.failure import Failure
 
 __all__ = [
     "ErrorRecord",
@@ -165,6 +170,7 @@ class TurnRecord:
     t_end_s: float
     status: TurnStatus | None = None
     reason: str | None = None
+    failure: Failure | None = None
     gap_ms: float = 0.0
 
     voice_to_voice_ms: float | None = None
@@ -218,6 +224,7 @@ class SessionResult:
     session_id: str
     status: SessionStatus
     reason: str | None = None
+    failure: Failure | None = None
     label: str | None = None
     attempt: int = 0
     planned_start_s: float

@@ -10,17 +10,29 @@ Public API::
              create_response, cancel_response, truncate, delete_item, retrieve_item,
              send_tool_output, wait_for, events, close), Turn
     TurnCheck (``check=`` of say_* / start_*_turn), EXPECTATION_FAILED (its error code)
-    ConversationState, TurnTimer, PlaybackClock (pure, usable on their own)
+    ConversationState, TurnTimer, PlaybackClock, TurnBook, SessionCore (pure, usable on
+    their own); SessionEnd (how a session ended), Failure (failures as values)
+
+Parts of the actor (see ``actor``): ``core`` (SessionCore: state, turn book, playback,
+waiters, subscriptions; synchronous), ``audio_in`` (pacing task), ``tool_task``,
+``effects`` (truncate / cancel / follow-up requests), ``link`` (connections, reconnect,
+rollover), ``actor`` (the public driver API, the nursery, the channels).
 """
 
-from .actor import Session, open_session, run_session
+from orchestrator.metrics.failure import Failure
+
+from .actor import Session, SessionEnd, open_session, run_session
+from .book import TurnBook
+from .core import SessionCore
 from .errors import (
+    ConnectTimeout,
     LinkLost,
     MaxDurationExceeded,
     RequestRejected,
     SessionEnded,
     SessionError,
     SessionFailure,
+    SessionReadyTimeout,
 )
 from .pacer import Pacer, SleepPacer, Ticker
 from .playback import PlaybackClock
@@ -37,8 +49,10 @@ __all__ = [
     "EXPECTATION_FAILED",
     "AudioSource",
     "ConnectFactory",
+    "ConnectTimeout",
     "ConnectionLike",
     "ConversationState",
+    "Failure",
     "ItemState",
     "LinkLost",
     "MaxDurationExceeded",
@@ -49,9 +63,12 @@ __all__ = [
     "RequestRejected",
     "ResponseState",
     "Session",
+    "SessionCore",
+    "SessionEnd",
     "SessionEnded",
     "SessionError",
     "SessionFailure",
+    "SessionReadyTimeout",
     "SessionSpec",
     "SleepPacer",
     "Subscription",
@@ -61,6 +78,7 @@ __all__ = [
     "ToolOutcome",
     "ToolRegistry",
     "Turn",
+    "TurnBook",
     "TurnCheck",
     "TurnTimer",
     "as_source",

@@ -1,9 +1,9 @@
-"""The audio-in task: paces user audio onto the socket on absolute deadlines.
+"""The audio-in task: paces user audio onto the ``out`` channel on absolute deadlines.
 
 Frame ``n`` (1-based) carries the audio ``[(n-1)*chunk, n*chunk)`` and is due at
 ``t0 + n*chunk / realtime_factor`` (a microphone can send audio only once it was
 spoken). ``t0`` is the planned start (a barge-in instant, or now aligned to the shared
-pacer's grid). The sender records each frame's lateness against its deadline, so a
+pacer's grid). The link's sender records each frame's lateness against its deadline, so a
 stalled loop shows up as lateness, never as a shifted plan.
 
 PCM16 frames of a read-only source (e.g. the built-in conversation's audio, shared by
@@ -33,13 +33,14 @@ from orchestrator.audio import (
     ulaw_encode,
 )
 
-from .sender import Out
+from .messages import Out
+from .pacer import Pacer
 from .turns import Turn
 
 if TYPE_CHECKING:
-    from .actor import Session
+    from .core import SessionCore
 
-__all__ = ["AudioInMixin", "Utterance", "input_encoder", "shared_b64_frames"]
+__all__ = ["AudioIn", "Utterance", "input_encoder", "shared_b64_frames"]
 
 #: per read-only source: ``(chunk, pad_last) -> base64 of every frame`` (freed with it)
 _B64_FRAMES: weakref.WeakKeyDictionary[Any, dict[tuple[int, bool], tuple[str, ...]]] = (
@@ -50,14 +51,32 @@ _B64_FRAMES: weakref.WeakKeyDictionary[Any, dict[tuple[int, bool], tuple[str, ..
 @attrs.define(eq=False)
 class Utterance:
     """One source to stream: ``tail`` keeps silence flowing after it until
-    ``stop_tail`` (server VAD saw the end of speech); ``queued`` is set when done."""
+    ``stop_tail`` (server VAD saw the end of speech). It ends exactly once: done when
+    its last frame is queued, or failed (``SessionEnded``) when the session ends
+    first; :meth:`wait` returns or raises accordingly."""
 
     source: Any
     turn: Turn | None
     start_at: float | None
     tail: bool
-    queued: trio.Event = attrs.field(factory=trio.Event)
     stop_tail: trio.Event = attrs.field(factory=trio.Event)
+    _done: trio.Event = attrs.field(factory=trio.Event)
+    _error: BaseException | None = None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the utterance (first call wins) and wake :meth:`wait`."""
+        if self._done.is_set():
+            return
+        self._error = error
+        self._done.set()
+
+    async def wait(self) -> None:
+        """Wait until the last frame is queued; raise the error it failed with.
+
+        Cancellation: raises ``Cancelled``; the utterance goes on."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
 
 
 def input_encoder(session: Any) -> Callable[[np.ndarray], str]:
@@ -120,15 +139,36 @@ def _frames(samples: np.ndarray, chunk: int, pad_last: bool) -> Iterator[np.ndar
         yield frame
 
 
-class AudioInMixin:
-    """Audio pacing of :class:`~orchestrator.session.actor.Session`."""
+class AudioIn:
+    """The audio-in task of one session: reads utterances from ``utter`` and paces
+    their frames onto its own clone of the ``out`` channel (closed when it ends).
 
-    async def _audio_in(self: Session) -> None:
-        async for utt in self._utter_rx:
-            await self._play(utt)
+    Resource handling: closes its ``utter`` receive end and its ``out`` clone when it
+    returns or is cancelled. An utterance it finishes is marked done through the core;
+    one it could not finish (cancelled: the session is ending) is failed by the core's
+    ``release``."""
 
-    async def _play(self: Session, utt: Utterance) -> None:
-        pacing = self.spec.pacing
+    def __init__(
+        self,
+        core: SessionCore,
+        utter: trio.MemoryReceiveChannel[Utterance],
+        out: trio.MemorySendChannel[Out],
+        pacer: Pacer,
+    ) -> None:
+        self._core = core
+        self._utter = utter
+        self._out = out
+        self._pacer = pacer
+
+    async def run(self) -> None:
+        with self._utter, self._out:
+            async for utt in self._utter:
+                await self._play(utt)
+                self._core.utterance_done(utt)
+
+    async def _play(self, utt: Utterance) -> None:
+        core = self._core
+        pacing = core.spec.pacing
         pacer = self._pacer
         rf = pacing.realtime_factor
         chunk = samples_for_ms(pacing.chunk_ms)
@@ -137,14 +177,12 @@ class AudioInMixin:
         t0 = utt.start_at if utt.start_at is not None else pacer.align(trio.current_time())
         turn = utt.turn
         if turn is not None:
-            timer = turn.timer
-            timer.planned_speech_start = t0 + (src.speech_start or 0) / SAMPLE_RATE / rf
-            if src.speech_end is not None:
-                timer.planned_speech_end = t0 + src.speech_end / SAMPLE_RATE / rf
-        self._tail_stop = utt.stop_tail if utt.tail else None
-        epoch = self._epoch
-        send = self._send_tx.send
-        encode = input_encoder(self.state.session or (self._configs[-1] if self._configs else None))
+            end = None if src.speech_end is None else t0 + src.speech_end / SAMPLE_RATE / rf
+            core.on_planned(turn, t0 + (src.speech_start or 0) / SAMPLE_RATE / rf, end)
+        core.tail_stop = utt.stop_tail if utt.tail else None
+        epoch = core.epoch
+        send = self._out.send
+        encode = input_encoder(core.input_format_source())
         pcm = encode is pcm16_to_b64
         cached = shared_b64_frames(src, chunk, utt.tail) if pcm else None
         pos = 0
@@ -159,8 +197,8 @@ class AudioInMixin:
         if utt.tail:
             quiet = silence(pacing.chunk_ms)
             quiet_b64 = encode(quiet) if pcm else None  # G.711: the resampler streams on
-            end = pos + pacing.max_tail_ms * SAMPLE_RATE // 1000
-            while pos < end and not utt.stop_tail.is_set() and epoch == self._epoch:
+            end_pos = pos + pacing.max_tail_ms * SAMPLE_RATE // 1000
+            while pos < end_pos and not utt.stop_tail.is_set() and epoch == core.epoch:
                 pos += chunk
                 deadline = t0 + pos / SAMPLE_RATE / rf
                 await pacer.wait_until(deadline)
@@ -168,4 +206,3 @@ class AudioInMixin:
                     break
                 event = P.InputAudioBufferAppend(audio=quiet_b64 or encode(quiet))
                 await send(Out(event, turn, planned=deadline, audio=True, epoch=epoch))
-        utt.queued.set()

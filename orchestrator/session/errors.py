@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ConnectTimeout",
     "LinkLost",
     "MaxDurationExceeded",
     "RequestRejected",
     "SessionEnded",
     "SessionError",
     "SessionFailure",
+    "SessionReadyTimeout",
 ]
 
 
@@ -55,3 +57,14 @@ class SessionFailure(SessionError):
 
 class MaxDurationExceeded(SessionFailure):
     """The session ran past ``SessionSpec.max_duration``."""
+
+
+class ConnectTimeout(SessionFailure):
+    """The server did not complete the connection (TCP, TLS, websocket upgrade) within
+    ``SessionSpec.connect_timeout``. Retried like a dropped connection."""
+
+
+class SessionReadyTimeout(SessionFailure):
+    """The connection opened but the session was not ready (``session.created`` /
+    ``session.updated`` for the config) within ``SessionSpec.ready_timeout``. Retried
+    like a dropped connection."""

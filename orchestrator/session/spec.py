@@ -78,7 +78,13 @@ class SessionSpec:
       handles calls itself);
     - ``pacing``, ``reconnect``: see :class:`PacingSpec`, :class:`ReconnectPolicy`;
     - ``max_duration``: seconds after the planned start at which the session is ended
-      (status ``failed``, reason ``MaxDurationExceeded``);
+      (status ``failed``, reason ``MaxDurationExceeded``); it bounds the driver too:
+      ``open_session`` cancels a driver still running ``driver_grace`` seconds after its
+      session ended;
+    - ``connect_timeout``: seconds to open a connection (TCP, TLS, upgrade), else
+      ``ConnectTimeout``; ``ready_timeout``: seconds from open to a ready session
+      (``session.created`` / ``session.updated``), else ``SessionReadyTimeout``; both
+      are retried like a dropped connection (None: no limit);
     - ``rollover_after``: connection age (s) after which the next turn boundary moves
       to a fresh connection; ``expiry_margin``: roll over that long before the
       server's ``expires_at``;
@@ -103,6 +109,9 @@ class SessionSpec:
     pacing: PacingSpec = attrs.field(factory=PacingSpec)
     reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
     max_duration: float | None = None
+    connect_timeout: float | None = 10.0
+    ready_timeout: float | None = 10.0
+    driver_grace: float = 2.0
     rollover_after: float | None = None
     expiry_margin: float = 60.0
     session_id: str = "session"
@@ -122,8 +131,12 @@ class SessionSpec:
             raise ValueError("SessionSpec: give exactly one of target= or connect=")
         if self.event_buffer < 1:
             raise ValueError(f"SessionSpec.event_buffer must be >= 1, got {self.event_buffer}")
-        if self.max_duration is not None and self.max_duration <= 0:
-            raise ValueError(f"SessionSpec.max_duration must be > 0, got {self.max_duration}")
+        for name in ("max_duration", "connect_timeout", "ready_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"SessionSpec.{name} must be > 0, got {value}")
+        if not self.driver_grace >= 0:
+            raise ValueError(f"SessionSpec.driver_grace must be >= 0, got {self.driver_grace}")
 
     @property
     def wire_dialect(self) -> Dialect:

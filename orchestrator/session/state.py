@@ -384,7 +384,9 @@ def _bytes_per_ms(session: Any, default: float) -> float:
     ftype = getattr(fmt, "type", None)
     if ftype in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw"):
         return 8.0
-    rate = getattr(fmt, "rate", None) or 24000
+    rate = getattr(fmt, "rate", None)
+    if not isinstance(rate, int | float) or not rate > 0:
+        rate = 24000  # absent, or nonsense (zero, negative): the protocol's only PCM rate
     return rate * 2 / 1000.0
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import attrs
 
 from orchestrator import protocol as P
+from orchestrator.metrics.failure import Failure
 from orchestrator.metrics.records import ErrorRecord, ToolCallRecord, TurnRecord
 from orchestrator.metrics.stats import percentile
 
@@ -231,6 +232,7 @@ class TurnTimer:
         transcript: str | None = None,
         status: str | None = None,
         reason: str | None = None,
+        failure: Failure | None = None,
         user_transcript: str | None = None,
     ) -> TurnRecord:
         """The turn as a ``TurnRecord`` (one JSON line). ``status`` / ``reason`` /
@@ -248,6 +250,7 @@ class TurnTimer:
             t_end_s=max(end, start) - run_t0,
             status=status,  # type: ignore[arg-type]
             reason=reason,
+            failure=failure,
             gap_ms=self.gap_ms,
             tool_calls=self.tool_records(),
             response_id=self.response_ids[-1] if self.response_ids else None,

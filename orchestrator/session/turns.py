@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 import trio
 
+from orchestrator.metrics.failure import Failure
 from orchestrator.metrics.records import ErrorRecord, TurnRecord
 
 from .state import ToolCall
 from .timing import TurnTimer
 
 if TYPE_CHECKING:
-    from .actor import Session
+    from .book import TurnBook
 
 __all__ = ["EXPECTATION_FAILED", "Turn", "TurnCheck", "TurnStatus"]
 
@@ -35,7 +36,10 @@ class Turn:
     ``status``: ``open`` until its final ``response.done``; then ``completed``,
     ``interrupted`` (cancelled by a barge-in), ``failed`` (failed response, lost
     connection) or ``cancelled`` (the session closed first). ``reason`` says why when
-    not completed. ``record`` is the :class:`TurnRecord` (final once not open).
+    not completed; ``failure`` is the same as a value (type, message, where, traceback
+    excerpt) when an error caused it. ``record`` is the :class:`TurnRecord` (final once
+    not open). ``book`` is the :class:`~orchestrator.session.book.TurnBook` the turn
+    belongs to: it answers the questions that need the conversation state.
 
     ``check`` (given to ``say_*`` / ``start_*_turn``): called once, synchronously, with
     this turn when it is finalized, whatever its final status (also ``failed`` on a lost
@@ -54,13 +58,14 @@ class Turn:
     turn, nor its check.
     """
 
-    session: Session
+    book: TurnBook
     index: int
     mode: Literal["audio", "text", "manual"]
     timer: TurnTimer
     label: str | None = None
     status: TurnStatus = "open"
     reason: str | None = None
+    failure: Failure | None = None
     interrupts: str | None = None  # response id this turn barged in on
     user_item_id: str | None = None
     check: TurnCheck | None = None
@@ -83,13 +88,13 @@ class Turn:
         """The assistant's transcript (audio) or text of this turn, as far as heard."""
         if self._transcript is not None:
             return self._transcript
-        return self.session._assistant_text(self.response_ids)
+        return self.book.assistant_text(self.response_ids)
 
     @property
     def user_transcript(self) -> str | None:
         """The server's transcription of the user audio when it produced one, else the
         text the user sent (text turns); None when neither is known."""
-        st = self.session.state.items.get(self.user_item_id or "")
+        st = self.book.state.items.get(self.user_item_id or "")
         if st is not None and st.input_transcript is not None:
             return st.input_transcript
         return self._user_text
@@ -99,7 +104,7 @@ class Turn:
         """Function calls the model made in this turn, in order."""
         out: list[ToolCall] = []
         for rid in self.response_ids:
-            resp = self.session.state.responses.get(rid)
+            resp = self.book.state.responses.get(rid)
             if resp is not None:
                 out.extend(resp.function_calls)
         return out
@@ -113,7 +118,7 @@ class Turn:
         """The turn's metrics as one ``TurnRecord`` (a snapshot while still open)."""
         if self._record is not None:
             return self._record
-        return self.session._turn_record(self)
+        return self.book.record_of(self)
 
     async def wait(self) -> Turn:
         """Wait until the turn is over and return it.
@@ -123,17 +128,23 @@ class Turn:
         await self._done.wait()
         return self
 
-    def _finish(self, status: TurnStatus, reason: str | None, t: float) -> None:
+    def finish(
+        self, status: TurnStatus, reason: str | None, t: float, failure: Failure | None = None
+    ) -> bool:
+        """End the turn (once; later calls do nothing and return False): set its status,
+        run its check, freeze its record and wake :meth:`wait`. Called by its book."""
         if self.status != "open":
-            return
+            return False
         self.status = status
         self.reason = reason
+        self.failure = failure
         if self.timer.closed_at is None:
             self.timer.closed_at = t
-        self._transcript = self.session._assistant_text(self.response_ids)
+        self._transcript = self.book.assistant_text(self.response_ids)
         self._run_check(t)
-        self._record = self.session._turn_record(self)
+        self._record = self.book.record_of(self)
         self._done.set()
+        return True
 
     def _run_check(self, t: float) -> None:
         """Run ``check`` (once) and file its failures on the turn and its timer."""
@@ -146,7 +157,7 @@ class Turn:
         except Exception as exc:  # noqa: BLE001 - a broken check is a failed expectation
             messages = (f"check raised {type(exc).__name__}: {exc}",)
         self.expectation_failures = messages
-        t_s = t - self.session._run_t0
+        t_s = t - self.book.run_t0
         for message in messages:
             self.timer.add_error(
                 ErrorRecord(code=EXPECTATION_FAILED, message=message, event_type=None, t_s=t_s)
