@@ -143,13 +143,15 @@ class ErrorRecord:
 class ToolCallRecord:
     """One function call of a turn: ``roundtrip_ms`` is ``function_call_arguments.done`` ->
     our ``function_call_output`` sent; ``ok`` is False when the tool raised or timed out
-    (``error`` says why)."""
+    (``error`` says why; ``failure``, when the handler raised, holds the exception with
+    a traceback excerpt)."""
 
     name: str
     call_id: str
     roundtrip_ms: float | None = None
     ok: bool = True
     error: str | None = None
+    failure: Failure | None = None
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ Layout of the dict returned by :func:`build_summary` (JSON-ready, stable key ord
                   when its status is "failed", it has an error record or a "failed"
                   response; see ``TurnRecord.failed``), late_starts,
                   dropped_starts, reconnects, cost_usd
-    sessions      by_status, failure_types (reason type name -> count), failure_reasons
+    sessions      by_status, failure_types (``failure.type`` -> count), failure_reasons
                   (full reason -> count, most common 20), gap_ms_total
     turns         by_mode, by_status (turn status -> count; "(unknown)" for records
                   without one), by_response_status, by_error_code, failure_reasons (failed
@@ -271,10 +271,14 @@ def _round(value: float | int | None) -> float | int | None:
     return round(value, 3) if isinstance(value, float) else value
 
 
-def _reason_type(reason: str | None) -> str:
-    if not reason:
+def _failure_type(result: SessionResult) -> str:
+    """The failure's type; for records written before ``failure`` existed, the type
+    name that leads their ``"Type: message"`` reason."""
+    if result.failure is not None:
+        return result.failure.type
+    if not result.reason:
         return "(no reason)"
-    return reason.split(":", 1)[0].strip() or "(no reason)"
+    return result.reason.split(":", 1)[0].strip() or "(no reason)"
 
 
 def _turn_failure_reason(turn: TurnRecord) -> str:
@@ -361,7 +365,7 @@ def build_summary(
         "sessions": {
             "by_status": dict(sorted(by_status.items())),
             "failure_types": dict(
-                collections.Counter(_reason_type(s.reason) for s in failed_sessions).most_common()
+                collections.Counter(_failure_type(s) for s in failed_sessions).most_common()
             ),
             "failure_reasons": dict(
                 collections.Counter(s.reason or "(no reason)" for s in failed_sessions).most_common(

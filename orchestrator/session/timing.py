@@ -85,6 +85,7 @@ class _ToolMark:
     output_sent_at: float | None = None
     ok: bool = True
     error: str | None = None
+    failure: Failure | None = None
 
 
 @attrs.define(eq=False)
@@ -144,12 +145,15 @@ class TurnTimer:
     def add_error(self, record: ErrorRecord) -> None:
         self.errors.append(record)
 
-    def tool_result(self, call_id: str, *, ok: bool, error: str | None) -> None:
+    def tool_result(
+        self, call_id: str, *, ok: bool, error: str | None, failure: Failure | None = None
+    ) -> None:
         """Record whether a call's handler succeeded (set before its output is sent)."""
         mark = self.tools.get(call_id)
         if mark is not None:
             mark.ok = ok
             mark.error = error
+            mark.failure = failure
 
     def mark_barge_in_stop(self, t: float) -> None:
         if self.barge_in_stop_at is None:
@@ -217,6 +221,7 @@ class TurnTimer:
                 roundtrip_ms=_ms(m.args_done_at, m.output_sent_at),
                 ok=m.ok,
                 error=m.error,
+                failure=m.failure,
             )
             for call_id, m in self.tools.items()
         )

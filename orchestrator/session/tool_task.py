@@ -51,7 +51,9 @@ class ToolTask:
         outcome = await registry.call(call.name, call.arguments)
         if job.epoch != core.epoch:
             return  # the connection this call belonged to is gone
-        turn.timer.tool_result(call.call_id, ok=outcome.ok, error=outcome.error)
+        turn.timer.tool_result(
+            call.call_id, ok=outcome.ok, error=outcome.error, failure=outcome.failure
+        )
         if not outcome.ok:
             core.add_error(
                 ErrorRecord(

@@ -19,6 +19,7 @@ import attrs
 import orjson
 import trio
 
+from orchestrator.metrics.failure import Failure
 from orchestrator.protocol import FunctionTool
 
 __all__ = ["Tool", "ToolOutcome", "ToolRegistry"]
@@ -53,11 +54,13 @@ class Tool:
 @attrs.frozen(kw_only=True)
 class ToolOutcome:
     """What one call produced: ``output`` is the string sent as ``function_call_output``;
-    ``ok`` is False when it is an error payload (``error`` says why)."""
+    ``ok`` is False when it is an error payload (``error`` says why; ``failure`` holds the
+    exception, with a traceback excerpt, when the handler raised)."""
 
     output: str
     ok: bool = True
     error: str | None = None
+    failure: Failure | None = None
 
 
 def _encode(value: Any) -> str:
@@ -66,8 +69,8 @@ def _encode(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _failure(message: str) -> ToolOutcome:
-    return ToolOutcome(output=_encode({"error": message}), ok=False, error=message)
+def _failure(message: str, failure: Failure | None = None) -> ToolOutcome:
+    return ToolOutcome(output=_encode({"error": message}), ok=False, error=message, failure=failure)
 
 
 @attrs.define(eq=False)
@@ -138,6 +141,8 @@ class ToolRegistry:
             except trio.Cancelled:
                 raise
             except Exception as exc:  # a broken tool is data, not a crash
-                return _failure(f"{type(exc).__name__}: {exc}")
+                # the model gets the message only; the record keeps the traceback
+                failure = Failure.from_exception(exc, f"tool {name}")
+                return _failure(str(failure), failure)
         assert scope.cancelled_caught
         return _failure(f"tool {name!r} missed its deadline of {deadline:g}s")

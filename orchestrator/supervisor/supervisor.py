@@ -40,6 +40,7 @@ late is counted (``late_starts``; ``late_start_ms`` on the result) or dropped (b
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -50,6 +51,7 @@ import attrs
 import trio
 
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
+from orchestrator.metrics.failure import Failure
 from orchestrator.session.actor import Session, open_session
 from orchestrator.session.pacer import Pacer, Ticker
 from orchestrator.session.spec import SessionSpec
@@ -83,6 +85,12 @@ __all__ = [
     "SupervisorDraining",
     "open_supervisor",
 ]
+
+log = logging.getLogger(__name__)
+
+#: Extra seconds an attempt may run past ``max_duration + driver_grace`` (closing the
+#: socket, finishing the result) before the supervisor cancels it.
+ATTEMPT_SLACK_S = 5.0
 
 #: A conversation script: called with the ready session handle; returning ends the session
 #: normally (websocket close 1000). Exceptions it raises fail that session (as data).
@@ -424,7 +432,12 @@ class Supervisor:
 
     async def _attempt(self, handle: SessionHandle, planned: float) -> SessionResult:
         """Run one attempt; always returns its result (or raises ``Cancelled`` after
-        recording a cancelled result)."""
+        recording a cancelled result).
+
+        An attempt is bounded: with a ``max_duration`` the session ends itself and its
+        block cancels a driver that outlives it (``driver_grace``); on top of that this
+        guard cancels an attempt still running ``ATTEMPT_SLACK_S`` after all of those,
+        and records it as failed with ``AttemptOverrun``."""
         self._set_state(handle, "connecting")
         self.started += 1
         self._starts.add(trio.current_time())
@@ -432,17 +445,27 @@ class Supervisor:
         session: Session | None = None
         try:
             spec = self._attempt_spec(handle, planned)
-            try:
-                async with open_session(spec) as opened:
-                    session = opened
-                    handle.session = opened
-                    if opened.result is None:
-                        self._set_state(handle, "active")
-                    if handle.driver is not None and opened.result is None:
-                        await handle.driver(opened)
-            except* Exception as group:
-                leaf = _first_leaf(group)
-                result = self._failed_result(handle, planned, session, leaf)
+            with trio.CancelScope(deadline=_attempt_deadline(spec, planned)) as guard:
+                try:
+                    async with open_session(spec) as opened:
+                        session = opened
+                        handle.session = opened
+                        if opened.result is None:
+                            self._set_state(handle, "active")
+                        if handle.driver is not None and opened.result is None:
+                            await handle.driver(opened)
+                except* Exception as group:
+                    failure = Failure.from_exception(group, "attempt")
+                    log.debug("%s: attempt failed", handle.session_id, exc_info=group)
+                    result = self._failed_result(handle, planned, session, failure)
+            if guard.cancelled_caught:
+                failure = Failure(
+                    type="AttemptOverrun",
+                    message=f"attempt still running {ATTEMPT_SLACK_S:g} s after its "
+                    "session's limits; cancelled",
+                    where="supervisor",
+                )
+                result = self._local_result(handle, planned, "failed", failure)
             if result is None:
                 assert session is not None
                 result = session.result
@@ -462,7 +485,7 @@ class Supervisor:
         handle: SessionHandle,
         planned: float,
         session: Session | None,
-        exc: BaseException,
+        failure: Failure,
     ) -> SessionResult:
         # The actor decides the status of a session it ran: one aborted because the
         # driver raised is ``failed`` with the driver's error as reason (or its own,
@@ -471,16 +494,17 @@ class Supervisor:
         base = session.result if session is not None else None
         if base is not None:
             return base
-        return self._local_result(handle, planned, "failed", f"{type(exc).__name__}: {exc}")
+        return self._local_result(handle, planned, "failed", failure)
 
     def _local_result(
-        self, handle: SessionHandle, planned: float, status: str, reason: str | None
+        self, handle: SessionHandle, planned: float, status: str, failure: Failure | None
     ) -> SessionResult:
         now = trio.current_time()
         return SessionResult(
             session_id=handle.session_id,
             status=status,  # type: ignore[arg-type]
-            reason=reason,
+            reason=None if failure is None else str(failure),
+            failure=failure,
             label=handle.spec.label,
             attempt=handle.attempt,
             planned_start_s=planned - self.t0,
@@ -614,10 +638,11 @@ class Supervisor:
         return await run_workload(self, workload)
 
 
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
+def _attempt_deadline(spec: SessionSpec, planned: float) -> float:
+    """When the supervisor gives up on an attempt (inf: the session has no limit)."""
+    if spec.max_duration is None:
+        return math.inf
+    return planned + spec.max_duration + spec.driver_grace + ATTEMPT_SLACK_S
 
 
 @asynccontextmanager
