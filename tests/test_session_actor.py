@@ -808,3 +808,50 @@ async def test_abort_without_an_error_is_cancelled(
         nursery.cancel_scope.cancel()
     assert session2.result is not None and session2.result.status == "failed"
     assert session2.result.reason == "KeyError: 'gone'"
+
+
+async def test_expires_at_is_judged_on_the_trio_clock(autojump_clock: object) -> None:
+    """``expires_at`` is converted to the trio clock when it arrives: fake time passing
+    brings the expiry closer (no wall clock involved), and the next turn rolls over."""
+    cfg = server_config(faults=FaultConfig(session_max_s=600.0))
+    spec = SessionSpec(connect=memory_factory(cfg), expiry_margin=60.0)
+    async with open_session(spec) as session:
+        first = await session.say_text("one")
+        assert session.rollovers == 0  # 600 s away: outside the 60 s margin
+        await trio.sleep(545.0)  # fake time only: about 55 s left now
+        second = await session.say_text("two")
+    assert first.status == second.status == "completed"
+    assert session.rollovers == 1
+
+
+async def test_a_negative_output_rate_never_gives_negative_audio(autojump_clock: object) -> None:
+    session_event = {
+        "type": "session.updated",
+        "session": {
+            "type": "realtime",
+            "id": "s",
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": -24000}}},
+        },
+    }
+    delta = {
+        "type": "response.output_audio.delta",
+        "response_id": "r1",
+        "item_id": "i1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "AAAAAAAAAAAAAAAA",
+    }
+    done = {"type": "response.done", "response": {"id": "r1", "status": "completed"}}
+    created = {"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}
+
+    def reply(ev: Any) -> list[str]:
+        if isinstance(ev, P.ResponseCreate):
+            return [frame(created), frame(delta), frame(done)]
+        return []
+
+    conn = _script({"type": "session.created", "session": {"id": "s"}}, session_event, reply=reply)
+    async with open_session(SessionSpec(connect=scripted_factory(conn))) as session:
+        await conn.drained.wait()
+        turn = await session.say_text("hi")
+    assert turn.status == "completed"
+    assert turn.record.audio_out_ms is not None and turn.record.audio_out_ms > 0
