@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -297,3 +298,32 @@ async def test_starts_dropped_while_waiting_for_the_breaker_return_their_grants(
     dropped = [e for e in sink.events if e["kind"] == "start_dropped"]
     assert len(dropped) == stats.dropped
     assert stats.planned == stats.dropped + len({r.session_id for r in sink.sessions})
+
+
+async def test_an_attempt_is_bounded_even_when_its_driver_never_returns(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a session that never finishes, or a driver that never returns: the
+    attempt still ends ``max_duration + driver_grace`` after its planned start."""
+
+    async def close_forever(self: Session) -> None:
+        await trio.sleep_forever()
+
+    async def stuck(session: Session) -> None:
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(Session, "close", close_forever)
+    async with fleet(("ok",)) as spec_for, open_supervisor(timeline_interval_s=None) as sup:
+        handles = []
+        for driver in (None, stuck):
+            spec = attrs.evolve(spec_for(0), max_duration=30.0, driver_grace=1.0)
+            handles.append(await sup.start(spec, driver, restart=RestartType.TEMPORARY))
+        started = trio.current_time()
+        with trio.fail_after(120):
+            for handle in handles:
+                await handle.wait()
+        assert trio.current_time() - started == pytest.approx(31.0)
+    for handle in handles:
+        result = handle.result
+        assert result is not None and result.status == "failed"
+        assert result.failure is not None and result.failure.type == "MaxDurationExceeded"

@@ -88,10 +88,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Extra seconds an attempt may run past ``max_duration + driver_grace`` (closing the
-#: socket, finishing the result) before the supervisor cancels it.
-ATTEMPT_SLACK_S = 5.0
-
 #: A conversation script: called with the ready session handle; returning ends the session
 #: normally (websocket close 1000). Exceptions it raises fail that session (as data).
 Driver = Callable[[Session], Awaitable[None]]
@@ -434,10 +430,9 @@ class Supervisor:
         """Run one attempt; always returns its result (or raises ``Cancelled`` after
         recording a cancelled result).
 
-        An attempt is bounded: with a ``max_duration`` the session ends itself and its
-        block cancels a driver that outlives it (``driver_grace``); on top of that this
-        guard cancels an attempt still running ``ATTEMPT_SLACK_S`` after all of those,
-        and records it as failed with ``AttemptOverrun``."""
+        An attempt is bounded by its session: with a ``max_duration`` the session ends
+        itself, and its ``open_session`` block cancels a driver still running
+        ``driver_grace`` seconds later."""
         self._set_state(handle, "connecting")
         self.started += 1
         self._starts.add(trio.current_time())
@@ -445,27 +440,18 @@ class Supervisor:
         session: Session | None = None
         try:
             spec = self._attempt_spec(handle, planned)
-            with trio.CancelScope(deadline=_attempt_deadline(spec, planned)) as guard:
-                try:
-                    async with open_session(spec) as opened:
-                        session = opened
-                        handle.session = opened
-                        if opened.result is None:
-                            self._set_state(handle, "active")
-                        if handle.driver is not None and opened.result is None:
-                            await handle.driver(opened)
-                except* Exception as group:
-                    failure = Failure.from_exception(group, "attempt")
-                    log.debug("%s: attempt failed", handle.session_id, exc_info=group)
-                    result = self._failed_result(handle, planned, session, failure)
-            if guard.cancelled_caught:
-                failure = Failure(
-                    type="AttemptOverrun",
-                    message=f"attempt still running {ATTEMPT_SLACK_S:g} s after its "
-                    "session's limits; cancelled",
-                    where="supervisor",
-                )
-                result = self._local_result(handle, planned, "failed", failure)
+            try:
+                async with open_session(spec) as opened:
+                    session = opened
+                    handle.session = opened
+                    if opened.result is None:
+                        self._set_state(handle, "active")
+                    if handle.driver is not None and opened.result is None:
+                        await handle.driver(opened)
+            except* Exception as group:
+                failure = Failure.from_exception(group, "attempt")
+                log.debug("%s: attempt failed", handle.session_id, exc_info=group)
+                result = self._failed_result(handle, planned, session, failure)
             if result is None:
                 assert session is not None
                 result = session.result
@@ -636,13 +622,6 @@ class Supervisor:
         from orchestrator.supervisor.workload import run_workload
 
         return await run_workload(self, workload)
-
-
-def _attempt_deadline(spec: SessionSpec, planned: float) -> float:
-    """When the supervisor gives up on an attempt (inf: the session has no limit)."""
-    if spec.max_duration is None:
-        return math.inf
-    return planned + spec.max_duration + spec.driver_grace + ATTEMPT_SLACK_S
 
 
 @asynccontextmanager
