@@ -337,7 +337,7 @@ class Session:
             pacer_lateness_p50_ms=lateness.percentile(50),
             pacer_lateness_p99_ms=lateness.percentile(99),
             pacer_lateness_max_ms=lateness.max,
-            **usage,  # type: ignore[arg-type]
+            **usage,
         )
 
     # ================================================================ plumbing

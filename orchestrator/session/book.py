@@ -121,9 +121,9 @@ class TurnBook:
         """The connection is gone: no claim will be answered."""
         self._claims.clear()
 
-    def turn_of(self, response_id: str) -> Turn | None:
+    def turn_of(self, response_id: str | None) -> Turn | None:
         """The turn ``response_id`` belongs to (open or not), if known."""
-        return self._by_response.get(response_id)
+        return self._by_response.get(response_id or "")
 
     def route(self, event: Any, t: float) -> Turn | None:
         """The open turn ``event`` belongs to (None: no open turn owns it)."""

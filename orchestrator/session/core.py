@@ -40,7 +40,7 @@ from .reconnect import is_fatal_code
 from .spec import SessionSpec
 from .state import ConversationState
 from .subscription import Subscription
-from .turns import Turn
+from .turns import Turn, TurnStatus
 from .waiters import Waiter
 
 __all__ = ["SessionCore"]
@@ -488,7 +488,7 @@ class SessionCore:
         self.closing = True
         reason = str(failure) if failure is not None else f"session {status}"
         for turn in self.book.open_turns():
-            turn_status = "failed" if status == "failed" else "cancelled"
+            turn_status: TurnStatus = "failed" if status == "failed" else "cancelled"
             self.book.finish(turn, turn_status, reason, t, failure)
 
     def release(self, ended: BaseException) -> None:

@@ -303,9 +303,11 @@ class Link:
         events = [
             P.ConversationItemCreate(item=item, event_id=P.new_id("event_")) for item in items
         ]
-        last_id = items[-1].id
+        last_id = getattr(items[-1], "id", None)
         waiter = Waiter(
-            lambda ev: type(ev) is P.ConversationItemAdded and ev.item.id == last_id,
+            lambda ev: (
+                type(ev) is P.ConversationItemAdded and getattr(ev.item, "id", None) == last_id
+            ),
             events[-1].event_id,
             "conversation.item.create",
         )

@@ -266,7 +266,7 @@ class TurnTimer:
             transcript=transcript,
             user_transcript=user_transcript,
             **self.metrics(),  # type: ignore[arg-type]
-            **self.usage,  # type: ignore[arg-type]
+            **self.usage,
         )
 
     # ------------------------------------------------------------------ handlers
@@ -325,7 +325,7 @@ class TurnTimer:
     def _sent_item(self, ev: Any, t: float) -> None:
         item = ev.item
         if isinstance(item, P.FunctionCallOutputItem):
-            mark = self.tools.get(item.call_id)
+            mark = self.tools.get(item.call_id or "")
             if mark is not None and mark.output_sent_at is None:
                 mark.output_sent_at = t
 
