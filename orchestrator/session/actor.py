@@ -66,7 +66,7 @@ from .state import ConversationState, text_message
 from .subscription import Subscription
 from .tool_task import ToolTask
 from .turns import Turn, TurnCheck
-from .waiters import Waiter
+from .waiters import Waiter, await_waiter
 
 __all__ = ["Session", "SessionEnd", "open_session", "run_session"]
 
@@ -361,17 +361,7 @@ class Session:
         and unregister it; raise its error or return its result. Cancellation: the waiter
         is unregistered; whatever ``send`` already sent stays sent."""
         self._check_alive()
-        core = self._core
-        core.add_waiter(waiter)
-        try:
-            if send is not None:
-                await send()
-            await waiter.event.wait()
-        finally:
-            core.remove_waiter(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+        return await await_waiter(self._core, waiter, send)
 
     async def _request(
         self, event: Any, match: Callable[[Any], bool], turn: Turn | None = None

@@ -5,13 +5,16 @@ planned instant when there is no server VAD."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 from orchestrator import protocol as P
 
 from .core import SessionCore
+from .errors import LinkLost, SessionEnded
 from .messages import Action, Cut, FollowUp, LocalInterrupt, Out
-from .waiters import Waiter
+from .waiters import Waiter, await_waiter
 
 __all__ = ["Effects"]
 
@@ -54,25 +57,23 @@ class Effects:
         """Cancel (if we must), wait until the active response is over, then truncate."""
         core = self._core
         active = cut.active
-        waiter = None
-        if active is not None and cut.truncate is not None:
+        resp = core.state.responses.get(active or "")
+        if cut.truncate is not None and resp is not None and not resp.done:
+            # registered before the cancel goes out, so its response.done cannot be missed
             waiter = Waiter(
                 lambda ev: type(ev) is P.ResponseDone and ev.response.id == active,
                 None,
                 "interrupt",
             )
-            core.add_waiter(waiter)
-        try:
-            if cut.cancel is not None:
-                await self._out.send(Out(cut.cancel, cut.turn))
-            if waiter is not None:
-                resp = core.state.responses.get(active or "")
-                if resp is not None and not resp.done:
-                    await waiter.event.wait()
-                if waiter.error is not None:
-                    return  # the connection went away: nothing left to cut
-        finally:
-            if waiter is not None:
-                core.remove_waiter(waiter)
+            try:
+                await await_waiter(core, waiter, lambda: self._send(cut.cancel, cut))
+            except (LinkLost, SessionEnded):
+                return  # the connection went away: nothing left to cut
+        else:
+            await self._send(cut.cancel, cut)
         if cut.truncate is not None and cut.truncate.item_id in core.state.items:
-            await self._out.send(Out(cut.truncate, cut.turn))
+            await self._send(cut.truncate, cut)
+
+    async def _send(self, event: Any, cut: Cut) -> None:
+        if event is not None:
+            await self._out.send(Out(event, cut.turn))

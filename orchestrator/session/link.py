@@ -32,7 +32,7 @@ from .errors import ConnectTimeout, RequestRejected, SessionFailure, SessionRead
 from .messages import Out
 from .reconnect import FINAL_CLOSE_CODES, RolloverRequested
 from .spec import ConnectionLike, SessionSpec
-from .waiters import Waiter
+from .waiters import Waiter, await_waiter
 
 __all__ = ["Link", "LinkOutcome"]
 
@@ -320,17 +320,13 @@ class Link:
         """Send ``events`` straight to ``conn`` (before the sender runs) and wait for
         ``waiter``; raise its error or return its event."""
         core = self._core
-        core.add_waiter(waiter)
-        try:
+
+        async def send_all() -> None:
             for event in events:
                 await conn.send(P.encode_client_event(event, core.dialect))
                 core.on_sent(Out(event, None), trio.current_time())
-            await waiter.event.wait()
-        finally:
-            core.remove_waiter(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+
+        return await await_waiter(core, waiter, send_all)
 
 
 def _after(seconds: float | None) -> float:

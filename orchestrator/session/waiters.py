@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import trio
 
-__all__ = ["Waiter"]
+__all__ = ["Waiter", "WaiterRegistry", "await_waiter"]
 
 
 class Waiter:
@@ -24,3 +24,32 @@ class Waiter:
         self.event = trio.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+class WaiterRegistry(Protocol):
+    """Where waiters are registered (``SessionCore``) so received events resolve them."""
+
+    def add_waiter(self, waiter: Waiter) -> None: ...
+
+    def remove_waiter(self, waiter: Waiter) -> None: ...
+
+
+async def await_waiter(
+    registry: WaiterRegistry,
+    waiter: Waiter,
+    send: Callable[[], Awaitable[object]] | None = None,
+) -> Any:
+    """Register ``waiter``, run ``send`` (if any), wait for the waiter to be resolved and
+    unregister it; raise its error or return its result.
+
+    Cancellation: the waiter is unregistered; whatever ``send`` already sent stays sent."""
+    registry.add_waiter(waiter)
+    try:
+        if send is not None:
+            await send()
+        await waiter.event.wait()
+    finally:
+        registry.remove_waiter(waiter)
+    if waiter.error is not None:
+        raise waiter.error
+    return waiter.result
