@@ -52,12 +52,12 @@ from orchestrator import protocol as P
 from orchestrator.metrics.failure import Failure, first_error
 from orchestrator.metrics.records import USAGE_FIELDS, SessionResult, TurnRecord
 
-from .audio_in import AudioIn, Utterance
+from .audio_in import AudioIn
 from .core import SessionCore
 from .effects import Effects
 from .errors import RequestRejected, SessionEnded
 from .link import Link
-from .messages import Action, LocalInterrupt, Out, ToolJob
+from .messages import Action, LocalInterrupt, Out, ToolJob, Utterance
 from .pacer import SleepPacer
 from .playback import PlaybackClock
 from .sources import as_source

@@ -18,7 +18,6 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import numpy as np
 import trio
 
@@ -33,50 +32,18 @@ from orchestrator.audio import (
     ulaw_encode,
 )
 
-from .messages import Out
+from .messages import Out, Utterance
 from .pacer import Pacer
-from .turns import Turn
 
 if TYPE_CHECKING:
     from .core import SessionCore
 
-__all__ = ["AudioIn", "Utterance", "input_encoder", "shared_b64_frames"]
+__all__ = ["AudioIn", "input_encoder", "shared_b64_frames"]
 
 #: per read-only source: ``(chunk, pad_last) -> base64 of every frame`` (freed with it)
 _B64_FRAMES: weakref.WeakKeyDictionary[Any, dict[tuple[int, bool], tuple[str, ...]]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-@attrs.define(eq=False)
-class Utterance:
-    """One source to stream: ``tail`` keeps silence flowing after it until
-    ``stop_tail`` (server VAD saw the end of speech). It ends exactly once: done when
-    its last frame is queued, or failed (``SessionEnded``) when the session ends
-    first; :meth:`wait` returns or raises accordingly."""
-
-    source: Any
-    turn: Turn | None
-    start_at: float | None
-    tail: bool
-    stop_tail: trio.Event = attrs.field(factory=trio.Event)
-    _done: trio.Event = attrs.field(factory=trio.Event)
-    _error: BaseException | None = None
-
-    def finish(self, error: BaseException | None = None) -> None:
-        """End the utterance (first call wins) and wake :meth:`wait`."""
-        if self._done.is_set():
-            return
-        self._error = error
-        self._done.set()
-
-    async def wait(self) -> None:
-        """Wait until the last frame is queued; raise the error it failed with.
-
-        Cancellation: raises ``Cancelled``; the utterance goes on."""
-        await self._done.wait()
-        if self._error is not None:
-            raise self._error
 
 
 def input_encoder(session: Any) -> Callable[[np.ndarray], str]:

@@ -30,11 +30,10 @@ from orchestrator.metrics.failure import Failure
 from orchestrator.metrics.histogram import LogHistogram
 from orchestrator.metrics.records import ErrorRecord
 
-from .audio_in import Utterance
 from .book import TurnBook
 from .errors import LinkLost, RequestRejected
 from .interrupt import plan_cut, server_interrupts, server_vad
-from .messages import Action, FollowUp, Out, ToolJob
+from .messages import Action, FollowUp, Out, ToolJob, Utterance
 from .playback import PlaybackClock
 from .reconnect import is_fatal_code
 from .spec import SessionSpec

@@ -1,5 +1,6 @@
-"""What travels on the session's channels (plain values, no behaviour).
+"""What travels on the session's channels (plain values; an utterance can be awaited).
 
+- ``utter`` (the driver -> the audio-in task): :class:`Utterance`;
 - ``out`` (every producer -> the link's sender): :class:`Out`;
 - ``calls`` (``SessionCore`` -> tool task): :class:`ToolJob`;
 - ``actions`` (``SessionCore`` -> effects task): :class:`Cut`, :class:`FollowUp`,
@@ -11,12 +12,44 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 if TYPE_CHECKING:
     from .state import ToolCall
     from .turns import Turn
 
-__all__ = ["Action", "Cut", "FollowUp", "LocalInterrupt", "Out", "ToolJob"]
+__all__ = ["Action", "Cut", "FollowUp", "LocalInterrupt", "Out", "ToolJob", "Utterance"]
+
+
+@attrs.define(eq=False)
+class Utterance:
+    """One source to stream: ``tail`` keeps silence flowing after it until
+    ``stop_tail`` (server VAD saw the end of speech). It ends exactly once: done when
+    its last frame is queued, or failed (``SessionEnded``) when the session ends
+    first; :meth:`wait` returns or raises accordingly."""
+
+    source: Any
+    turn: Turn | None
+    start_at: float | None
+    tail: bool
+    stop_tail: trio.Event = attrs.field(factory=trio.Event)
+    _done: trio.Event = attrs.field(factory=trio.Event)
+    _error: BaseException | None = None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the utterance (first call wins) and wake :meth:`wait`."""
+        if self._done.is_set():
+            return
+        self._error = error
+        self._done.set()
+
+    async def wait(self) -> None:
+        """Wait until the last frame is queued; raise the error it failed with.
+
+        Cancellation: raises ``Cancelled``; the utterance goes on."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
 
 
 class Out:

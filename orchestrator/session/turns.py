@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import attrs
 import trio
@@ -15,7 +15,18 @@ from .state import ToolCall
 from .timing import TurnTimer
 
 if TYPE_CHECKING:
-    from .book import TurnBook
+    from .state import ConversationState
+
+
+class TurnOwner(Protocol):
+    """What a turn asks of the book it belongs to (``TurnBook``)."""
+
+    state: ConversationState
+    run_t0: float
+
+    def assistant_text(self, response_ids: list[str]) -> str: ...
+
+    def record_of(self, turn: Turn) -> TurnRecord: ...
 
 __all__ = ["EXPECTATION_FAILED", "Turn", "TurnCheck", "TurnStatus"]
 
@@ -58,7 +69,7 @@ class Turn:
     turn, nor its check.
     """
 
-    book: TurnBook
+    book: TurnOwner
     index: int
     mode: Literal["audio", "text", "manual"]
     timer: TurnTimer
