@@ -2,7 +2,8 @@
 
 URL/headers/auth per endpoint kind (:mod:`.target`), secrets that never print
 (:mod:`.secret`), text-frame send/receive with typed close reasons (:mod:`.connection`,
-:mod:`.errors`). No event semantics here: messages are ``str``.
+:mod:`.errors`), one shared TLS context per process (:func:`default_ssl_context`). No
+event semantics here: messages are ``str``.
 """
 
 from orchestrator.transport.connection import (
@@ -12,6 +13,7 @@ from orchestrator.transport.connection import (
     RECEIVE_BUFFER_SIZE,
     Connection,
     connect_stream,
+    default_ssl_context,
     open_connection,
 )
 from orchestrator.transport.errors import (
@@ -25,6 +27,7 @@ from orchestrator.transport.errors import (
 from orchestrator.transport.secret import RedactingFilter, Secret, redact
 from orchestrator.transport.target import (
     API_KEY_ENV,
+    DEFAULT_MAX_MESSAGE_SIZE,
     OPENAI_BASE_URL,
     Auth,
     Provider,
@@ -38,6 +41,7 @@ from orchestrator.transport.target import (
 __all__ = [
     "API_KEY_ENV",
     "CLOSE_GRACE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_MESSAGE_SIZE",
     "MESSAGE_QUEUE_SIZE",
     "OPENAI_BASE_URL",
@@ -57,6 +61,7 @@ __all__ = [
     "build_target",
     "close_recoverable",
     "connect_stream",
+    "default_ssl_context",
     "open_connection",
     "realtime_url",
     "redact",

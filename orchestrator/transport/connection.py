@@ -7,22 +7,34 @@ certificate verification for ``wss``) and any trio stream (:func:`connect_stream
 
 Tuning (trio-websocket defaults in brackets):
 
-- ``max_message_size`` 16 MiB [1 MiB]: audio deltas and echoed items can be large; an
-  append may carry up to 15 MiB. A bigger message closes the socket with 1009.
+- ``max_message_size`` per :class:`Target`, default :data:`MAX_MESSAGE_SIZE` = 4 MiB
+  [1 MiB]: the largest message the client accepts from the server (audio deltas are
+  ~6 KB, the largest items a few hundred KB; it bounds the memory one connection can be
+  made to buffer). A bigger message closes the socket with 1009 and
+  :meth:`Connection.receive` raises a :class:`TransportClosed` that says so and names
+  the limit. What we send is not limited here (an append may carry up to 15 MiB).
 - ``receive_buffer_size`` 64 KiB [4 KiB]: one ``receive_some`` per audio delta instead of
   sixteen; measured on loopback with 64 KB text messages: 85 µs vs 325 µs CPU per message
   (client and trio-websocket server in one process).
 - ``message_queue_size`` 8 [1]: the reader keeps answering pings while the session's
   receiver handles a burst of deltas; still bounded.
 
+TLS: one :func:`default_ssl_context` per process, built on first use in a worker thread
+(loading the CA store costs ~15 ms of CPU, which would block the event loop for every
+``wss`` connection and reconnect); a supervisor calls it once before a run starts.
+
 Failure mapping (see :mod:`orchestrator.transport.errors`): close frames and drops become
-:class:`TransportClosed`; a non-101 answer to the upgrade :class:`HandshakeRejected`; DNS,
-refused, TLS, or EOF before the upgrade was answered :class:`ConnectFailed`.
+:class:`TransportClosed`; a non-101 HTTP answer to the upgrade :class:`HandshakeRejected`;
+DNS, refused, TLS, EOF before the upgrade was answered, or an answer that is not HTTP at
+all (another protocol on that port) :class:`ConnectFailed`.
 
 trio-websocket's reader ends silently (leaving ``wrap_client_stream`` waiting forever) when
-the stream breaks before the upgrade is answered. :class:`_HandshakeGuard` sits between it
-and the real stream until the ``101`` arrives and turns such an early end into an
-exception in the reader task, so the nursery reports it instead of hanging.
+the stream breaks before the upgrade is answered, and fails with an unrelated h11 error
+("can't handle event type Response when role=CLIENT") when the answer is not HTTP.
+:class:`_HandshakeGuard` sits between it and the real stream until the ``101`` arrives,
+turns such an early end into an exception in the reader task, so the nursery reports it
+instead of hanging, and refuses an answer that does not begin with an HTTP status line
+as soon as its first bytes show it (an SSH banner, a server that never closes).
 
 Client events go out as TEXT frames: :meth:`Connection.send` takes ``str`` only.
 ``orjson.dumps`` returns ``bytes``, which trio-websocket would send as a binary frame, and
@@ -32,25 +44,31 @@ the real service rejects binary frames.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
 
+import h11
 import trio
 import trio_websocket
+import wsproto.utilities
 
 from orchestrator.protocol.dialect import Dialect
 from orchestrator.transport.errors import (
     ABNORMAL,
+    MESSAGE_TOO_BIG,
     ConnectFailed,
     HandshakeRejected,
     TransportClosed,
 )
 from orchestrator.transport.secret import install_log_filter, redact, registered
-from orchestrator.transport.target import Target
+from orchestrator.transport.target import DEFAULT_MAX_MESSAGE_SIZE, Target
 
-MAX_MESSAGE_SIZE: Final = 16 * 2**20
+#: The default of :attr:`Target.max_message_size`: the largest server message accepted.
+MAX_MESSAGE_SIZE: Final = DEFAULT_MAX_MESSAGE_SIZE
 RECEIVE_BUFFER_SIZE: Final = 64 * 2**10
 MESSAGE_QUEUE_SIZE: Final = 8
 #: How long :meth:`Connection.aclose` waits for the peer to answer our close frame.
@@ -58,6 +76,10 @@ CLOSE_GRACE: Final = 2.0
 #: Characters of a rejection body kept in :class:`HandshakeRejected`.
 BODY_EXCERPT_CHARS: Final = 500
 _HEAD_LIMIT: Final = 64 * 2**10
+#: Characters of a non-HTTP answer quoted in :class:`ConnectFailed`.
+_NOT_HTTP_EXCERPT: Final = 40
+# An HTTP/1.x status line as h11 accepts it (the reason phrase may be missing).
+_STATUS_LINE: Final = re.compile(rb"HTTP/[0-9]\.[0-9] ([0-9]{3})(?:[ \t][^\r\n]*)?")
 
 logger: Final = logging.getLogger(__name__)
 install_log_filter("trio-websocket", __name__)
@@ -72,15 +94,42 @@ class _EarlyEnd(Exception):
         self.head = head
 
 
+class _NotHttp(Exception):
+    """The server's answer to the upgrade does not begin with an HTTP status line."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__("the server's answer to the websocket upgrade was not valid HTTP")
+        self.head = head
+
+
 class _HandshakeGuard(trio.abc.Stream):
     """Pass-through stream that raises :class:`_EarlyEnd` if the stream ends or breaks
-    before a ``101`` response head was received (see module docstring)."""
+    before a ``101`` response head was received, and :class:`_NotHttp` as soon as the
+    bytes received cannot be an HTTP response (see module docstring)."""
 
     def __init__(self, inner: trio.abc.Stream) -> None:
         self.inner = inner
         self.upgraded = False
         self._head = b""
         self._status: int | None = None
+        self._status_line = b""
+
+    @property
+    def answered(self) -> bool:
+        """Whether the server sent anything before the upgrade completed."""
+        return bool(self._head or self._status_line) or self.upgraded
+
+    @property
+    def status(self) -> int | None:
+        """The status code of the server's answer, once its status line arrived."""
+        return self._status
+
+    @property
+    def status_line(self) -> bytes:
+        """The first line the server sent (up to :data:`_HEAD_LIMIT` bytes)."""
+        if self._status_line:
+            return self._status_line
+        return self._head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self.upgraded:
@@ -113,16 +162,27 @@ class _HandshakeGuard(trio.abc.Stream):
             )
         if len(self._head) < _HEAD_LIMIT:
             self._head += bytes(data[: _HEAD_LIMIT - len(self._head)])
-        if self._status is None and b"\r\n" in self._head:
-            status_line = self._head.split(b"\r\n", 1)[0].split()
-            try:
-                self._status = int(status_line[1])
-            except (IndexError, ValueError):
-                self._status = 0
+        if self._status is None:
+            self._check_status_line()
         if self._status == 101 and b"\r\n\r\n" in self._head:
             self.upgraded = True
             self._head = b""
         return data
+
+    def _check_status_line(self) -> None:
+        """Parse the status line once it is complete; raise :class:`_NotHttp` as soon as
+        the bytes so far cannot begin one (h11 skips leading blank lines, so do we)."""
+        head = self._head.lstrip(b"\r\n")
+        if not head:
+            return
+        if not b"HTTP/".startswith(head[:5]):
+            raise _NotHttp(self.status_line)
+        if b"\n" in head or len(self._head) >= _HEAD_LIMIT:
+            match = _STATUS_LINE.fullmatch(self.status_line)
+            if match is None:
+                raise _NotHttp(self.status_line)
+            self._status = int(match[1])
+            self._status_line = match[0]
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -147,10 +207,33 @@ def _decode_headers(
     return tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
 
 
+def _size_text(n: int) -> str:
+    """``4194304`` -> ``"4 MiB"``; sizes that are not whole MiB / KiB in bytes."""
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
 def _closed_from(reason: trio_websocket.CloseReason | None, target: Target) -> TransportClosed:
-    """A close reason as :class:`TransportClosed` (1006 when there was no close frame)."""
+    """A close reason as :class:`TransportClosed` (1006 when there was no close frame).
+
+    When trio-websocket closed the connection itself because a message from the server
+    went over ``target.max_message_size``, the reason says so and names the limit. That
+    case is told apart from a server's own 1009 (which means *our* message was too big
+    for the server) by trio-websocket's exact reason text with our exact limit in it.
+    """
     if reason is None:
         return TransportClosed(ABNORMAL, "")
+    limit = target.max_message_size
+    if reason.code == MESSAGE_TOO_BIG and reason.reason == (
+        f"Exceeded maximum message size: {limit} bytes"
+    ):
+        return TransportClosed(
+            MESSAGE_TOO_BIG,
+            f"message too big (limit {_size_text(limit)}): the server sent a message "
+            "larger than Target.max_message_size",
+        )
     return TransportClosed(reason.code, redact(reason.reason or "", target.api_key))
 
 
@@ -161,7 +244,8 @@ class Connection:
     Attributes: ``target``; ``local`` / ``remote`` (``"host:port"`` for sockets, the
     stream type name otherwise); ``response_headers`` (the 101 response's headers,
     names lower case, e.g. ``x-request-id``); ``binary_frames_ignored`` (binary frames
-    received and dropped: the protocol is text-only).
+    received and dropped: the protocol is text-only; the first is logged as a WARNING,
+    later ones at DEBUG only).
 
     One task may call :meth:`send` while another calls :meth:`receive`.
     """
@@ -239,8 +323,10 @@ class Connection:
 
         Raises :class:`TransportClosed` once the websocket is closed and every message
         received before the close has been returned (``code`` 1006 when the connection
-        dropped without a close frame). Binary frames are not part of the protocol: they
-        are counted in ``binary_frames_ignored``, logged, and skipped.
+        dropped without a close frame; code 1009 with "message too big (limit ...)" when
+        the server sent a message over ``target.max_message_size``). Binary frames are
+        not part of the protocol: they are counted in ``binary_frames_ignored``, skipped,
+        and only the first one per connection is logged as a warning.
 
         Either returns a message or raises ``Cancelled`` and no message is lost.
         """
@@ -254,10 +340,15 @@ class Connection:
             if isinstance(message, str):
                 return message
             self.binary_frames_ignored += 1
-            logger.warning(
-                "ignoring a %d-byte binary frame from %s (the protocol is text-only)",
+            # One warning per connection: a server that streams binary frames would
+            # otherwise print thousands of lines; the count is in binary_frames_ignored.
+            logger.log(
+                logging.WARNING if self.binary_frames_ignored == 1 else logging.DEBUG,
+                "ignoring a %d-byte binary frame from %s (the protocol is text-only; "
+                "binary frame #%d, only the first is logged as a warning)",
                 len(message),
                 self.target.safe_url,
+                self.binary_frames_ignored,
             )
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
@@ -278,8 +369,39 @@ class Connection:
             await trio.aclose_forcefully(self._stream)
 
 
-def _translate(exc: BaseException, target: Target) -> BaseException:
-    """Map a trio-websocket / guard exception to our error types; others unchanged."""
+def _excerpt(line: bytes, target: Target) -> str:
+    text = redact(line.decode("utf-8", "replace"), target.api_key)
+    return repr(text[:_NOT_HTTP_EXCERPT] + ("..." if len(text) > _NOT_HTTP_EXCERPT else ""))
+
+
+def _translate(exc: BaseException, target: Target, guard: _HandshakeGuard) -> BaseException:
+    """Map a trio-websocket / guard / h11 / wsproto exception to our error types; others
+    unchanged. Never puts a library's message into ours: those may quote headers."""
+    if isinstance(exc, _NotHttp):
+        return ConnectFailed(
+            f"{target.safe_url}: the server's answer to the websocket upgrade was not valid "
+            f"HTTP (it began {_excerpt(exc.head, target)}; another protocol on that port?)",
+            recoverable=True,
+        )
+    if isinstance(exc, h11.ProtocolError | wsproto.utilities.ProtocolError):
+        # h11/wsproto refused the server's answer (trio-websocket then trips over its own
+        # error reply, an h11 LocalProtocolError), or refused our own request.
+        if not guard.answered:
+            return ConnectFailed(
+                f"{target.safe_url}: the websocket upgrade request could not be sent "
+                "(invalid request; check Target.headers)",
+                recoverable=False,
+            )
+        what = (
+            "a 101 that is not a valid websocket handshake"
+            if guard.status == 101
+            else "not valid HTTP"
+        )
+        return ConnectFailed(
+            f"{target.safe_url}: the server's answer to the websocket upgrade was {what} "
+            f"(it began {_excerpt(guard.status_line, target)})",
+            recoverable=True,
+        )
     if isinstance(exc, trio_websocket.ConnectionRejected):
         body = (exc.body or b"").decode("utf-8", "replace")
         excerpt = redact(body, target.api_key)[:BODY_EXCERPT_CHARS]
@@ -288,11 +410,9 @@ def _translate(exc: BaseException, target: Target) -> BaseException:
         )
     if isinstance(exc, _EarlyEnd):
         if exc.status not in (None, 101):
-            _, _, body = exc.head.partition(b"\r\n\r\n")
-            text = redact(body.decode("utf-8", "replace"), target.api_key)
-            return HandshakeRejected(
-                exc.status or 0, text[:BODY_EXCERPT_CHARS], url=target.safe_url
-            )
+            _, _, raw_body = exc.head.partition(b"\r\n\r\n")
+            text = redact(raw_body.decode("utf-8", "replace"), target.api_key)
+            return HandshakeRejected(exc.status, text[:BODY_EXCERPT_CHARS], url=target.safe_url)
         return ConnectFailed(f"{target.safe_url}: {exc}", recoverable=True)
     if isinstance(exc, trio_websocket.ConnectionClosed):
         return _closed_from(exc.reason, target)
@@ -313,10 +433,12 @@ async def connect_stream(stream: trio.abc.Stream, target: Target) -> AsyncIterat
     in a nursery this context manager owns.
 
     Error handling: raises :class:`HandshakeRejected` or :class:`ConnectFailed` when the
-    handshake fails. An exception raised by the body (e.g. :class:`TransportClosed` from
-    :meth:`Connection.receive`) propagates unchanged, not wrapped in an exception group
-    (this is the documented edge where the internal nursery's group is unwrapped);
-    if several unrelated errors happen at once, they are raised as a group.
+    handshake fails (``ConnectFailed(recoverable=True)`` when the server's answer is not
+    HTTP, e.g. an SSH banner). An exception raised by the body (e.g.
+    :class:`TransportClosed` from :meth:`Connection.receive`) propagates unchanged, not
+    wrapped in an exception group (this is the documented edge where the internal
+    nursery's group is unwrapped); if several unrelated errors happen at once, they are
+    raised as a group.
 
     Cancellation: either the handshake completes, or ``Cancelled`` is raised and the
     stream is closed.
@@ -337,7 +459,7 @@ async def connect_stream(stream: trio.abc.Stream, target: Target) -> AsyncIterat
                         target.resource,
                         extra_headers=target.request_headers(),
                         message_queue_size=MESSAGE_QUEUE_SIZE,
-                        max_message_size=MAX_MESSAGE_SIZE,
+                        max_message_size=target.max_message_size,
                         receive_buffer_size=RECEIVE_BUFFER_SIZE,
                     )
                 except BaseException:
@@ -360,7 +482,7 @@ async def connect_stream(stream: trio.abc.Stream, target: Target) -> AsyncIterat
             if group.split(trio.Cancelled)[1] is None:
                 raise  # only cancellation: let trio's cancel scopes handle the group
             await trio.aclose_forcefully(stream)
-            leaves = [_translate(e, target) for e in group.exceptions]
+            leaves = [_translate(e, target, guard) for e in group.exceptions]
             to_raise = leaves[0] if len(leaves) == 1 else BaseExceptionGroup(group.message, leaves)
     if to_raise is not None:
         # Raised outside the except block on purpose: the original trio-websocket
@@ -368,7 +490,43 @@ async def connect_stream(stream: trio.abc.Stream, target: Target) -> AsyncIterat
         raise to_raise
 
 
+_default_context: ssl.SSLContext | None = None
+_default_context_lock: Final = threading.Lock()
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The TLS context ``wss`` connections use when :func:`open_connection` gets none:
+    ``ssl.create_default_context()`` (certificates and host names verified), built on the
+    first call and returned by every later one, in every thread.
+
+    Building it loads the system CA store: about 15 ms of CPU that blocks the calling
+    thread. :func:`open_connection` builds it in a worker thread if nobody has yet; a
+    caller that opens many connections (the supervisor) calls this once before the run
+    starts so no connection waits for it. Thread-safe: concurrent first calls build
+    one context. The context is shared: do not change it (load another CA, ...); pass
+    your own ``ssl_context`` to :func:`open_connection` instead.
+    """
+    global _default_context
+    context = _default_context
+    if context is None:
+        with _default_context_lock:
+            if _default_context is None:
+                _default_context = ssl.create_default_context()
+            context = _default_context
+    return context
+
+
+async def _tls_context(given: ssl.SSLContext | None) -> ssl.SSLContext:
+    if given is not None:
+        return given
+    if _default_context is not None:
+        return _default_context
+    # Off the event loop; a cancelled call still waits for the thread (~15 ms).
+    return await trio.to_thread.run_sync(default_ssl_context)
+
+
 async def _open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    context = await _tls_context(ssl_context) if target.secure else None
     try:
         tcp = await trio.open_tcp_stream(target.host, target.port)
     except OSError as exc:
@@ -376,9 +534,8 @@ async def _open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> tr
             f"cannot connect to {target.host}:{target.port} ({target.safe_url}): {exc}",
             recoverable=True,
         ) from exc
-    if not target.secure:
+    if context is None:
         return tcp
-    context = ssl_context or ssl.create_default_context()
     tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
     try:
         await tls.do_handshake()
@@ -402,9 +559,11 @@ async def open_connection(
 ) -> AsyncIterator[Connection]:
     """Connect to ``target`` over TCP (TLS for ``wss``) and yield a :class:`Connection`.
 
-    TLS uses ``ssl.create_default_context()`` (certificates and host name verified)
-    unless ``ssl_context`` is given (e.g. a private CA). There is no timeout parameter:
-    wrap the call in ``trio.fail_after``/``move_on_after``.
+    TLS uses the shared :func:`default_ssl_context` (certificates and host name
+    verified; built once per process, in a worker thread if not built yet) unless
+    ``ssl_context`` is given (e.g. a private CA). The message size limit is
+    ``target.max_message_size``. There is no timeout parameter: wrap the call in
+    ``trio.fail_after``/``move_on_after``.
 
     Error handling: :class:`ConnectFailed` for DNS errors, refused or reset connections
     (recoverable) and TLS failures (certificate verification failures are not

@@ -22,6 +22,7 @@ for the beta dialect; ``Authorization: Bearer <key>`` (OpenAI, custom) or ``api-
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Final, Literal
@@ -35,6 +36,10 @@ Provider = Literal["openai", "azure", "azure-legacy", "custom"]
 Auth = Literal["bearer", "api-key"]
 
 OPENAI_BASE_URL: Final = "wss://api.openai.com/v1"
+#: Default :attr:`Target.max_message_size`: the largest message accepted from the server.
+#: Realtime server events are far smaller (audio deltas ~6 KB, items a few hundred KB);
+#: the limit bounds what one connection can be made to buffer and decode.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 4 * 2**20
 _PROVIDERS: Final = ("openai", "azure", "azure-legacy", "custom")
 #: The environment variable holding each provider's API key (when none is passed).
 API_KEY_ENV: Final[Mapping[str, str]] = {
@@ -47,6 +52,9 @@ API_KEY_ENV: Final[Mapping[str, str]] = {
 _RESERVED_HEADERS: Final = frozenset(
     {"authorization", "api-key", "openai-beta", "host", "upgrade", "connection"}
 )
+# RFC 9110 token characters (header names) and field-value characters (no CR, LF, NUL).
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE: Final = re.compile(r"[^\r\n\x00]*")
 
 
 def _headers_repr(headers: tuple[tuple[str, str], ...]) -> str:
@@ -61,8 +69,11 @@ class Target:
     ``url`` is the complete ``ws://``/``wss://`` URL (path and query included),
     ``dialect`` selects the protocol shape, ``api_key`` is sent as ``auth`` says
     (``"bearer"`` → ``Authorization: Bearer``, ``"api-key"`` → Azure's ``api-key``), and
-    ``headers`` are extra request headers. ``repr`` shows neither the key nor header
-    values. Build one with :func:`build_target` unless you already have a full URL.
+    ``headers`` are extra request headers. ``max_message_size`` is the largest message
+    (bytes) accepted from the server: a bigger one closes the connection with 1009
+    (default :data:`DEFAULT_MAX_MESSAGE_SIZE`, 4 MiB). ``repr`` shows neither the key nor
+    header values. Build one with :func:`build_target` unless you already have a full
+    URL. Raises ``ValueError`` naming the field (never quoting a header value).
     """
 
     url: str
@@ -70,14 +81,24 @@ class Target:
     api_key: Secret | None = None
     auth: Auth = "bearer"
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_headers_repr)
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     def __attrs_post_init__(self) -> None:
         _split_ws_url(self.url)  # validates scheme and host
         if self.auth not in ("bearer", "api-key"):
             raise ValueError(f"Target.auth must be 'bearer' or 'api-key', not {self.auth!r}")
-        for name, _ in self.headers:
+        for name, value in self.headers:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"Target.headers: {name!r} is not a valid header name")
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"Target.headers: {name!r} is set by the transport itself")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(f"Target.headers: the value of {name!r} has a line break or NUL")
+        size = self.max_message_size
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(
+                f"Target.max_message_size must be a positive number of bytes, not {size!r}"
+            )
 
     @property
     def host(self) -> str:
@@ -200,14 +221,16 @@ def build_target(
     env: Mapping[str, str] = os.environ,
     auth: Auth | None = None,
     headers: Mapping[str, str] | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> Target:
     """Build a :class:`Target` for ``provider`` (rules in the module docstring).
 
     ``model`` is the model name (OpenAI, custom) or the default deployment name (Azure).
     ``api_key`` wins over ``env``; ``openai`` and both Azure kinds require a key, custom
     servers do not. ``auth`` overrides the provider's default header style (e.g.
-    ``"bearer"`` with an Entra token on Azure). Raises ``ValueError`` naming the
-    offending parameter.
+    ``"bearer"`` with an Entra token on Azure). ``max_message_size``: the largest
+    server message accepted, in bytes (see :class:`Target`). Raises ``ValueError``
+    naming the offending parameter.
     """
     if provider not in _PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(_PROVIDERS)}; got {provider!r}")
@@ -248,6 +271,7 @@ def build_target(
         api_key=key,
         auth=auth or default_auth,
         headers=tuple((headers or {}).items()),
+        max_message_size=max_message_size,
     )
 
 
