@@ -10,7 +10,13 @@ Run: ``python benchmarks/bench_codec.py [--number N]``. Measures, for both diale
   ``response.done`` (an assistant audio message item and full usage), ``response.created``
   and ``session.updated`` (a full session with a tool, turn detection and transcription).
   These are real server frames (see :data:`CAPTURED`), trimmed only in long texts, so the
-  script needs nothing beside the package.
+  script needs nothing beside the package;
+- rejection of junk: a ``response.done`` whose ``response.output`` is an array of zeros
+  (2 MB and 600 KB: longer than ``MAX_ARRAY_LENGTH``, refused before any element is
+  looked at; 20 KB: under it, refused at its first element) must raise ``ProtocolError``
+  in about the time ``orjson.loads`` of it takes (it used to take ~24 s and 2.3 GB for
+  the 2 MB frame). Printed: the first call (cold allocator) and the best of the repeats,
+  in ms, next to ``orjson.loads``.
 
 Best of 5 repeats.
 """
@@ -20,14 +26,17 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import time
 import timeit
 from collections.abc import Callable
+from functools import partial
 
 import orjson
 
 from orchestrator.protocol import (
     Dialect,
     InputAudioBufferAppend,
+    ProtocolError,
     ResponseOutputAudioDelta,
     decode_server_event,
     encode_client_event,
@@ -211,6 +220,43 @@ def _bench(fn: Callable[[], object], number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 
 
+def junk_response_done(size: int) -> str:
+    """A ``response.done`` frame of about ``size`` bytes whose ``response.output`` is an
+    array of zeros instead of items."""
+    head = (
+        '{"type":"response.done","event_id":"event_1","response":{"object":'
+        '"realtime.response","id":"resp_1","status":"completed","output":['
+    )
+    n = max(1, (size - len(head) - 3) // 2)
+    return head + ",".join(["0"] * n) + "]}}"
+
+
+def _reject_ms(frame: str, dialect: Dialect) -> float:
+    start = time.perf_counter()
+    try:
+        decode_server_event(frame, dialect)
+    except ProtocolError as exc:
+        assert exc.event_type == "response.done" and exc.path.startswith("$.response.output")
+    else:
+        raise AssertionError("junk frame decoded")
+    return (time.perf_counter() - start) * 1e3
+
+
+def bench_junk(repeat: int = 5) -> None:
+    """Print how long rejecting junk ``response.done`` frames takes (see module doc)."""
+    print(f"junk response.done rejection; ms, first call and best of {repeat}")
+    for size in (2_000_000, 600_000, 20_000):
+        frame = junk_response_done(size)
+        loads_ms = min(timeit.repeat(partial(orjson.loads, frame), number=1, repeat=repeat))
+        print(f"  {len(frame):>9,d} bytes, {frame.count(','):>7,d} zeros:")
+        print(f"    {'orjson.loads':44s} {loads_ms * 1e3:8.2f} ms")
+        for dialect in Dialect:
+            first = _reject_ms(frame, dialect)
+            best = min(_reject_ms(frame, dialect) for _ in range(repeat))
+            label = f"decode_server_event [{dialect.name}] -> ProtocolError"
+            print(f"    {label:44s} {best:8.2f} ms  (first {first:.2f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--number", type=int, default=20000, help="calls per repeat")
@@ -247,6 +293,7 @@ def main() -> None:
             print(f"  {wire} ({len(text)} bytes)")
             print(f"    {'orjson.loads':44s} {raw_us:8.2f} µs")
             print(f"    {'decode_server_event':44s} {codec_us:8.2f} µs  ({codec_us / raw_us:.1f}x)")
+    bench_junk()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ requires ``session.type`` and rejects the beta-only ``temperature``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
+
+from .common import MAX_ARRAY_LENGTH
 
 __all__ = [
     "BETA_DECODE_TRANSFORMS",
@@ -133,7 +135,7 @@ def modalities_to_beta(m: Any) -> Any:
 
 def modalities_from_beta(m: Any) -> Any:
     """Beta ``modalities`` -> GA ``output_modalities`` (any list with audio -> ``["audio"]``)."""
-    if isinstance(m, list) and "audio" in m:
+    if _short_list(m) and "audio" in m:
         return ["audio"]
     return m
 
@@ -232,7 +234,7 @@ def session_from_beta(s: Any) -> Any:
 def _item_parts(item: Any, table: dict[str, str]) -> Any:
     if isinstance(item, dict):
         content = item.get("content")
-        if isinstance(content, list) and any(
+        if _short_list(content) and any(
             isinstance(p, dict) and p.get("type") in table for p in content
         ):
             new_content = []
@@ -244,8 +246,14 @@ def _item_parts(item: Any, table: dict[str, str]) -> Any:
     return item
 
 
+def _short_list(value: Any) -> TypeGuard[list[Any]]:
+    """A list short enough to be decoded (a longer one is left as it is: the converter
+    rejects it without looking at the elements, so junk costs no pass over it here)."""
+    return isinstance(value, list) and len(value) <= MAX_ARRAY_LENGTH
+
+
 def _items(items: Any, table: dict[str, str]) -> Any:
-    if isinstance(items, list):
+    if _short_list(items):
         return [_item_parts(i, table) for i in items]
     return items
 

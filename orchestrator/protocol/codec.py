@@ -9,6 +9,10 @@ unstructure function -> rename/transform for the dialect -> ``orjson.dumps``.
 Error handling: anything wrong with an incoming frame becomes one
 :class:`~orchestrator.protocol.errors.ProtocolError` (never a cattrs exception group);
 an unknown ``type`` is not an error but an ``Unknown*Event`` carrying the raw dict.
+Rejection is bounded: an array longer than
+:data:`~orchestrator.protocol.common.MAX_ARRAY_LENGTH` is refused before its elements are
+looked at, and a list stops at its first bad element (see ``converter.py``), so a
+junk frame of a few MB costs about what ``orjson.loads`` of it costs, in both dialects.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import orjson
 from cattrs.errors import BaseValidationError
-from cattrs.v import transform_error
+from cattrs.v import format_exception, transform_error
 
 from .beta import (
     BETA_DECODE_TRANSFORMS,
@@ -93,9 +97,18 @@ _SERVER_DECODE, _SERVER_ENCODE = _build(_server_order())
 _CLIENT_DECODE, _CLIENT_ENCODE = _build(CLIENT_EVENT_CLASSES)
 
 
+def _describe(exc: BaseException, cl: type | None) -> str:
+    """One leaf error as text: the converter's own hooks say what they expected and what
+    came (``expected an object, got a number``); cattrs' default names only the expected
+    Python type (``invalid value for type, expected list[MessageItem | ...]``)."""
+    if isinstance(exc, TypeError | ValueError) and str(exc).startswith("expected "):
+        return str(exc)
+    return format_exception(exc, cl)
+
+
 def _error_from(exc: Exception, event_type: str | None, data: object) -> ProtocolError:
     if isinstance(exc, BaseValidationError):
-        messages = transform_error(exc, path="$")
+        messages = transform_error(exc, path="$", format_exception=_describe)
         first = messages[0] if messages else str(exc)
         reason, _, path = first.rpartition(" @ ")
         if not reason:

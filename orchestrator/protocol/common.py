@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Literal, TypeAlias
 
-__all__ = ["NULL", "MaxTokens", "Null", "b64_repr"]
+__all__ = ["MAX_ARRAY_LENGTH", "NULL", "MaxTokens", "Null", "b64_repr"]
 
 
 class Null(enum.Enum):
@@ -25,6 +25,12 @@ class Null(enum.Enum):
 
 
 NULL = Null.NULL
+
+#: The longest JSON array the codec decodes into a list field. No Realtime event comes
+#: near it (output items, content parts, tools, rate limits: tens; transcription
+#: ``logprobs``: one per token of a user turn); a longer array is rejected at once, before
+#: any element is looked at, so a junk frame costs microseconds, not seconds.
+MAX_ARRAY_LENGTH = 10_000
 
 MaxTokens: TypeAlias = int | Literal["inf"]
 """``max_output_tokens``: an integer or the string ``"inf"``."""

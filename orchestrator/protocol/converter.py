@@ -9,7 +9,11 @@ Choices, and why:
 - **Strict primitives.** cattrs' default ``str``/``int`` hooks call ``str(v)`` / ``int(v)``
   and would silently turn ``5`` into ``"5"``; here a wrong JSON type is an error.
   ``float`` fields accept integers (servers send ``"speed": 1``).
-- **Lists must be JSON arrays** (cattrs would iterate a string or an object).
+- **Lists must be JSON arrays** (cattrs would iterate a string or an object) of at most
+  :data:`~orchestrator.protocol.common.MAX_ARRAY_LENGTH` elements, and structuring
+  stops at the first bad element (cattrs would collect one error per element: a
+  2 MB ``response.done`` whose ``output`` is a million zeros took 24 s and 2.3 GB to
+  reject). The error keeps the element's index for the path.
 - **Unions** are resolved by JSON type (null / string / number / object) — every union in
   the model has at most one member per JSON type, so no guessing is needed. Unions of
   classes (items, tools, events) are tagged by their ``type`` field and fall back to an
@@ -48,7 +52,7 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .client_events import CLIENT_EVENT_CLASSES, ClientEvent, UnknownClientEvent
-from .common import Null
+from .common import MAX_ARRAY_LENGTH, Null
 from .items import (
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -159,19 +163,24 @@ def _list_hook_factory(t: Any, conv: cattrs.Converter) -> StructureHook:
     def structure_list(v: Any, _: Any) -> list[Any]:
         if not isinstance(v, list):
             raise TypeError(f"expected an array, got {_json_type(v)}")
-        out = []
-        errors: list[Exception] = []
-        for i, e in enumerate(v):
-            try:
+        if len(v) > MAX_ARRAY_LENGTH:
+            raise ValueError(
+                f"expected an array of at most {MAX_ARRAY_LENGTH} elements, got {len(v)}"
+            )
+        out: list[Any] = []
+        try:
+            for e in v:
                 out.append(elem_hook(e, elem))
-            except Exception as exc:
-                exc.__notes__ = [
-                    *getattr(exc, "__notes__", []),
-                    IterableValidationNote(f"Structuring {t} @ index {i}", i, elem),
-                ]
-                errors.append(exc)
-        if errors:
-            raise IterableValidationError(f"While structuring {t!r}", errors, t)
+        except Exception as exc:
+            # Stop at the first bad element (index len(out)): one error is enough to
+            # reject the frame, and an error object per element of a long junk array
+            # would cost seconds and gigabytes.
+            i = len(out)
+            exc.__notes__ = [
+                *getattr(exc, "__notes__", []),
+                IterableValidationNote(f"Structuring {t} @ index {i}", i, elem),
+            ]
+            raise IterableValidationError(f"While structuring {t!r}", [exc], t) from None
         return out
 
     return structure_list
