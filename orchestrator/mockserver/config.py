@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -113,6 +114,22 @@ class ServerConfig:
 
 
 def is_loopback(host: str) -> bool:
-    """True for names/addresses that only reach this machine."""
-    h = host.strip("[]").lower()
-    return h in ("localhost", "::1") or h.startswith("127.")
+    """True for names/addresses that only reach this machine: ``localhost`` (also with
+    the root dot, ``localhost.``) and literal loopback addresses (``127.0.0.0/8``,
+    ``::1``, also bracketed ``[::1]``, and IPv4-mapped ``::ffff:127.0.0.1``).
+
+    Any other name is not loopback, whatever it starts with (``127.evil.example`` is a
+    DNS name that may resolve anywhere).
+    """
+    h = host.strip().lower()
+    if h in ("localhost", "localhost."):
+        return True
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    try:
+        address = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -20,7 +20,10 @@
   holds each frame (in order) until the freeze ends; receiving, VAD and the plans go
   on, and the ground truth's ``actual`` times show the hold.
 
-Any failure ends this connection only: the server logs it, counts it and goes on.
+Any failure ends this connection only: the server logs it, counts it and goes on. Bad
+client events are answered with ``error`` events and counted; only the first
+:data:`REFUSALS_LOGGED` per connection are logged as warnings, the rest in one line when
+the connection ends.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ log = logging.getLogger("orchestrator.mockserver")
 OUTBOX_SIZE = 256
 INBOX_SIZE = 64
 CLOSE_GRACE_S = 2.0
+#: Refused client events logged as a WARNING per connection; later ones are logged at
+#: DEBUG only, counted, and summed up in one WARNING when the connection ends (a client
+#: that sends thousands of bad frames must not flood the log; ``stats.client_errors``
+#: has the count of every refusal by code).
+REFUSALS_LOGGED = 3
 
 #: client event type -> allowed top-level fields besides ``type`` / ``event_id``
 CLIENT_EVENTS: dict[str, tuple[str, ...]] = {
@@ -179,6 +187,8 @@ class ConnectionActor:
         self._timer_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.started_at = 0.0
+        #: client events refused with an ``error`` event on this connection
+        self.refusals = 0
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
@@ -195,6 +205,14 @@ class ConnectionActor:
                 if self.config.ping_interval_s:
                     nursery.start_soon(self._pinger, self.config.ping_interval_s)
         finally:
+            if self.refusals > REFUSALS_LOGGED:
+                log.warning(
+                    "connection %d: %d more refused client events not logged above "
+                    "(%d in all on this connection)",
+                    self.index,
+                    self.refusals - REFUSALS_LOGGED,
+                    self.refusals,
+                )
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_S):
                 await self.ws.aclose()
 
@@ -310,15 +328,26 @@ class ConnectionActor:
                 await self._dispatch(etype, data, frame.t)
             except ClientError as err:
                 self.stats.client_errors[err.code or "null"] += 1
-                log.warning(
-                    "connection %d: refused %s (event_id=%s): %s %s",
-                    self.index,
-                    etype if isinstance(etype, str) else "frame",
-                    client_event_id,
-                    err.code,
-                    err.param,
-                )
+                self._log_refusal(etype, client_event_id, err)
                 await self.emit(err.to_event(client_event_id))
+
+    def _log_refusal(self, etype: object, event_id: str | None, err: ClientError) -> None:
+        """Log a refused client event: WARNING for the first :data:`REFUSALS_LOGGED` of
+        this connection, DEBUG after that (summed up when the connection ends)."""
+        self.refusals += 1
+        last = self.refusals == REFUSALS_LOGGED
+        log.log(
+            logging.WARNING if self.refusals <= REFUSALS_LOGGED else logging.DEBUG,
+            "connection %d: refused %s (event_id=%s): %s %s%s",
+            self.index,
+            etype if isinstance(etype, str) else "frame",
+            event_id,
+            err.code,
+            err.param,
+            "; further refusals on this connection are counted and reported when it closes"
+            if last
+            else "",
+        )
 
     async def _dispatch(self, etype: str, data: dict[str, Any], t_recv: float) -> None:
         if etype == "input_audio_buffer.append":
