@@ -327,3 +327,30 @@ async def test_an_attempt_is_bounded_even_when_its_driver_never_returns(
         result = handle.result
         assert result is not None and result.status == "failed"
         assert result.failure is not None and result.failure.type == "MaxDurationExceeded"
+
+
+async def test_a_wss_target_gets_its_tls_context_before_the_first_connection(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor builds the shared TLS context when a wss session is started (once
+    per process: the function caches it), not when a connection first needs it."""
+    import orchestrator.supervisor.supervisor as sup_module
+    import orchestrator.transport as transport
+
+    events: list[str] = []
+    monkeypatch.setattr(sup_module, "default_ssl_context", lambda: events.append("tls"))
+
+    @asynccontextmanager
+    async def refused(target: Target) -> AsyncIterator[Any]:
+        events.append("connect")
+        raise ConnectFailed("refused", recoverable=False)
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(transport, "open_connection", refused)
+    plain = Target(url=URL, dialect=Dialect.GA)
+    wss = Target(url="wss://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
+    async with open_supervisor(timeline_interval_s=None) as sup:
+        for target in (plain, wss):
+            handle = await sup.start(SessionSpec(target=target), restart=RestartType.TEMPORARY)
+            await handle.wait()
+    assert events == ["connect", "tls", "connect"]
