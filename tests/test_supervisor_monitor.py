@@ -15,6 +15,7 @@ from orchestrator.supervisor.monitor import (
     ValidityLimits,
     judge,
 )
+from orchestrator.supervisor.snapshot import RateCounter
 
 # ------------------------------------------------------------------------ pure lag math
 
@@ -223,3 +224,27 @@ def test_judge_validity() -> None:
     assert judge(5.0, 10.0, strict).valid
     with pytest.raises(ValueError, match="ValidityLimits.pacer_p99_ms"):
         ValidityLimits(pacer_p99_ms=-1)
+
+
+def test_live_figures_keep_fixed_memory_over_a_long_run() -> None:
+    """Two simulated hours of monitor ticks and session starts (10/s): the lag recorder's
+    recent-max window and the start-rate counter keep only their windows, whatever the
+    run's length, and the figures they report stay exact."""
+    recorder = LagRecorder(interval_s=0.1, recent_s=5.0)
+    starts = RateCounter(window_s=10.0)
+    sizes: list[tuple[int, int]] = []
+    planned = 0.1
+    for i in range(72_000):
+        lag = 0.040 if i % 1000 == 500 else 0.002 * (i % 3)  # jittery, now and then a stall
+        actual = planned + lag
+        starts.add(actual)
+        planned = recorder.observe(planned, actual)
+        if i in (7_199, 71_999):  # after 12 minutes and after 2 hours
+            sizes.append((len(recorder._recent), len(starts._times)))
+    assert sizes[0] == sizes[1]  # same memory after 2 h as after 12 min
+    assert sizes[1][0] <= 50 and sizes[1][1] <= 101  # one window (5 s, 10 s) of ticks at most
+    assert recorder.histogram.count == 72_000
+    assert recorder.histogram.max_ms == pytest.approx(40.0)
+    assert recorder.histogram.percentile_ms(99) == pytest.approx(4.0, rel=0.01)
+    assert recorder.recent_max_ms(actual) == pytest.approx(4.0)  # the stall was > 5 s ago
+    assert starts.rate(actual) == pytest.approx(10.0, rel=0.01)

@@ -14,6 +14,15 @@ not the target. Two signals catch that:
   omission again). The next deadline is the first planned tick after the wake-up.
 * **process CPU** — :class:`CpuSampler`: ``time.process_time`` deltas over wall-clock deltas,
   as a percentage of one core (a single trio thread cannot use more than ~100%).
+* **garbage-collection pauses** — :class:`GcPauses` times every collection of CPython's
+  cyclic collector (``gc.callbacks``) while the monitor runs: a pause stops this thread,
+  so it is loop lag with a known cause, reported apart (count, p99, max, total, full
+  collections, objects freed).
+
+Long runs must also *collect*: :class:`FullCollectionPolicy` decides when a full
+(generation 2) collection is due and :class:`FullCollector` runs it on the loop (see
+``orchestrator run``'s GC tuning, which turns CPython's own, unpredictable full collections
+off and relies on this one).
 
 :func:`judge` turns the lag p99 and the audio pacers' lateness p99 into a run validity
 verdict: over the limits (default 50 ms each), the generator was the bottleneck and the
@@ -27,12 +36,14 @@ bound capped at the exact max, so they never under-state the lag.
 
 from __future__ import annotations
 
+import gc
 import math
 import numbers
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -40,6 +51,9 @@ import trio
 
 __all__ = [
     "CpuSampler",
+    "FullCollectionPolicy",
+    "FullCollector",
+    "GcPauses",
     "LagHistogram",
     "LagRecorder",
     "LoopMonitor",
@@ -196,6 +210,224 @@ class CpuSampler:
         return 100.0 * (self._prev[0] - self._first[0]) / (self._prev[1] - self._first[1])
 
 
+@attrs.define(eq=False)
+class GcPauses:
+    """The pauses of CPython's cyclic garbage collector in this process.
+
+    While installed (:meth:`installed`, or :meth:`install` / :meth:`uninstall`) a
+    ``gc.callbacks`` hook times every collection from its ``"start"`` to its ``"stop"``
+    call on ``clock`` (default ``time.perf_counter``: a pause is real time, whatever clock
+    the run uses). Collections started in any thread count: the collector holds the GIL, so
+    no other Python code runs during one. The hook costs two clock reads and a histogram
+    update per collection; memory is fixed (two :class:`LagHistogram`).
+    """
+
+    clock: Callable[[], float] = time.perf_counter
+    pauses: LagHistogram = attrs.field(factory=LagHistogram, init=False)
+    """Every collection's pause."""
+    full_pauses: LagHistogram = attrs.field(factory=LagHistogram, init=False)
+    """Pauses of full (generation 2) collections."""
+    total_s: float = attrs.field(default=0.0, init=False)
+    collected: int = attrs.field(default=0, init=False)
+    """Unreachable objects freed."""
+    _started_at: float | None = attrs.field(default=None, init=False)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started_at = self.clock()
+            return
+        started, self._started_at = self._started_at, None
+        if started is None:  # installed during a collection (from a finalizer)
+            return
+        pause = self.clock() - started
+        self.pauses.record(pause)
+        if info.get("generation") == 2:
+            self.full_pauses.record(pause)
+        self.total_s += pause
+        self.collected += int(info.get("collected", 0))
+
+    def install(self) -> None:
+        """Start timing collections (idempotent)."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def uninstall(self) -> None:
+        """Stop timing collections (idempotent); the figures stay readable."""
+        while self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        self._started_at = None
+
+    @contextmanager
+    def installed(self) -> Iterator[GcPauses]:
+        """Time collections for the duration of the block (uninstalled however it ends)."""
+        self.install()
+        try:
+            yield self
+        finally:
+            self.uninstall()
+
+    def figures(self) -> dict[str, Any]:
+        """``gc_collections``, ``gc_full_collections``, ``gc_pause_p99_ms``,
+        ``gc_pause_max_ms``, ``gc_full_pause_max_ms``, ``gc_pause_total_ms``,
+        ``gc_collected`` (pauses in ms, ``None`` when there was none)."""
+        return {
+            "gc_collections": self.pauses.count,
+            "gc_full_collections": self.full_pauses.count,
+            "gc_pause_p99_ms": self.pauses.percentile_ms(99),
+            "gc_pause_max_ms": self.pauses.max_ms,
+            "gc_full_pause_max_ms": self.full_pauses.max_ms,
+            "gc_pause_total_ms": self.total_s * 1e3,
+            "gc_collected": self.collected,
+        }
+
+
+@attrs.define(eq=False)
+class FullCollectionPolicy:
+    """When a full (generation 2) garbage collection is due. Pure: no clock, no ``gc``;
+    times are seconds on any one clock, sessions are counts the caller reads.
+
+    Cyclic garbage that outlived the young generations (in a load run: mostly the object
+    graphs of sessions that have ended, promoted while they were alive) is freed only by a
+    full collection. Its pause grows with the number of live tracked objects (about 35 ms
+    with 70 sessions running, measured), and the event loop stands still meanwhile: every
+    timer and audio frame due then is late by up to the pause. Few such pauses do not move
+    the p99 of loop lag or pacer lateness; many do. So a full collection is due
+
+    * when ``finished`` sessions since the previous one reached
+      ``max(min_finished, per_running * running)``: garbage in proportion to the live
+      state a collection has to scan (with ``per_running=2``, about twice as much dead
+      session state as live at most), or
+    * once ``max_interval_s`` passed (garbage from anything else, and from very long
+      sessions, is freed too: this bounds memory),
+
+    but never sooner than ``min_interval_s`` after the previous one, nor sooner than
+    ``typical_pause_s() / max_duty``: the loop spends at most ``max_duty`` of its time in
+    these pauses (1%: a pause is a few late samples, too few to move a p99; with hundreds
+    of sessions running the pauses are longer and so the gaps), unless that would wait
+    longer than ``max_interval_s``. The typical pause is the median of the last three, so
+    one outlier (the machine was busy elsewhere) does not stretch the next gap, and with it
+    the garbage the next collection has to free.
+
+    :meth:`record` marks a collection; until the first one, the interval counts from
+    ``last_at`` (construct with the start time, or call :meth:`record` at the start).
+    """
+
+    min_interval_s: float = 2.0
+    max_interval_s: float = 30.0
+    min_finished: int = 100
+    per_running: float = 2.0
+    max_duty: float = 0.01
+    last_at: float = 0.0
+    last_finished: int = 0
+    _pauses: deque[float] = attrs.field(factory=lambda: deque(maxlen=3), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("min_interval_s", "max_interval_s", "per_running"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"FullCollectionPolicy.{name} must be >= 0, got {value!r}")
+        if self.max_interval_s < self.min_interval_s:
+            raise ValueError(
+                "FullCollectionPolicy.max_interval_s must be >= min_interval_s, got "
+                f"{self.max_interval_s!r} < {self.min_interval_s!r}"
+            )
+        if self.min_finished < 1:
+            raise ValueError(
+                f"FullCollectionPolicy.min_finished must be >= 1, got {self.min_finished!r}"
+            )
+        if not (isinstance(self.max_duty, numbers.Real) and 0 < self.max_duty <= 1):
+            raise ValueError(
+                f"FullCollectionPolicy.max_duty must be in (0, 1], got {self.max_duty!r}"
+            )
+
+    def finished_needed(self, running: int) -> int:
+        """Sessions that must finish after a collection to make the next one due."""
+        return max(self.min_finished, math.ceil(self.per_running * running))
+
+    def typical_pause_s(self) -> float:
+        """The median pause of the last three collections (0 before the first)."""
+        pauses = sorted(self._pauses)
+        return pauses[len(pauses) // 2] if pauses else 0.0
+
+    def min_gap_s(self) -> float:
+        """The earliest the next collection may run after the previous one (seconds)."""
+        by_duty = self.typical_pause_s() / self.max_duty
+        return min(self.max_interval_s, max(self.min_interval_s, by_duty))
+
+    def due(self, now: float, finished: int, running: int) -> bool:
+        """Is a full collection due at ``now``, with ``finished`` sessions ended since the
+        run began and ``running`` alive?"""
+        elapsed = now - self.last_at
+        if elapsed < self.min_gap_s():
+            return False
+        if elapsed >= self.max_interval_s:
+            return True
+        return finished - self.last_finished >= self.finished_needed(running)
+
+    def record(self, now: float, finished: int, pause_s: float | None = None) -> None:
+        """A full collection ran at ``now`` (its end) with ``finished`` sessions ended so
+        far; it paused the loop ``pause_s`` seconds (``None``: not timed, e.g. the start)."""
+        self.last_at = now
+        self.last_finished = finished
+        if pause_s is not None:
+            self._pauses.append(max(0.0, pause_s))
+
+
+def _collect_full() -> int:
+    return gc.collect(2)
+
+
+@attrs.define(eq=False)
+class FullCollector:
+    """Runs a full garbage collection on the event loop whenever ``policy`` says one is due;
+    start it with ``await nursery.start(collector.run)``.
+
+    ``progress()`` returns ``(finished, running)`` session counts (e.g. a supervisor's
+    ``completed + failed + cancelled`` and ``running``). The policy is asked every
+    ``check_s`` seconds of trio's clock (absolute deadlines); ``collect`` (default
+    ``gc.collect(2)``) runs synchronously on the loop, so its pause is visible to the
+    loop-lag monitor and timed by :class:`GcPauses` like any other collection; ``timer``
+    (default ``time.perf_counter``, real time whatever trio's clock) times it for the
+    policy. ``collections`` counts the ones it ran.
+    """
+
+    progress: Callable[[], tuple[int, int]]
+    policy: FullCollectionPolicy = attrs.field(factory=FullCollectionPolicy)
+    check_s: float = 0.5
+    collect: Callable[[], int] = _collect_full
+    timer: Callable[[], float] = time.perf_counter
+    collections: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not (math.isfinite(self.check_s) and self.check_s > 0):
+            raise ValueError(f"FullCollector.check_s must be > 0, got {self.check_s!r}")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Collect until cancelled: the policy's interval starts now
+        (``task_status.started()`` once it has), then one check per ``check_s``.
+
+        Resource handling: holds none. Error handling: an exception from ``progress`` or
+        ``collect`` propagates. Cancellation: raises ``Cancelled`` at its sleep, never in a
+        collection (it is synchronous); a collection is counted and recorded in the policy
+        entirely or not at all.
+        """
+        finished, _ = self.progress()
+        deadline = trio.current_time()
+        self.policy.record(deadline, finished)
+        task_status.started()
+        while True:
+            # After a stall, check once at once rather than once per missed deadline.
+            deadline = max(deadline + self.check_s, trio.current_time())
+            await trio.sleep_until(deadline)
+            finished, running = self.progress()
+            if self.policy.due(trio.current_time(), finished, running):
+                started = self.timer()
+                self.collect()
+                pause = self.timer() - started
+                self.collections += 1
+                self.policy.record(trio.current_time(), finished, pause)
+
+
 @attrs.frozen
 class MonitorSnapshot:
     """Self-monitoring figures at one moment (ms; ``None`` when nothing measured yet)."""
@@ -208,6 +440,13 @@ class MonitorSnapshot:
     cpu_percent: float | None
     cpu_percent_max: float | None
     cpu_percent_mean: float | None
+    gc_collections: int = 0
+    gc_full_collections: int = 0
+    gc_pause_p99_ms: float | None = None
+    gc_pause_max_ms: float | None = None
+    gc_full_pause_max_ms: float | None = None
+    gc_pause_total_ms: float = 0.0
+    gc_collected: int = 0
 
 
 @attrs.define(eq=False)
@@ -218,12 +457,15 @@ class LoopMonitor:
     is the MockClock in tests). Tests may inject another callable on the same timescale, e.g.
     one that adds a simulated stall; the monitor sleeps until each deadline *as read on that
     clock*. ``cpu`` is sampled once per tick (``None`` disables CPU sampling).
+    ``gc_pauses`` times the garbage collector's pauses while the monitor runs (``None``:
+    not timed).
     """
 
     interval_s: float = 0.1
     recent_s: float = 5.0
     clock: Callable[[], float] = trio.current_time
     cpu: CpuSampler | None = attrs.field(factory=CpuSampler)
+    gc_pauses: GcPauses | None = attrs.field(factory=GcPauses)
     recorder: LagRecorder = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -233,7 +475,8 @@ class LoopMonitor:
         """Measure until cancelled: ``task_status.started()`` once the first deadline
         (``now + interval_s``) is set, then one wake-up per tick.
 
-        Resource handling: holds no resources; the recorded figures stay readable
+        Resource handling: its ``gc.callbacks`` hook (``gc_pauses``) is installed while it
+        runs and removed however it ends; the recorded figures stay readable
         (:meth:`snapshot`) after it ends. Error handling: none expected; it never returns
         normally. Cancellation: raises ``Cancelled`` at its sleep; a tick is recorded
         entirely or not at all, so a cancelled monitor leaves consistent statistics.
@@ -241,15 +484,16 @@ class LoopMonitor:
         deadline = self.clock() + self.interval_s
         if self.cpu is not None:
             self.cpu.sample()  # prime: the first interval's CPU is measured from here
-        task_status.started()
-        while True:
-            # Sleep until `deadline` on self.clock, expressed on trio's clock (the offset is
-            # exactly 0 with the default clock under MockClock, ~1 us with a real clock).
-            await trio.sleep_until(deadline + (trio.current_time() - self.clock()))
-            actual = self.clock()
-            deadline = self.recorder.observe(deadline, actual)
-            if self.cpu is not None:
-                self.cpu.sample()
+        with self.gc_pauses.installed() if self.gc_pauses is not None else nullcontext():
+            task_status.started()
+            while True:
+                # Sleep until `deadline` on self.clock, expressed on trio's clock (the offset
+                # is exactly 0 with the default clock under MockClock, ~1 us with a real one).
+                await trio.sleep_until(deadline + (trio.current_time() - self.clock()))
+                actual = self.clock()
+                deadline = self.recorder.observe(deadline, actual)
+                if self.cpu is not None:
+                    self.cpu.sample()
 
     def snapshot(self, now: float | None = None) -> MonitorSnapshot:
         """The current figures; ``now`` (default ``clock()``) anchors the recent-max window."""
@@ -265,6 +509,7 @@ class LoopMonitor:
             cpu_percent=None if cpu is None else cpu.last_percent,
             cpu_percent_max=None if cpu is None else cpu.max_percent,
             cpu_percent_mean=None if cpu is None else cpu.mean_percent,
+            **({} if self.gc_pauses is None else self.gc_pauses.figures()),
         )
 
 
