@@ -123,17 +123,6 @@ class SessionCore:
         self._barge: tuple[Turn, str] | None = None
         self._barge_last_delta: float | None = None
         self._last_audio_at: float | None = None
-        self._handlers: dict[type, Callable[[Any, float, Turn | None], None]] = {
-            P.ErrorEvent: self._on_error,
-            P.SessionCreated: self._on_session,
-            P.SessionUpdated: self._on_session,
-            P.InputAudioBufferSpeechStarted: self._on_speech_started,
-            P.InputAudioBufferSpeechStopped: self._on_speech_stopped,
-            P.InputAudioBufferCommitted: self._on_committed,
-            P.ResponseOutputAudioDelta: self._on_audio_delta,
-            P.ResponseFunctionCallArgumentsDone: self._on_arguments_done,
-            P.ResponseDone: self._on_response_done,
-        }
 
     # ================================================================ inputs
     def on_frame(self, text: str, t: float) -> None:
@@ -156,9 +145,9 @@ class SessionCore:
         else:
             counts = self.idle_event_counts
             counts[event.type] = counts.get(event.type, 0) + 1
-        handler = self._handlers.get(type(event))
+        handler = _HANDLERS.get(type(event))
         if handler is not None:
-            handler(event, t, turn)
+            handler(self, event, t, turn)
         if self._waiters:
             for waiter in self._waiters:
                 if waiter.result is None and waiter.error is None and waiter.match(event):
@@ -506,3 +495,19 @@ class SessionCore:
             self.tail_stop.set()
         self._calls.close()
         self._actions.close()
+
+
+_sc = SessionCore
+#: What the core does beyond state and timing for the few events it reacts to (one
+#: table for every session: no per-session bound methods).
+_HANDLERS: dict[type, Callable[[SessionCore, Any, float, Turn | None], None]] = {
+    P.ErrorEvent: _sc._on_error,
+    P.SessionCreated: _sc._on_session,
+    P.SessionUpdated: _sc._on_session,
+    P.InputAudioBufferSpeechStarted: _sc._on_speech_started,
+    P.InputAudioBufferSpeechStopped: _sc._on_speech_stopped,
+    P.InputAudioBufferCommitted: _sc._on_committed,
+    P.ResponseOutputAudioDelta: _sc._on_audio_delta,
+    P.ResponseFunctionCallArgumentsDone: _sc._on_arguments_done,
+    P.ResponseDone: _sc._on_response_done,
+}
