@@ -28,6 +28,7 @@ class TurnOwner(Protocol):
 
     def record_of(self, turn: Turn) -> TurnRecord: ...
 
+
 __all__ = ["EXPECTATION_FAILED", "Turn", "TurnCheck", "TurnStatus"]
 
 TurnStatus = Literal["open", "completed", "interrupted", "failed", "cancelled"]
