@@ -2,11 +2,15 @@
 
 Prints per-call costs for the operations that run per frame per stream: VAD feed,
 base64 encode/decode, G.711, streaming resampling; plus resampler quality figures
-(passband deviation, worst attenuation above the new Nyquist).
+(passband deviation, worst attenuation above the new Nyquist). Then the caller-voice
+costs, which are paid before a run's clock starts: text-to-speech synthesis per engine
+(ms of CPU per second of speech; hibari when the voices extra is installed, espeak when
+espeak-ng is on PATH) and the render cost of one caller's variation per turn.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -25,6 +29,17 @@ from orchestrator.audio import (
     tone,
     ulaw_decode,
     ulaw_encode,
+)
+from orchestrator.audio.voices.cache import Line, VoiceCache
+from orchestrator.audio.voices.engines import VoiceError, get_engine
+from orchestrator.audio.voices.variation import Variation, speech_bounds
+
+#: Lines of a typical caller (about 2-3.5 s each).
+LINES = (
+    "What is the weather in Paris today?",
+    "Can you book me a table for two at eight tonight?",
+    "I would like to change the delivery address of my order.",
+    "No, that is all, thank you very much.",
 )
 
 
@@ -85,8 +100,56 @@ def bench_resample() -> None:
         print(line)
 
 
+def bench_synthesis() -> None:
+    """ms of synthesis per second of speech, per engine (the first call, which loads the
+    model, is timed apart)."""
+    for spec in ("hibari", "espeak"):
+        try:
+            engine = get_engine(spec)
+        except VoiceError as exc:
+            print(f"synthesis {spec}: skipped ({exc})")
+            continue
+        t = time.perf_counter()
+        engine.synthesize("Warm up.", engine.default_voice, 1.0)
+        first = time.perf_counter() - t
+        spent = audio = 0.0
+        for line in LINES:
+            t = time.perf_counter()
+            samples, rate = engine.synthesize(line, engine.default_voice, 1.0)
+            spent += time.perf_counter() - t
+            audio += samples.size / rate
+        print(
+            f"synthesis {engine.version}: {spent / audio * 1e3:.1f} ms per second of speech "
+            f"({audio / spent:.0f}x real time; first call, loading it: {first * 1e3:.0f} ms)"
+        )
+
+
+def bench_variation() -> None:
+    """Rendering one caller's variant of a ~2.4 s line (per turn, per caller)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            clip = VoiceCache(tmp).clip(Line(LINES[0]))
+        except VoiceError:
+            clip = speech_like(2400, seed=1)
+    bounds = speech_bounds(clip)
+    for name, v in (
+        ("silence only", Variation()),
+        ("jitter + white noise", Variation(noise="white", jitter_ms=100)),
+        ("jitter + pink noise", Variation(noise="pink", jitter_ms=100)),
+        ("telephone band", Variation(telephone=True)),
+        ("pink noise + telephone", Variation(noise="pink", jitter_ms=100, telephone=True)),
+    ):
+        v.render(clip, index=0, bounds=bounds)  # designs the resampling filters once
+        ms = _per_call_us(
+            lambda v=v: v.render(clip, index=3, lead_ms=200, tail_ms=300, bounds=bounds), 20
+        )
+        print(f"variation render ({name}), {clip.size / 24000:.1f} s line: {ms / 1e3:.2f} ms")
+
+
 if __name__ == "__main__":
     bench_vad()
     bench_vad(frame_ms=20)
     bench_codecs()
     bench_resample()
+    bench_synthesis()
+    bench_variation()

@@ -5,11 +5,25 @@ from __future__ import annotations
 import struct
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from orchestrator.audio import AudioFileError, read_wav, resample, rms_dbfs, tone, write_wav
+from orchestrator.audio import (
+    AudioFileError,
+    alaw_decode,
+    alaw_encode,
+    float_to_pcm16,
+    read_wav,
+    resample,
+    rms_dbfs,
+    tone,
+    ulaw_decode,
+    ulaw_encode,
+    write_wav,
+)
+from orchestrator.audio.wav import parse_riff
 
 
 def _write(path: Path, data: bytes, *, rate: int, width: int, channels: int) -> Path:
@@ -163,3 +177,69 @@ def test_write_error_names_file(tmp_path: Path) -> None:
     p = tmp_path / "no_such_dir" / "out.wav"
     with pytest.raises(AudioFileError, match="no_such_dir"):
         write_wav(p, np.zeros(10, np.int16))
+
+
+# --------------------------------------------------------------------------- G.711 WAV
+
+
+def _g711_wav(path: Path, codes: bytes, *, tag: int, rate: int, channels: int) -> Path:
+    """A G.711 WAV as telephony tools write it: 18-byte fmt (cbSize 0), a fact chunk."""
+    fmt = struct.pack("<HHIIHHH", tag, channels, rate, rate * channels, channels, 8, 0)
+    fact = struct.pack("<I", len(codes) // channels)
+    pad = b"\x00" if len(codes) % 2 else b""
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"fact" + struct.pack("<I", len(fact)) + fact
+    body += b"data" + struct.pack("<I", len(codes)) + codes + pad
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("tag", "encode", "decode"),
+    [(7, ulaw_encode, ulaw_decode), (6, alaw_encode, alaw_decode)],
+    ids=["mu-law", "A-law"],
+)
+@pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (8000, 2), (16000, 1), (11025, 2)])
+def test_g711_wav_any_rate_and_channels(
+    tmp_path: Path, tag: int, encode: Any, decode: Any, rate: int, channels: int
+) -> None:
+    x = tone(440, 300, dbfs=-12, rate=rate)
+    per_channel = [encode(x if c == 0 else (x // 2).astype(np.int16)) for c in range(channels)]
+    codes = np.stack(per_channel, axis=1).reshape(-1).tobytes()
+    p = _g711_wav(tmp_path / "g.wav", codes, tag=tag, rate=rate, channels=channels)
+    expected = np.mean([decode(c).astype(np.float64) for c in per_channel], axis=0)
+    y = read_wav(p)
+    assert y.dtype == np.int16 and y.size == -(-x.size * 24000 // rate)
+    np.testing.assert_array_equal(y, float_to_pcm16(resample(expected, rate, 24000)))
+
+
+def test_g711_wav_truncated_and_wrong_width_are_named(tmp_path: Path) -> None:
+    codes = ulaw_encode(tone(300, 100, rate=8000)).tobytes()
+    p = _g711_wav(tmp_path / "cut.wav", codes, tag=7, rate=8000, channels=1)
+    p.write_bytes(p.read_bytes()[:-100])
+    _assert_error(p, "truncated data: header declares 800 frames, file holds 700")
+    fmt = struct.pack("<HHIIHH", 6, 1, 8000, 16000, 2, 16)
+    body = (
+        b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", 4) + b"\0" * 4
+    )
+    q = tmp_path / "a16.wav"
+    q.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    _assert_error(q, "A-law WAV with 16-bit samples; G.711 codes are 8-bit")
+    nodata = (
+        b"WAVE" + b"fmt " + struct.pack("<I", 16) + struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
+    )
+    r = tmp_path / "nodata.wav"
+    r.write_bytes(b"RIFF" + struct.pack("<I", len(nodata)) + nodata)
+    _assert_error(r, "no data chunk")
+
+
+def test_parse_riff_takes_a_streamed_data_chunk(tmp_path: Path) -> None:
+    """``espeak-ng --stdout`` declares a placeholder data size: the data is what follows."""
+    fmt = struct.pack("<HHIIHH", 1, 1, 22050, 44100, 2, 16)
+    raw = b"RIFF\xff\xff\xff\x7fWAVEfmt " + struct.pack("<I", 16) + fmt
+    raw += b"data\x00\xf0\xff\x7f" + b"\x01\x00\x02\x00"
+    riff = parse_riff("<stdout>", raw)
+    assert (riff.tag, riff.channels, riff.rate, riff.bits) == (1, 1, 22050, 16)
+    assert riff.data == b"\x01\x00\x02\x00" and riff.declared == 0x7FFFF000
+    with pytest.raises(AudioFileError, match="no RIFF/WAVE header"):
+        parse_riff("<stdout>", b"garbage")
