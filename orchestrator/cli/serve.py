@@ -8,10 +8,12 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
 
+from orchestrator.audio.voices.layout import default_cache_dir
 from orchestrator.cli.options import (
     add_server_options,
     add_subcommand,
@@ -56,18 +58,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"require this key (Bearer or api-key header); default ${API_KEY_ENV} or none",
     )
     add_server_options(p)
+    hearing = p.add_argument_group("hearing")
+    hearing.add_argument(
+        "--hear-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="voice cache whose caller lines the server recognises in audio turns (their "
+        f"transcript is the line's text; default {default_cache_dir()})",
+    )
+    hearing.add_argument(
+        "--no-hearing",
+        action="store_true",
+        help="do not recognise caller lines (transcripts are hints or generated)",
+    )
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """Build the server configuration (raises ConfigError / ValueError with the option name)."""
+    if args.no_hearing and args.hear_dir is not None:
+        raise ConfigError("--hear-dir and --no-hearing exclude each other")
     return server_config_from_args(
         args,
         host=args.host,
         port=args.port,
         allow_remote=args.allow_remote,
         api_key=args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None,
+        hearing_dir=None if args.no_hearing else args.hear_dir or default_cache_dir(),
     )
 
 
@@ -92,6 +111,12 @@ def run_serve(args: argparse.Namespace) -> int:
                 f"mock realtime server on ws://{host}:{port}/v1/realtime ({auth}, seed {config.seed})",
                 flush=True,
             )
+            if server.hearing is not None:
+                print(
+                    f"hearing {server.hearing.clips} cached caller lines in {config.hearing_dir} "
+                    "(new ones are picked up as they appear)",
+                    flush=True,
+                )
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     nursery.cancel_scope.cancel()

@@ -60,11 +60,21 @@ Fidelity choices (where PROTOCOL_NOTES is silent, what this server does):
   its response starts the moment the active one ends (ground truth anchor
   ``queued_turn``) instead of being dropped. Only the latest such turn gets a response
   (the earlier ones are in the conversation it answers).
+- Hearing (``ServerConfig.hearing_dir``): the transcript of a committed audio turn that
+  holds a line of the caller voice cache is that line's text (acoustic fingerprint,
+  see ``hearing``); otherwise the ``spoken_transcripts`` hint of the turn, otherwise a
+  generated sentence. Conversation item, transcription events and tool rules all use it.
+- Leading silence (``LatencyModel.leading_silence_ms``): an audio answer's first deltas
+  carry that much digital silence (counted in its audio), and its speech is loud from
+  its first samples, so the first audible sample plays exactly first delta + silence.
+- Greeting (``ServerConfig.greeting``): after the first ``session.update`` is answered,
+  the server runs a normal response speaking that text (not tied to a user item), with
+  the latency model, anchored at ``session.updated``.
 
 Modules: ``config`` (ServerConfig, ToolRule), ``latency`` (Distribution, LatencyModel),
 ``faults`` (FaultConfig, FreezeWindow), ``defaults`` (session defaults),
 ``session_update`` and ``state`` (pure validation and conversation state), ``vad`` (input
-buffer + turn detection), ``tools`` (tool-call rules), ``responder`` (pure response
+buffer + turn detection), ``hearing`` (which cached caller line a turn holds), ``tools`` (tool-call rules), ``responder`` (pure response
 plans), ``groundtruth`` (JSONL records), ``wire`` (dialect rendering), ``connection``
 (the per-connection actor), ``server`` (listener, handshake routing).
 """

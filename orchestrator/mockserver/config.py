@@ -83,7 +83,11 @@ class ServerConfig:
     transcripts given to successive committed audio turns of a connection (cycled),
     instead of the generated placeholder, so spoken turns can drive tool rules.
     ``ping_interval_s``: send websocket PINGs this often (the real service: ~20.3 s;
-    ``None`` = off).
+    ``None`` = off). ``hearing_dir``: a voice cache (:mod:`orchestrator.audio.voices.layout`)
+    whose lines the server recognises in committed audio turns: the transcript of a turn
+    that holds one is its text (see :mod:`.hearing`; ``None`` = hearing off).
+    ``greeting``: the assistant speaks this text first, as a response started when the
+    first ``session.update`` of a connection has been answered (``None`` = off).
     """
 
     host: str = "127.0.0.1"
@@ -100,6 +104,8 @@ class ServerConfig:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     default_model: str = "gpt-realtime"
     ping_interval_s: float | None = None
+    hearing_dir: Path | None = None
+    greeting: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -111,6 +117,8 @@ class ServerConfig:
             )
         if self.max_message_size < 1024:
             raise ConfigError("max_message_size must be at least 1024 bytes")
+        if self.greeting is not None and not self.greeting.strip():
+            raise ConfigError("greeting must not be empty")
 
 
 def is_loopback(host: str) -> bool:

@@ -168,7 +168,8 @@ class ConnectionActor:
             expires_at=int(time.time() + self.config.faults.session_max_s),
         )
         self.conv = Conversation(session=session, dialect=dialect)
-        self.input = InputAudio(session["audio"]["input"])
+        hears = server.hearing is not None and server.hearing.has_clips()
+        self.input = InputAudio(session["audio"]["input"], keep_turns=hears)
         self.session_id: str = session["id"]
         self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, Hook] | _Close](
             OUTBOX_SIZE
@@ -182,6 +183,7 @@ class ConnectionActor:
         #: when that response ends (see :meth:`_speech_stopped`)
         self._pending_turn: str | None = None
         self._turns = 0
+        self._greeted = False
         self._closing = False
         self._idle_deadline = math.inf
         self._timer_changed = trio.Event()
@@ -365,6 +367,11 @@ class ConnectionActor:
             await self.emit(self.conv.update_session(data["session"]))
             self.input.configure(self.conv.session["audio"]["input"])
             self._rearm_idle()
+            if self.config.greeting is not None and not self._greeted and self._active is None:
+                # the agent speaks first once the caller's session is set up
+                self._greeted = True
+                now, greeting = trio.current_time(), self.config.greeting
+                await self._start_response(None, now, "session.updated", None, greeting)
         elif etype == "input_audio_buffer.commit":
             ms = self.input.commit()
             await self._commit_user_audio(ms, self._speech_item or new_id("item_"))
@@ -481,9 +488,16 @@ class ConnectionActor:
             )
 
     def _spoken_transcript(self, ms: float) -> str:
+        """What the user said in the turn just committed: the cached caller line heard in
+        its audio, else the scripted hint of this turn, else a generated sentence."""
         scripted = self.config.spoken_transcripts
         turn = self._turns
         self._turns += 1
+        audio = self.input.turn_audio()
+        if audio is not None and self.server.hearing is not None:
+            heard = self.server.hearing.hear(audio, self.input.rate)
+            if heard is not None:
+                return heard
         if scripted:
             return scripted[turn % len(scripted)]
         return make_sentence(self.rng, max(1, round(ms / 400)))
@@ -600,19 +614,30 @@ class ConnectionActor:
         return make_sentence(self.rng, words), calls
 
     async def _start_response(
-        self, params: dict[str, Any] | None, anchor: float, anchor_kind: str, input_item: str | None
+        self,
+        params: dict[str, Any] | None,
+        anchor: float,
+        anchor_kind: str,
+        input_item: str | None,
+        say: str | None = None,
     ) -> None:
+        """Plan and start a response; ``say``: its text, decided already (a greeting)."""
         if params is None:
             params = response_params(None, self.conv.session, beta=self.dialect is Dialect.BETA)
         context = self._context(params)
         latency = self.config.latency
         timing = plan_timing(latency, self.rng)
-        text, calls = self._answer(params, context, timing.words)
+        if say is None:
+            text, calls = self._answer(params, context, timing.words)
+        else:
+            text, calls = say, []
         call = calls[0] if calls else None
         in_conv = params["conversation"] != "none"
         response_id = new_id("resp_")
         codec = FORMAT_TO_BETA[params["format"]["type"]]
-        bank = self.server.audio_bank.chunks(codec)
+        audio_bank = self.server.audio_bank
+        speaks = params["modality"] == "audio" and not calls
+        lead = audio_bank.silence(codec, timing.leading_silence_ms) if speaks else []
         max_tokens = params["max_output_tokens"]
         spec = ResponseSpec(
             response_id=response_id,
@@ -622,8 +647,8 @@ class ConnectionActor:
             text=text,
             tool_call=call,
             call_id=new_call_id(),
-            audio_chunks=bank,
-            chunk_offset=self.rng.randrange(len(bank)),
+            audio_chunks=audio_bank.chunks(codec),
+            chunk_offset=self.rng.choice(audio_bank.onsets(codec)),
             chunk_ms=latency.audio_chunk_ms,
             codec=codec,
             timing=timing,
@@ -644,6 +669,7 @@ class ConnectionActor:
             input_tokens=self.conv.input_tokens(),
             max_words=max_tokens if isinstance(max_tokens, int) else None,
             more_calls=tuple(PlannedCall(c, new_id("item_"), new_call_id()) for c in calls[1:]),
+            lead_chunks=lead,
         )
         stream = ResponseStream(spec, ms_per_word=latency.speech_ms_per_word)
         faults = self.faults.for_response(stream.n_deltas())
@@ -656,6 +682,7 @@ class ConnectionActor:
             "input_item_id": input_item,
             "anchor": anchor_kind,
             "anchor_time": anchor,
+            "kind": "answer" if say is None else "greeting",
             "created": None,
             "first_delta": None,
             "done": None,
@@ -666,6 +693,7 @@ class ConnectionActor:
             "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in calls],
             "text": stream.text if call is None else "",
             "audio_ms": 0,
+            "leading_silence_ms": sum(ms for _, ms in lead),
             "stall_ms": 0.0,
             "fault": None,
         }

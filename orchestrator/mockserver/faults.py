@@ -109,7 +109,10 @@ class FaultConfig:
     - ``close_probability``: per response, drop the connection mid-response.
     - ``error_probability``: per response, send a ``server_error`` event and fail it.
     - ``stall_probability`` / ``stall_ms``: per response, go silent for ``stall_ms``
-      between two deltas.
+      between two deltas early in the answer (after one of its first
+      :data:`STALL_WINDOW` deltas), where the caller's playback buffer is still shallow:
+      the caller hears the stall as a gap (``playback_underrun_ms``). Later in an answer
+      streamed faster than real time, the buffer would hide most of it.
     - ``reject_percent``: refuse this percentage of handshakes with HTTP 429.
     - ``session_max_s``: session lifetime; at expiry ``session_expired`` then close 1001.
     - ``freeze_at_s`` / ``freeze_ms``: one scheduled server-wide freeze (see
@@ -165,6 +168,10 @@ class ResponseFaults:
 
 NO_FAULTS = ResponseFaults()
 
+#: A stall fires before one of deltas 1..STALL_WINDOW of an answer (never before the
+#: first delta: that would only delay the answer, which is what ``ttfb_ms`` measures).
+STALL_WINDOW = 5
+
 
 @attrs.define(eq=False)
 class ConnectionFaults:
@@ -182,7 +189,8 @@ class ConnectionFaults:
         """
         c = self.config
         draws = [self.rng.random() for _ in range(3)]
-        points = [self.rng.randrange(max(1, n_deltas)) for _ in range(3)]
+        points = [self.rng.randrange(max(1, n_deltas)) for _ in range(2)]
+        points.append(1 + self.rng.randrange(max(1, min(n_deltas - 1, STALL_WINDOW))))
         if not (c.close_probability or c.error_probability or c.stall_probability):
             return NO_FAULTS
         return ResponseFaults(

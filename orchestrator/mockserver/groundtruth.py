@@ -4,14 +4,14 @@ Each record (all times in seconds on the server's ``trio.current_time()``):
 
 ``{"connection": 3, "session_id": "sess_…", "conversation_id": "conv_…"|null,
 "response_id": "resp_…", "item_ids": ["item_…"], "input_item_id": "item_…"|null,
-"anchor": "speech_stopped"|"response.create"|"idle_timeout"|"queued_turn",
-"anchor_time": t, "created": {"intended": t, "actual": t},
+"anchor": "speech_stopped"|"response.create"|"idle_timeout"|"queued_turn"|"session.updated",
+"anchor_time": t, "kind": "answer"|"greeting", "created": {"intended": t, "actual": t},
 "first_delta": {"intended": t, "actual": t, "type": "response.output_audio.delta"}|null,
 "done": {"intended": t, "actual": t},
 "status": "completed"|"cancelled"|"failed"|"incomplete", "reason": str|null,
 "modality": "audio"|"text", "tool_call": {"name", "arguments"}|null,
 "tool_calls": [{"name", "arguments"}, …], "text": str,
-"audio_ms": int, "stall_ms": float, "fault": str|null}``
+"audio_ms": int, "leading_silence_ms": int, "stall_ms": float, "fault": str|null}``
 
 "intended" is anchor + the latency model's draw; "actual" is the moment the frame
 was handed to the websocket. A client measuring from the same anchor should see the
@@ -25,6 +25,13 @@ in that order (``[]`` for a message) and ``tool_call`` stays the first one (``nu
 for a message), so single-call readers keep working. ``queued_turn``: a server-VAD
 turn that ended while another response was active is answered when that response
 ends; ``anchor_time`` is that moment, ``input_item_id`` the turn's item.
+
+``kind`` ``greeting``: the assistant spoke first (``ServerConfig.greeting``), anchored at
+the ``session.updated`` answering the connection's first ``session.update``; its
+``input_item_id`` is null. ``leading_silence_ms``: the digital silence the audio
+answer started with (included in ``audio_ms``; 0 for text and function calls), so the
+first audible sample leaves at ``first_delta.actual`` and plays ``leading_silence_ms``
+later.
 """
 
 from __future__ import annotations

@@ -129,6 +129,8 @@ class LatencyModel:
     ``delta_interval_ms`` of ``None`` paces deltas by audio duration: one chunk of
     ``audio_chunk_ms`` every ``audio_chunk_ms / realtime_factor`` (a factor of 0 means
     as fast as possible). ``response_words`` is the length of generated answers.
+    ``leading_silence_ms``: digital silence at the start of every audio answer, part of
+    its audio stream (real models often start with 75-341 ms of it; PROTOCOL_NOTES §8).
     """
 
     response_created_ms: Distribution = Distribution("fixed", 5.0)
@@ -139,6 +141,7 @@ class LatencyModel:
     audio_chunk_ms: int = 100
     speech_ms_per_word: int = 350
     transcription_ms: Distribution = Distribution("fixed", 150.0)
+    leading_silence_ms: Distribution = Distribution("fixed", 0.0)
 
     def __attrs_post_init__(self) -> None:
         if not (self.realtime_factor >= 0 and math.isfinite(self.realtime_factor)):
@@ -159,22 +162,34 @@ class LatencyModel:
 
 @attrs.frozen
 class ResponseTiming:
-    """Offsets (seconds from the anchor) for one response, drawn once up front."""
+    """Offsets (seconds from the anchor) for one response, drawn once up front, and the
+    milliseconds of silence an audio answer starts with."""
 
     created_s: float
     first_delta_s: float
     interval_s: float
     words: int
+    leading_silence_ms: int = 0
 
-    def delta_at(self, index: int) -> float:
-        """Offset of the ``index``-th streamed delta (0 = first)."""
+    def delta_at(self, index: float) -> float:
+        """Offset of the ``index``-th streamed delta (0 = first; audio deltas count in
+        chunks of audio sent before them, so a partial chunk is a fraction)."""
         return self.first_delta_s + index * self.interval_s
 
 
 def plan_timing(model: LatencyModel, rng: random.Random) -> ResponseTiming:
-    """Draw a response's timing. The first delta never precedes ``response.created``."""
+    """Draw a response's timing. The first delta never precedes ``response.created``.
+    The leading silence is drawn last (``fixed`` draws consume no randomness, so the
+    default of 0 leaves every other draw as it was)."""
     created = model.response_created_ms.sample(rng) / 1000.0
     first = max(created, model.first_delta_ms.sample(rng) / 1000.0)
     interval = model.interval_s(rng)
     words = max(1, round(model.response_words.sample(rng)))
-    return ResponseTiming(created_s=created, first_delta_s=first, interval_s=interval, words=words)
+    silence = round(model.leading_silence_ms.sample(rng))
+    return ResponseTiming(
+        created_s=created,
+        first_delta_s=first,
+        interval_s=interval,
+        words=words,
+        leading_silence_ms=silence,
+    )

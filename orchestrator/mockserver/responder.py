@@ -37,8 +37,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import attrs
+import numpy as np
 
-from orchestrator.audio import alaw_encode, pcm16_to_b64, samples_for_ms, speech_like, ulaw_encode
+from orchestrator.audio import (
+    alaw_decode,
+    alaw_encode,
+    pcm16_to_b64,
+    rms_dbfs,
+    samples_for_ms,
+    speech_like,
+    ulaw_decode,
+    ulaw_encode,
+)
+from orchestrator.audio.meter import dbfs_to_rms
 from orchestrator.protocol import new_id
 
 from .defaults import codec_rate
@@ -76,18 +87,31 @@ def _obfuscation(piece: str) -> str:
     return "".join(random.choices(_OBF_CHARS, k=n))
 
 
+#: A bank chunk may open an answer when its first :data:`ONSET_PROBE_MS` are at least
+#: :data:`ONSET_DBFS` (RMS) and its very first sample at least :data:`ONSET_SAMPLE_DBFS`
+#: (as the client decodes it): the answer is audible from its first sample (after any
+#: leading silence), so a client's first-audible-sample time is exact.
+ONSET_PROBE_MS = 5
+ONSET_DBFS = -30.0
+ONSET_SAMPLE_DBFS = -40.0
+
+
 @attrs.define(eq=False)
 class AudioBank:
     """Precomputed base64 chunks of synthetic speech per output format (shared, read-only).
 
     One utterance of ``bank_ms`` is synthesized per format at first use (seeded), cut into
-    ``chunk_ms`` chunks and base64-encoded once; responses cycle through the chunks.
+    ``chunk_ms`` chunks and base64-encoded once; responses cycle through the chunks,
+    starting at one of the :meth:`onsets`. Digital silence (leading silence of answers)
+    is encoded once per format and length.
     """
 
     seed: int
     chunk_ms: int
     bank_ms: int = 6000
     _chunks: dict[str, list[str]] = attrs.field(factory=dict)
+    _onsets: dict[str, list[int]] = attrs.field(factory=dict)
+    _silence: dict[tuple[str, int], str] = attrs.field(factory=dict)
 
     def chunks(self, codec: str) -> list[str]:
         """The chunk list for ``codec`` (``pcm16``, ``g711_ulaw`` or ``g711_alaw``)."""
@@ -96,20 +120,56 @@ class AudioBank:
             cached = self._chunks[codec] = self._build(codec)
         return cached
 
+    def onsets(self, codec: str) -> list[int]:
+        """Indices of the chunks an answer may start with: loud from their first sample
+        region (see :data:`ONSET_DBFS`), never a pause or a syllable's fade-in."""
+        self.chunks(codec)
+        return self._onsets[codec]
+
+    def silence(self, codec: str, ms: int) -> list[tuple[str, int]]:
+        """``ms`` of digital silence as (payload, ms) chunks of at most ``chunk_ms``."""
+        out: list[tuple[str, int]] = []
+        while ms > 0:
+            part = min(ms, self.chunk_ms)
+            payload = self._silence.get((codec, part))
+            if payload is None:
+                payload = self._silence[(codec, part)] = _encode(
+                    codec, np.zeros(samples_for_ms(part, codec_rate(codec)), np.int16)
+                )
+            out.append((payload, part))
+            ms -= part
+        return out
+
     def _build(self, codec: str) -> list[str]:
         rate = codec_rate(codec)
         samples = speech_like(self.bank_ms, seed=self.seed, rate=rate)
         per = samples_for_ms(self.chunk_ms, rate)
+        probe = samples_for_ms(ONSET_PROBE_MS, rate)
         n = max(1, samples.size // per)
-        out: list[str] = []
-        for i in range(n):
-            chunk = samples[i * per : (i + 1) * per]
-            if codec == "pcm16":
-                out.append(pcm16_to_b64(chunk))
-            else:
-                enc = ulaw_encode(chunk) if codec == "g711_ulaw" else alaw_encode(chunk)
-                out.append(base64.b64encode(enc.tobytes()).decode("ascii"))
-        return out
+        chunks = [samples[i * per : (i + 1) * per] for i in range(n)]
+        heard = samples  # the onsets are judged as the client will decode them
+        if codec in _G711:
+            encode, decode = _G711[codec]
+            heard = decode(encode(samples))
+        first_sample = dbfs_to_rms(ONSET_SAMPLE_DBFS)
+        self._onsets[codec] = [
+            i
+            for i in range(n)
+            if rms_dbfs(heard[i * per : i * per + probe]) >= ONSET_DBFS
+            and abs(int(heard[i * per])) >= first_sample
+        ] or [0]
+        return [_encode(codec, chunk) for chunk in chunks]
+
+
+#: codec -> (encode, decode) of the G.711 output formats
+_G711 = {"g711_ulaw": (ulaw_encode, ulaw_decode), "g711_alaw": (alaw_encode, alaw_decode)}
+
+
+def _encode(codec: str, samples: np.ndarray) -> str:
+    """Base64 payload of int16 ``samples`` in ``codec``."""
+    if codec == "pcm16":
+        return pcm16_to_b64(samples)
+    return base64.b64encode(_G711[codec][0](samples).tobytes()).decode("ascii")
 
 
 @attrs.frozen
@@ -127,6 +187,8 @@ class ResponseSpec:
 
     ``tool_call`` / ``item_id`` / ``call_id`` are the first (or only) function call;
     ``more_calls`` the further parallel calls of the same response, in order.
+    ``lead_chunks``: (payload, ms) of the digital silence an audio answer starts with,
+    streamed as deltas before ``audio_chunks`` and counted in its audio length.
     """
 
     response_id: str
@@ -145,6 +207,7 @@ class ResponseSpec:
     input_tokens: int
     max_words: int | None = None
     more_calls: Sequence[PlannedCall] = ()
+    lead_chunks: Sequence[tuple[str, int]] = ()
 
     def calls(self) -> list[PlannedCall]:
         """All function calls of the response in output order (empty for a message)."""
@@ -355,8 +418,15 @@ class ResponseStream:
             audio_ms=self.audio_ms if audio_ms is None else audio_ms,
         )
 
-    def _n_chunks(self) -> int:
-        return audio_ms_for(self.text, self.ms_per_word, self.spec.chunk_ms) // self.spec.chunk_ms
+    def _audio_chunks(self) -> list[tuple[str, int]]:
+        """(payload, ms) of every audio delta: the leading silence, then the speech."""
+        spec = self.spec
+        speech = audio_ms_for(self.text, self.ms_per_word, spec.chunk_ms) // spec.chunk_ms
+        bank = spec.audio_chunks
+        return [
+            *spec.lead_chunks,
+            *((bank[(spec.chunk_offset + k) % len(bank)], spec.chunk_ms) for k in range(speech)),
+        ]
 
     @staticmethod
     def _arg_pieces(args: str) -> list[str]:
@@ -367,21 +437,22 @@ class ResponseStream:
         if self._calls:
             return sum(len(self._arg_pieces(c.call.arguments)) for c in self._calls)
         if self.spec.modality == "audio":
-            return self._n_chunks()
+            return len(self._audio_chunks())
         return len(split_words(self.text))
 
     def _audio_steps(self) -> Iterator[Step]:
         spec = self.spec
-        n_chunks = self._n_chunks()
+        chunks = self._audio_chunks()
+        n_chunks = len(chunks)
         pieces = split_words(self.text)
         # transcript runs ahead: spread the words over the first half of the audio
         ahead = max(1, (n_chunks + 1) // 2)
         by_chunk: list[list[str]] = [[] for _ in range(n_chunks)]
         for j, piece in enumerate(pieces):
             by_chunk[min(n_chunks - 1, j * ahead // len(pieces))].append(piece)
-        bank = spec.audio_chunks
-        for k in range(n_chunks):
-            at = spec.timing.delta_at(k)
+        for k, (payload, ms) in enumerate(chunks):
+            # paced by audio: a short (partial silence) chunk takes a shorter slot
+            at = spec.timing.delta_at(self.audio_ms / spec.chunk_ms)
             for piece in by_chunk[k]:
                 yield Step(
                     at,
@@ -398,7 +469,6 @@ class ResponseStream:
                 if self.finished:
                     return
                 self.pieces_sent.append(piece)
-            delta = bank[(spec.chunk_offset + k) % len(bank)]
             yield self._delta(
                 at,
                 {
@@ -406,14 +476,14 @@ class ResponseStream:
                     "type": "response.output_audio.delta",
                     "output_index": 0,
                     "content_index": 0,
-                    "delta": delta,
+                    "delta": payload,
                 },
                 first=k == 0,
-                audio_ms=self.audio_ms + spec.chunk_ms,
+                audio_ms=self.audio_ms + ms,
             )
             if self.finished:
                 return
-            self.audio_ms += spec.chunk_ms
+            self.audio_ms += ms
 
     def _text_steps(self) -> Iterator[Step]:
         for k, piece in enumerate(split_words(self.text)):

@@ -36,6 +36,7 @@ from .connection import CLOSE_GRACE_S, ConnectionActor
 from .errors import error_event
 from .faults import FreezeWindow, freeze_end, reject_handshake
 from .groundtruth import GroundTruthSink
+from .hearing import Hearing
 from .responder import AudioBank
 from .stats import ServerStats
 from .wire import encode
@@ -131,7 +132,8 @@ class MockServer:
 
     One instance can serve a TCP listener (:meth:`serve`) and/or individual streams
     (:meth:`serve_stream`); counters are in :attr:`stats`, ground truth goes to
-    :attr:`groundtruth` (and ``config.groundtruth_path``).
+    :attr:`groundtruth` (and ``config.groundtruth_path``). :attr:`hearing` recognises
+    cached caller lines when ``config.hearing_dir`` is set (clips loaded at construction).
 
     ``started_at`` (trio time) is the origin of scheduled faults (``freeze_at_s``): set
     when :meth:`serve` or the first :meth:`serve_stream` starts, unless already set. A
@@ -143,6 +145,7 @@ class MockServer:
     stats: ServerStats = attrs.field(factory=ServerStats)
     groundtruth: GroundTruthSink = attrs.field(init=False)
     audio_bank: AudioBank = attrs.field(init=False)
+    hearing: Hearing | None = attrs.field(init=False)
     port: int | None = None
     started_at: float | None = None
     _next_index: int = 0
@@ -156,6 +159,8 @@ class MockServer:
         )
         self._handshake_rng = random.Random(f"{self.config.seed}:handshake")
         self._freezes = self.config.faults.freeze_windows
+        hearing_dir = self.config.hearing_dir
+        self.hearing = None if hearing_dir is None else Hearing(hearing_dir)
         # synthesize the common case up front, not on the first response
         self.audio_bank.chunks("pcm16")
 

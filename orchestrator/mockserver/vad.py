@@ -11,6 +11,10 @@ fed to :class:`orchestrator.audio.EnergyVad` configured from the session's
 
 VAD times are on the appended-audio clock (ms of all audio appended on the connection),
 which keeps running across commits, clears and format changes (PROTOCOL_NOTES §3).
+
+With ``keep_turns`` (the server hears turns, :mod:`.hearing`) the decoded samples of the
+current turn are kept (at most the last 30 s) and handed over by :meth:`InputAudio.take`
+as :meth:`InputAudio.turn_audio`; without it nothing is kept.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from orchestrator.protocol.beta import FORMAT_TO_BETA
 
 from .defaults import SEMANTIC_SILENCE_MS, codec_rate
 from .errors import ClientError
+from .hearing import TurnAudio
 
 #: The real service refuses to commit less than this much audio.
 MIN_COMMIT_MS = 100.0
@@ -41,7 +46,10 @@ MIN_COMMIT_MS = 100.0
 class InputAudio:
     """Input buffer + VAD for one connection."""
 
-    def __init__(self, audio_input: dict[str, Any]) -> None:
+    def __init__(self, audio_input: dict[str, Any], *, keep_turns: bool = False) -> None:
+        self._keep = keep_turns
+        self._turn: TurnAudio | None = None
+        self._last_turn: np.ndarray | None = None
         self._codec = ""
         self._td: dict[str, Any] | None = None
         self._vad: EnergyVad | None = None
@@ -54,6 +62,11 @@ class InputAudio:
     @property
     def turn_detection(self) -> dict[str, Any] | None:
         return self._td
+
+    @property
+    def rate(self) -> int:
+        """Sample rate of the input format (24000, or 8000 for G.711)."""
+        return self._rate
 
     @property
     def audio_ms(self) -> int:
@@ -75,6 +88,7 @@ class InputAudio:
             self._buffered = 0
             self._codec = codec
             self._rate = codec_rate(codec)
+            self._turn = TurnAudio(self._rate) if self._keep else None
             self._vad = None
             self._td = None
         if td != self._td or (td is not None and self._vad is None):
@@ -128,6 +142,8 @@ class InputAudio:
         """Add decoded samples to the buffer; return VAD events (clock-adjusted)."""
         self._fed += samples.size
         self._buffered += samples.size
+        if self._turn is not None:
+            self._turn.append(samples)
         if self._vad is None:
             return []
         events = self._vad.feed(samples)
@@ -139,9 +155,16 @@ class InputAudio:
         """Empty the buffer (commit); returns the committed milliseconds."""
         ms = self.buffered_ms
         self._buffered = 0
+        if self._turn is not None:
+            self._last_turn = self._turn.take()
         if self._vad is not None:
             self._vad.reset()
         return ms
+
+    def turn_audio(self) -> np.ndarray | None:
+        """The samples (at :attr:`rate`) of the turn last emptied by :meth:`take`, or None
+        when turns are not kept."""
+        return self._last_turn
 
     def commit(self) -> float:
         """A manual commit: refuses less than 100 ms like the real service."""
