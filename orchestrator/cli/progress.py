@@ -28,6 +28,14 @@ __all__ = ["Progress", "format_line", "render_table"]
 #: Longest "last error" shown (the full reasons are in summary.json).
 LAST_ERROR_WIDTH = 100
 
+#: Rolling latencies on the panel: ``ttfa`` (first audible sample as played) right under
+#: ``ttfb`` (first audio byte), so leading silence shows as the gap between the two.
+_PANEL_METRICS: tuple[tuple[str, str], ...] = (
+    ("voice_to_voice_ms", "voice→voice"),
+    ("ttfb_ms", "ttfb"),
+    ("ttfa_ms", "ttfa (audible)"),
+)
+
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
@@ -45,6 +53,7 @@ def format_line(snap: SupervisorSnapshot) -> str:
     total = "" if snap.planned_total is None else f"/{snap.planned_total}"
     v50, v95 = _pcts(snap, "voice_to_voice_ms")
     t50, t95 = _pcts(snap, "ttfb_ms")
+    a50, a95 = _pcts(snap, "ttfa_ms")
     parts = [
         f"[{snap.t_s:7.1f}s]",
         f"done {snap.done}{total} ({snap.completed} ok, {snap.failed} failed,"
@@ -54,6 +63,7 @@ def format_line(snap: SupervisorSnapshot) -> str:
         f"{snap.start_rate:.1f} starts/s",
         f"v2v p50 {v50} p95 {v95} ms",
         f"ttfb p50 {t50} p95 {t95} ms",
+        f"ttfa p50 {a50} p95 {a95} ms",
         f"errors {snap.errors_per_s:.2f}/s",
         f"loop lag p99 {_ms(snap.loop_lag_p99_ms)} ms",
     ]
@@ -90,7 +100,7 @@ def render_table(snap: SupervisorSnapshot, title: str = "orchestrator run") -> T
         f"{snap.start_rate:.1f} starts/s, {snap.finish_rate:.1f} ends/s "
         f"(late {snap.late_starts}, dropped {snap.dropped_starts})",
     )
-    for metric, label in (("voice_to_voice_ms", "voice→voice"), ("ttfb_ms", "ttfb")):
+    for metric, label in _PANEL_METRICS:
         m = snap.metrics.get(metric)
         if m is None or not m.count:
             table.add_row(label, "-")

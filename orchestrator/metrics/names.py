@@ -15,6 +15,7 @@ __all__ = [
 SESSION_METRICS: tuple[str, ...] = (
     "connect_ms",
     "session_ready_ms",
+    "greeting_ms",
     "late_start_ms",
     "pacer_lateness_p50_ms",
     "pacer_lateness_p99_ms",
@@ -25,14 +26,17 @@ SESSION_METRICS: tuple[str, ...] = (
 #: (``tool_roundtrip_ms`` uses every tool call's own round trip when the turn lists them).
 TURN_METRICS: tuple[str, ...] = (
     "voice_to_voice_ms",
+    "voice_to_voice_audible_ms",
     "vad_delay_ms",
     "ttfb_ms",
+    "ttfa_ms",
     "response_created_ms",
     "first_text_ms",
     "response_ms",
     "tool_roundtrip_ms",
     "tool_to_audio_ms",
     "barge_in_stop_ms",
+    "playback_underrun_ms",
     "audio_out_ms",
 )
 
@@ -40,6 +44,7 @@ TURN_METRICS: tuple[str, ...] = (
 DISTRIBUTION_METRICS: tuple[str, ...] = (
     "connect_ms",
     "session_ready_ms",
+    "greeting_ms",
     *TURN_METRICS,
     "late_start_ms",
     "pacer_lateness_p50_ms",

@@ -24,6 +24,10 @@ the JSON line (never 0).
                 turn's calls), ``tool_to_audio_ms``, ``barge_in_stop_ms``, ``audio_out_ms``
                 (duration of assistant audio received), ``pacer_lateness_p50_ms``,
                 ``pacer_lateness_p99_ms``, ``pacer_lateness_max_ms`` (frames of this turn)
+    audible ms  ``ttfa_ms`` (ttfb anchor -> first audible assistant sample as the simulated
+                playback plays it), ``voice_to_voice_audible_ms`` (planned last speech
+                frame -> the same), ``playback_underrun_ms`` (time the playback ran dry
+                inside the turn's answers; 0.0 for smooth audio, None without audio)
     tools       ``tool_calls: tuple[ToolCallRecord, ...]`` (name, call_id, roundtrip_ms, ok,
                 error)
     response    ``response_id``, ``response_status`` ("completed"|"cancelled"|"failed"|
@@ -55,14 +59,17 @@ the JSON line (never 0).
     ``protocol_errors`` (undecodable server frames; also counted in ``errors``),
     ``audio_frames_dropped`` (input audio frames made for a connection that was lost
     before they were sent, so never sent), ``events_received``,
-    ``notifications_dropped``, ``pacer_lateness_p50_ms`` /
+    ``notifications_dropped``, ``greeting_ms`` (session ready -> first audible sample of
+    the assistant's unprompted first answer as played; None when it did not speak
+    first), ``pacer_lateness_p50_ms`` /
     ``_p99_ms`` / ``_max_ms`` (all frames of the session), and the same usage token fields
     as a turn, as totals over every response of the session (``None`` = not tracked; the
     summary then sums the session's turns instead).
 
-Fields added later (``TurnRecord.status``/``reason``/``failure``/``user_transcript``/``gap_ms``,
-``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``) are optional
-with defaults, so older files still read.
+Fields added later (``TurnRecord.status``/``reason``/``failure``/``user_transcript``/``gap_ms``/
+``ttfa_ms``/``voice_to_voice_audible_ms``/``playback_underrun_ms``,
+``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``/``greeting_ms``)
+are optional with defaults, so older files still read.
 
 ``"kind": "snapshot"`` -> :class:`TimelinePoint` (optional; live status samples written by
     the supervisor): ``t_s``, ``active``, ``started``, ``completed``, ``failed``,
@@ -176,14 +183,17 @@ class TurnRecord:
     gap_ms: float = 0.0
 
     voice_to_voice_ms: float | None = None
+    voice_to_voice_audible_ms: float | None = None
     vad_delay_ms: float | None = None
     ttfb_ms: float | None = None
+    ttfa_ms: float | None = None
     response_created_ms: float | None = None
     first_text_ms: float | None = None
     response_ms: float | None = None
     tool_roundtrip_ms: float | None = None
     tool_to_audio_ms: float | None = None
     barge_in_stop_ms: float | None = None
+    playback_underrun_ms: float | None = None
     audio_out_ms: float | None = None
     pacer_lateness_p50_ms: float | None = None
     pacer_lateness_p99_ms: float | None = None
@@ -243,6 +253,7 @@ class SessionResult:
     audio_frames_dropped: int = 0
     events_received: int = 0
     notifications_dropped: int = 0
+    greeting_ms: float | None = None
     pacer_lateness_p50_ms: float | None = None
     pacer_lateness_p99_ms: float | None = None
     pacer_lateness_max_ms: float | None = None

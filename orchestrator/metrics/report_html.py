@@ -106,9 +106,17 @@ def _time_edges(t_max: float) -> np.ndarray:
     return np.linspace(0.0, max(t_max, 1e-3), TIME_BINS + 1)
 
 
+#: Turn metrics drawn over time: (name, colour of the points, colour of the p95 line).
+_OVER_TIME: tuple[tuple[str, str, str], ...] = (
+    ("voice_to_voice_ms", "#2563eb", "#dc2626"),
+    ("ttfb_ms", "#16a34a", "#9333ea"),
+    ("ttfa_ms", "#d97706", "#0f766e"),
+)
+
+
 def _latency_over_time(turns: Sequence[TurnRecord], edges: np.ndarray) -> str:
     points, lines = [], []
-    for name, color in (("voice_to_voice_ms", "#2563eb"), ("ttfb_ms", "#16a34a")):
+    for name, color, p95_color in _OVER_TIME:
         pairs = [(t.t_end_s, getattr(t, name)) for t in turns if getattr(t, name) is not None]
         if not pairs:
             continue
@@ -116,9 +124,7 @@ def _latency_over_time(turns: Sequence[TurnRecord], edges: np.ndarray) -> str:
         vs = np.array([p[1] for p in pairs], dtype=np.float64)
         points.append(Series(name=name, xs=ts, ys=vs, color=color))
         px, py = _percentile_line(ts, vs, edges, 95)
-        lines.append(
-            Series(name=f"{name} p95", xs=px, ys=py, color="#dc2626" if not lines else "#9333ea")
-        )
+        lines.append(Series(name=f"{name} p95", xs=px, ys=py, color=p95_color))
     return line_chart(
         title="Latency over time (turn end)",
         x_label="run time (s)",

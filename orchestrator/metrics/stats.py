@@ -224,7 +224,7 @@ class RollingWindow:
 
 
 #: Turn metrics tracked live by :class:`LiveStats` (the ones the live display shows).
-LIVE_TURN_METRICS: tuple[str, ...] = ("voice_to_voice_ms", "ttfb_ms")
+LIVE_TURN_METRICS: tuple[str, ...] = ("voice_to_voice_ms", "ttfb_ms", "ttfa_ms")
 #: Session metrics tracked live by :class:`LiveStats`.
 LIVE_SESSION_METRICS: tuple[str, ...] = ("connect_ms", "session_ready_ms")
 

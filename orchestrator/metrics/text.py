@@ -128,4 +128,7 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     for t in summary.get("thresholds", []):
         mark = "PASS" if t["ok"] else "FAIL"
         out.append(f"{mark}  {t['expr']}  (actual {fmt_number(t.get('actual'), 3)})")
+    aborted = summary.get("run", {}).get("aborted")
+    if aborted:
+        out.append(f"RUN ABORTED: {aborted.get('reason') or aborted.get('threshold')}")
     return "\n".join(out) + "\n"

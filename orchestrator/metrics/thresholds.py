@@ -8,6 +8,9 @@ Grammar: ``METRIC[.STAT] OP NUMBER``.
 - ``STAT``: ``avg``/``mean``, ``min``, ``max``, ``count``, ``med`` (= p50), ``pNN`` or
   ``pNN.N`` (any percentile 0..100; k6's ``p(95)`` spelling is accepted too).
 - ``OP``: ``<  <=  >  >=  ==  !=``.
+- an optional ``:abort`` suffix (k6's ``abortOnFail``): the threshold is also judged
+  during the run, on rolling windows, and a failure stops the run
+  (:mod:`orchestrator.supervisor.live_thresholds`); ``Threshold.abort`` says so.
 
 A threshold on a metric without samples fails (``actual`` is ``None``), except ``count``,
 which is 0. Percentiles are linear-interpolation percentiles, as in ``summarize``.
@@ -66,6 +69,8 @@ class Threshold:
     q: float | None
     op: str
     target: float
+    abort: bool = False
+    """``:abort`` was given: judged live too, and a live failure aborts the run."""
 
     def passes(self, actual: float | None) -> bool:
         """Whether ``actual`` satisfies the threshold (``None`` = no data = fails)."""
@@ -113,7 +118,13 @@ def parse_threshold(expr: str) -> Threshold:
     """Parse one expression; raises :class:`ThresholdError` saying what is wrong."""
     if not isinstance(expr, str) or not expr.strip():
         raise ThresholdError(f"threshold {expr!r}: empty expression")
-    m = _SPLIT.match(expr)
+    body, colon, option = expr.rpartition(":")
+    if colon and option.strip() != "abort":
+        raise ThresholdError(
+            f"threshold {expr!r}: unknown option {option.strip()!r} (only ':abort')"
+        )
+    abort = bool(colon)
+    m = _SPLIT.match(body if abort else expr)
     if m is None:
         raise ThresholdError(f"threshold {expr!r}: expected METRIC[.STAT] OP NUMBER")
     lhs, op, rhs = m["lhs"], m["op"], m["rhs"]
@@ -150,7 +161,9 @@ def parse_threshold(expr: str) -> Threshold:
         raise ThresholdError(f"threshold {expr!r}: bad number {rhs!r}") from None
     if not math.isfinite(target):
         raise ThresholdError(f"threshold {expr!r}: bad number {rhs!r} (must be finite)")
-    return Threshold(expr=expr.strip(), metric=metric, stat=stat, q=q, op=op, target=target)
+    return Threshold(
+        expr=expr.strip(), metric=metric, stat=stat, q=q, op=op, target=target, abort=abort
+    )
 
 
 def parse_thresholds(exprs: Iterable[str | Threshold]) -> list[Threshold]:

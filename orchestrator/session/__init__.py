@@ -8,13 +8,14 @@ Public API::
     Session (driver methods: configure, say_text, say_audio, start_text_turn,
              start_audio_turn, send_text, send_audio, seed_history, commit, clear_audio,
              create_response, cancel_response, truncate, delete_item, retrieve_item,
-             send_tool_output, wait_for, events, close), Turn
+             send_tool_output, wait_for, wait_for_greeting, events, close), Turn
     TurnCheck (``check=`` of say_* / start_*_turn), EXPECTATION_FAILED (its error code)
     ConversationState, TurnTimer, PlaybackClock, TurnBook, SessionCore (pure, usable on
     their own); SessionEnd (how a session ended), Failure (failures as values)
 
 Parts of the actor (see ``actor``): ``core`` (SessionCore: state, turn book, playback,
-waiters, subscriptions; synchronous), ``audio_in`` (pacing task), ``tool_task``,
+waiters, subscriptions; synchronous), ``audible`` (first audible sample of an answer),
+``greeting`` (the assistant speaking first), ``audio_in`` (pacing task), ``tool_task``,
 ``effects`` (truncate / cancel / follow-up requests), ``link`` (connections, reconnect,
 rollover), ``actor`` (the public driver API, the nursery, the channels).
 """

@@ -334,6 +334,7 @@ class Session:
             audio_frames_dropped=core.frames_dropped,
             events_received=core.events_received,
             notifications_dropped=core.dropped_notifications,
+            greeting_ms=core.greeting.ms_after(core.ready_at),
             pacer_lateness_p50_ms=lateness.percentile(50),
             pacer_lateness_p99_ms=lateness.percentile(99),
             pacer_lateness_max_ms=lateness.max,
@@ -513,6 +514,27 @@ class Session:
         return result.item
 
     # ================================================================ observing
+    async def wait_for_greeting(self, timeout: float) -> bool:  # noqa: ASYNC109 - a question, see below
+        """Wait for the assistant to speak first: True once its unprompted first response
+        (the greeting: the first response of the session, created before any request or
+        committed user input of ours; it belongs to no turn) has finished
+        (``response.done``) within ``timeout`` seconds; False when none came by then, when
+        none can come any more (another response or the caller's input came first, the
+        connection was lost mid-greeting) or when the session ends. On a session that
+        already ended it answers at once. ``greeting_ms`` in the result says when the
+        caller heard it. The caller may still be hearing it on return (the server sends
+        audio faster than it plays): ``session.playback.ends_at`` says when it has played,
+        and a spoken turn that starts earlier talks over it (a barge-in).
+
+        ``timeout`` is part of the question (did the agent greet within it?), not a
+        deadline on an operation: running out is an answer, never an error.
+
+        Cancellation: raises ``Cancelled``; nothing is sent and nothing changes."""
+        greeting = self._core.greeting
+        with trio.move_on_after(timeout):
+            await greeting.wait()
+        return greeting.done
+
     async def wait_for(self, predicate: Callable[[Any], bool]) -> Any:
         """Wait for the next server event for which ``predicate(event)`` is true and
         return it. Only events received after the call count; waiting goes on across

@@ -4,8 +4,9 @@ and each turn's record.
 A response belongs to the turn that claimed it: ``response.create`` registers a claim
 (its event id, the turn) before it is sent, and ``response.created`` takes the oldest
 open claim. A response nobody claimed (server VAD answering on its own) goes to the open
-turn that has no response yet, else to a new turn labelled ``"server"``. Events without
-a response id belong to the current turn while it is open.
+turn that has no response yet, else to a new turn labelled ``"server"``, unless
+``unprompted`` says the assistant is speaking on its own (a greeting): then it belongs to
+no turn. Events without a response id belong to the current turn while it is open.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ Mode = Literal["audio", "text", "manual"]
 class TurnBook:
     """Turns of one session. ``server_mode`` tells the mode of a turn the server opens
     by itself (``audio`` with server VAD, else ``text``); ``on_turn`` receives every
-    final :class:`TurnRecord`. ``gap_start`` is when the connection was lost (None while
-    connected): a turn that ends while disconnected counts the gap so far."""
+    final :class:`TurnRecord`; ``unprompted(response_id)`` is asked about a response
+    nobody claimed and returns True when it belongs to no turn. ``gap_start`` is when the
+    connection was lost (None while connected): a turn that ends while disconnected
+    counts the gap so far."""
 
     state: ConversationState
     session_id: str
     run_t0: float
     server_mode: Callable[[], Mode]
     on_turn: Callable[[TurnRecord], None] | None = None
+    unprompted: Callable[[str], bool] | None = None
     turns: list[Turn] = attrs.field(factory=list)
     current: Turn | None = None
     gap_start: float | None = None
@@ -140,7 +144,7 @@ class TurnBook:
         cur = self.current
         return cur if cur is not None and cur.status == "open" else None
 
-    def _assign(self, rid: str, t: float) -> Turn:
+    def _assign(self, rid: str, t: float) -> Turn | None:
         turn: Turn | None = None
         while self._claims:
             _, claimed = self._claims.popleft()
@@ -148,6 +152,8 @@ class TurnBook:
                 turn = claimed
                 break
         if turn is None:
+            if self.unprompted is not None and self.unprompted(rid):
+                return None
             turn = self.waiting_turn() or self.open(self.server_mode(), "server", t)
         self._by_response[rid] = turn
         return turn

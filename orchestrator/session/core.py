@@ -1,10 +1,17 @@
 """``SessionCore``: everything a session knows, changed synchronously, with no I/O.
 
 It owns the conversation state, the turn book, the simulated playback, the waiters of
-driver calls, the utterances being spoken, the event subscriptions, and the session's
-counters. The link feeds it (:meth:`SessionCore.on_frame` for every received text
+driver calls, the utterances being spoken, the event subscriptions, the greeting, and
+the session's counters. The link feeds it (:meth:`SessionCore.on_frame` for every received text
 frame, :meth:`SessionCore.on_sent` for every event written); the audio-in task marks
-the plan of a spoken turn (:meth:`SessionCore.on_planned`). It never awaits: work that
+the plan of a spoken turn (:meth:`SessionCore.on_planned`).
+
+Audible latency: for each response's audio the core feeds the leading deltas to an
+:class:`~.audible.OnsetDetector` until the first audible sample is found (decoding
+stops there: the rest of the answer costs one dict lookup per delta), asks the
+playback when that sample plays, and marks it on the turn (``ttfa_ms``) or on the
+greeting (``greeting_ms``); every later chunk of an answer that finds the playback run
+dry adds the silent time to the turn's ``playback_underrun_ms``. It never awaits: work that
 must send is put on a bounded channel with ``send_nowait``: tool calls on ``calls``
 (the tool task), truncate / cancel / follow-up ``response.create`` on ``actions`` (the
 effects task). When it decides the session cannot go on (a fatal server error, too
@@ -30,8 +37,10 @@ from orchestrator.metrics.failure import Failure
 from orchestrator.metrics.histogram import LogHistogram
 from orchestrator.metrics.records import ErrorRecord
 
+from .audible import OnsetDetector
 from .book import TurnBook
 from .errors import LinkLost, RequestRejected
+from .greeting import Greeting
 from .interrupt import plan_cut, server_interrupts, server_vad
 from .messages import Action, FollowUp, Out, ToolJob, Utterance
 from .playback import PlaybackClock
@@ -58,6 +67,17 @@ class _Batch:
     response_done: bool = False
 
 
+@attrs.define(slots=True, eq=False)
+class _Answer:
+    """The audio of one response so far: who gets its marks (``turn``; None: the
+    greeting, or nobody when ``onset`` is None from the start), the item being scanned
+    and its onset detector (None once the first audible sample was found)."""
+
+    turn: Turn | None
+    item_id: str
+    onset: OnsetDetector | None
+
+
 class SessionCore:
     """See the module docstring.
 
@@ -68,7 +88,9 @@ class SessionCore:
     (errors outside any turn), ``lateness`` (bounded histogram of every audio frame's
     pacer lateness), ``fatal`` (a server failure after which reconnecting cannot help),
     ``expires_deadline`` (the server's ``expires_at`` on the trio clock),
-    ``link_progress`` (a response finished on the current connection).
+    ``link_progress`` (a response finished on the current connection), ``greeting``
+    (the assistant speaking first: :class:`~.greeting.Greeting`), ``ready_at`` (trio
+    time the first connection became ready; set by the link).
     """
 
     def __init__(
@@ -90,6 +112,7 @@ class SessionCore:
             run_t0=0.0,
             server_mode=lambda: "audio" if self.server_vad() else "text",
             on_turn=spec.on_turn,
+            unprompted=self._unprompted,
         )
         self.configs: list[Any] = []
         if spec.config is not None:
@@ -110,6 +133,8 @@ class SessionCore:
         self.expires_deadline: float | None = None
         self.link_progress = False
         self.session_created = trio.Event()
+        self.greeting = Greeting()
+        self.ready_at: float | None = None
         self.tail_stop: trio.Event | None = None  # the utterance waiting for speech_stopped
         self._calls = calls
         self._actions = actions
@@ -123,6 +148,8 @@ class SessionCore:
         self._barge: tuple[Turn, str] | None = None
         self._barge_last_delta: float | None = None
         self._last_audio_at: float | None = None
+        self._answers: dict[str, _Answer] = {}
+        self._quiet = True  # nothing answered, committed or added yet on this connection
 
     # ================================================================ inputs
     def on_frame(self, text: str, t: float) -> None:
@@ -230,6 +257,7 @@ class SessionCore:
         """A fresh connection is open: nothing has been heard on it yet."""
         self.session_created = trio.Event()
         self.link_progress = False
+        self._quiet = True
 
     def link_lost(self, reason: str, t: float, failure: Failure | None, was_ready: bool) -> None:
         """The connection is gone at ``t``. Per-connection state is dropped; open turns
@@ -240,7 +268,11 @@ class SessionCore:
         self.epoch += 1
         self.expires_deadline = None
         self.state.reset_connection()
+        self._playback_stopped(t)
         self.playback.reset()
+        self._answers.clear()
+        if self.greeting.response_id is not None:
+            self.greeting.release()  # started on this connection, will never finish
         self.book.forget_connection()
         if was_ready and self.book.gap_start is None:
             self.book.gap_start = t
@@ -302,6 +334,7 @@ class SessionCore:
             else:
                 self._barge = (cur, target)
                 self._barge_last_delta = None
+        self._playback_stopped(t)
         if cut is not None:
             self.act(attrs.evolve(cut, turn=cur), cur, t)
 
@@ -405,19 +438,94 @@ class SessionCore:
             self.interrupt(t, by_server=True)
 
     def _on_speech_stopped(self, event: Any, t: float, turn: Turn | None) -> None:
+        self._end_quiet()
         if self.tail_stop is not None:
             self.tail_stop.set()
 
     def _on_committed(self, event: Any, t: float, turn: Turn | None) -> None:
+        if type(event) is P.InputAudioBufferCommitted:
+            self._end_quiet()
         if turn is not None and turn.user_item_id is None and turn.mode != "text":
             turn.user_item_id = event.item_id
 
     def _on_audio_delta(self, event: Any, t: float, turn: Turn | None) -> None:
-        ms = self.state.last_delta_bytes / self.state.bytes_per_ms  # counted by the state
-        self.playback.on_audio(event.item_id, ms, t)
+        state = self.state
+        ms = state.last_delta_bytes / state.bytes_per_ms  # counted by the state
+        dry_ms = self.playback.on_audio(event.item_id, ms, t)
         self._last_audio_at = t
-        if self._barge is not None and self._barge[1] == event.response_id:
+        rid = event.response_id
+        if self._barge is not None and self._barge[1] == rid:
             self._barge_last_delta = t
+        answer = self._answers.get(rid)
+        if answer is None:
+            answer = self._answers[rid] = self._new_answer(rid, event.item_id, turn)
+        elif dry_ms > 0.0 and answer.turn is not None:
+            answer.turn.timer.add_underrun(dry_ms)
+        if answer.onset is not None:
+            self._listen(answer, event)
+
+    def _new_answer(self, rid: str, item_id: str, turn: Turn | None) -> _Answer:
+        """The first audio of response ``rid``: scan it for its onset when a turn or the
+        greeting wants it."""
+        wanted = turn is not None or rid == self.greeting.response_id
+        return _Answer(turn=turn, item_id=item_id, onset=self._detector() if wanted else None)
+
+    def _detector(self) -> OnsetDetector:
+        state = self.state
+        return OnsetDetector(state.output_rate, self.spec.audible_dbfs, state.output_codec)
+
+    def _listen(self, answer: _Answer, event: Any) -> None:
+        """Feed one delta to the answer's onset detector; once the first audible sample
+        is in, mark when the playback plays it (nothing when it never plays: muted)."""
+        if event.item_id != answer.item_id:  # a further audio item: a stream of its own
+            answer.item_id = event.item_id
+            answer.onset = self._detector()
+        assert answer.onset is not None
+        found = answer.onset.feed_delta(event.delta)
+        if found is None:
+            return
+        answer.onset = None
+        at = self.playback.time_at(answer.item_id, found * 1000.0 / self.state.output_rate)
+        if at is None:
+            return
+        if answer.turn is not None:
+            answer.turn.timer.mark_audible(at)
+        else:
+            self.greeting.mark_audible(at)
+
+    def _playback_stopped(self, t: float) -> None:
+        """The playback stopped (or was dropped) at ``t``: audible marks due later were
+        never heard."""
+        for turn in self.book.open_turns():
+            turn.timer.playback_stopped(t)
+        self.greeting.playback_stopped(t)
+
+    # ================================================================ greeting
+    def _unprompted(self, rid: str) -> bool:
+        """Asked by the book about a response nobody claimed: the first response of a
+        connection, in a still empty conversation, belongs to no turn (the assistant
+        speaks first); on the first connection it is the greeting."""
+        if not self._quiet:
+            return False
+        self._quiet = False
+        self.greeting.unprompted(rid)
+        return True
+
+    def _end_quiet(self) -> None:
+        """A response was created, user input committed or an item added on this
+        connection: an unclaimed response is an answer from now on."""
+        if self._quiet:
+            self._quiet = False
+            self.greeting.close()
+
+    def _on_response_created(self, event: Any, t: float, turn: Turn | None) -> None:
+        self._end_quiet()
+
+    def _on_item_added(self, event: Any, t: float, turn: Turn | None) -> None:
+        # the conversation has content (seeded history, a message); on a later connection
+        # the items are our own replay of the conversation, which an agent greets anyway
+        if self.epoch == 0:
+            self._end_quiet()
 
     def _on_arguments_done(self, event: Any, t: float, turn: Turn | None) -> None:
         if self.spec.tools is None or turn is None:
@@ -442,6 +550,9 @@ class SessionCore:
         rid = r.id
         status = r.status or "completed"
         self.link_progress = True
+        self._answers.pop(rid, None)
+        if rid == self.greeting.response_id:
+            self.greeting.finished()
         if self._barge is not None and self._barge[1] == rid:
             barger = self._barge[0]
             stop = t if status == "cancelled" else (self._barge_last_delta or t)
@@ -491,6 +602,7 @@ class SessionCore:
         self._utterances.clear()
         for sub in self._subs:
             sub.close()
+        self.greeting.release()
         if self.tail_stop is not None:
             self.tail_stop.set()
         self._calls.close()
@@ -507,6 +619,9 @@ _HANDLERS: dict[type, Callable[[SessionCore, Any, float, Turn | None], None]] = 
     P.InputAudioBufferSpeechStarted: _sc._on_speech_started,
     P.InputAudioBufferSpeechStopped: _sc._on_speech_stopped,
     P.InputAudioBufferCommitted: _sc._on_committed,
+    P.ResponseCreated: _sc._on_response_created,
+    P.ConversationItemAdded: _sc._on_item_added,
+    P.ConversationItemCreated: _sc._on_item_added,
     P.ResponseOutputAudioDelta: _sc._on_audio_delta,
     P.ResponseFunctionCallArgumentsDone: _sc._on_arguments_done,
     P.ResponseDone: _sc._on_response_done,

@@ -234,6 +234,8 @@ class Link:
             bound.deadline = math.inf
             nursery.start_soon(self._send, conn)
             t = trio.current_time()
+            if self.ready_gen == 0:
+                self._core.ready_at = t
             if replay:
                 self.gap_ms_total += self._core.link_restored(t)
                 self.reconnects += 1

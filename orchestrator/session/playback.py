@@ -50,23 +50,29 @@ class PlaybackClock:
     _end: float = float("-inf")
     _muted: set[str] = attrs.field(factory=set)
 
-    def on_audio(self, item_id: str, ms: float, t: float) -> None:
-        """``ms`` of audio of ``item_id`` arrived at time ``t``."""
+    def on_audio(self, item_id: str, ms: float, t: float) -> float:
+        """``ms`` of audio of ``item_id`` arrived at time ``t``. Returns how long (ms) the
+        speaker is silent right before this chunk plays: 0.0 when it follows audio still
+        scheduled (or when the item is muted: it never plays), ``inf`` when nothing has
+        played on this clock yet; otherwise the playback ran dry (an underrun, or the
+        pause before a new answer) and the chunk plays after the jitter-buffer delay."""
         offset = self._received_ms.get(item_id, 0.0)
         self._received_ms[item_id] = offset + ms
         if item_id in self._muted:
-            return
+            return 0.0
         segs = self.segments
+        end = self._end
         if segs:
             last = segs[-1]
-            if last.item_id == item_id and self._end >= t:
+            if last.item_id == item_id and end >= t:
                 last.dur_ms += ms
                 self._end = last.end
-                return
-        start = t + self.start_delay if self._end < t else self._end
+                return 0.0
+        start = t + self.start_delay if end < t else end
         seg = Segment(item_id=item_id, start=start, item_offset_ms=offset, dur_ms=ms)
         segs.append(seg)
         self._end = seg.end
+        return (start - end) * 1000.0
 
     def received_ms(self, item_id: str) -> float:
         """Milliseconds of ``item_id`` audio received so far."""
@@ -99,11 +105,16 @@ class PlaybackClock:
         return self._end if self.segments else None
 
     def time_at(self, item_id: str, offset_ms: float) -> float | None:
-        """Clock time at which ``item_id`` reaches ``offset_ms`` of playback, if that audio
-        has been received; None otherwise."""
-        for seg in self.segments:
-            if seg.item_id == item_id and offset_ms <= seg.item_offset_ms + seg.dur_ms:
-                return seg.start + max(0.0, offset_ms - seg.item_offset_ms) / 1000.0
+        """Clock time at which ``item_id`` reaches ``offset_ms`` of playback (the sample
+        at that offset plays), if that audio has been received and is played; None
+        otherwise. Searches from the newest segment: O(1) for the item being received."""
+        for seg in reversed(self.segments):
+            if seg.item_id != item_id:
+                continue
+            if seg.item_offset_ms <= offset_ms:
+                if offset_ms <= seg.item_offset_ms + seg.dur_ms:
+                    return seg.start + (offset_ms - seg.item_offset_ms) / 1000.0
+                return None  # past what was played
         return None
 
     def stop(self, t: float) -> None:

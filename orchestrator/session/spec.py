@@ -11,6 +11,7 @@ import attrs
 from orchestrator.metrics.records import TurnRecord
 from orchestrator.protocol.dialect import Dialect
 
+from .audible import DEFAULT_AUDIBLE_DBFS
 from .pacer import Pacer
 from .reconnect import ReconnectPolicy
 from .tools import ToolRegistry
@@ -95,6 +96,10 @@ class SessionSpec:
     - ``max_protocol_errors``: undecodable frames tolerated before failing;
     - ``on_turn``: called with every finished :class:`TurnRecord` (e.g. a results sink);
     - ``playback_delay``: jitter-buffer delay (s) before assistant audio starts playing;
+    - ``audible_dbfs``: the audibility threshold of ``ttfa_ms`` / ``greeting_ms``: the
+      first assistant sample counts as audible once a 5 ms window reaches this RMS
+      level (default -50 dBFS: well under speech, over codec noise floors and G.711
+      idle codes; see :mod:`orchestrator.session.audible`);
     - ``wait_session_created``: without a ``config``, the session is ready once
       ``session.created`` arrived; set False for servers that never send it (WebRTC
       sideband connections);
@@ -123,6 +128,7 @@ class SessionSpec:
     max_protocol_errors: int = 10
     on_turn: Callable[[TurnRecord], None] | None = attrs.field(default=None, eq=False)
     playback_delay: float = 0.0
+    audible_dbfs: float = DEFAULT_AUDIBLE_DBFS
     wait_session_created: bool = True
     seed: int | None = None
 
@@ -135,6 +141,10 @@ class SessionSpec:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"SessionSpec.{name} must be > 0, got {value}")
+        if not -120.0 <= self.audible_dbfs <= 0.0:
+            raise ValueError(
+                f"SessionSpec.audible_dbfs must be in [-120, 0] dBFS, got {self.audible_dbfs}"
+            )
         if not self.driver_grace >= 0:
             raise ValueError(f"SessionSpec.driver_grace must be >= 0, got {self.driver_grace}")
 

@@ -116,7 +116,9 @@ class ResponseState:
 @attrs.define(eq=False)
 class ConversationState:
     """See the module docstring. ``bytes_per_ms`` converts received output audio bytes to
-    milliseconds (48 for 24 kHz PCM16; updated from the session's output format)."""
+    milliseconds (48 for 24 kHz PCM16); ``output_codec`` (``pcm16``, ``g711_ulaw``,
+    ``g711_alaw``) and ``output_rate`` say how to decode it. All three follow the output
+    format of the server's session."""
 
     order: list[str] = attrs.field(factory=list)
     items: dict[str, ItemState] = attrs.field(factory=dict)
@@ -129,6 +131,8 @@ class ConversationState:
     session: Any = None
     expires_at: int | None = None
     bytes_per_ms: float = 48.0
+    output_codec: str = "pcm16"
+    output_rate: int = 24000
     last_delta_bytes: int = 0
     _pending_owner: dict[str, str] = attrs.field(factory=dict)
 
@@ -371,23 +375,32 @@ class ConversationState:
         expires = getattr(s, "expires_at", None)
         if expires is not None:
             self.expires_at = expires
-        self.bytes_per_ms = _bytes_per_ms(s, self.bytes_per_ms)
+        found = _output_format(s)
+        if found is not None:
+            self.output_codec, self.output_rate = found
+            self.bytes_per_ms = self.output_rate * (1 if found[0] != "pcm16" else 2) / 1000.0
 
 
-def _bytes_per_ms(session: Any, default: float) -> float:
+_G711 = {"audio/pcmu": "g711_ulaw", "g711_ulaw": "g711_ulaw"}
+_G711.update({"audio/pcma": "g711_alaw", "g711_alaw": "g711_alaw"})
+
+
+def _output_format(session: Any) -> tuple[str, int] | None:
+    """``(codec, rate)`` of the session's output audio (``pcm16``, ``g711_ulaw`` or
+    ``g711_alaw``), None when the session does not say."""
     try:
         fmt = session.audio.output.format
     except AttributeError:
-        return default
+        return None
     if fmt is None:
-        return default
-    ftype = getattr(fmt, "type", None)
-    if ftype in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw"):
-        return 8.0
+        return None
+    g711 = _G711.get(getattr(fmt, "type", None) or "")
+    if g711 is not None:
+        return g711, 8000
     rate = getattr(fmt, "rate", None)
     if not isinstance(rate, int | float) or not rate > 0:
         rate = 24000  # absent, or nonsense (zero, negative): the protocol's only PCM rate
-    return rate * 2 / 1000.0
+    return "pcm16", int(rate)
 
 
 def _content_text(item: Any) -> str | None:

@@ -4,12 +4,17 @@ Every metric is a difference of two marks, with the anchors of DESIGN.md's laten
 table:
 
 - ``voice_to_voice_ms``: planned time of the last speech frame -> first audio delta;
+  ``voice_to_voice_audible_ms``: the same -> first audible sample as played;
 - ``vad_delay_ms``: planned last speech frame -> ``speech_stopped`` received;
 - ``ttfb_ms`` / ``response_created_ms`` / ``first_text_ms`` / ``response_ms``: from the
   *turn end as the server knows it* (``speech_stopped`` with server VAD, else our first
   ``response.create`` sent) to the first audio delta (first text delta when no audio
   came: text mode) / ``response.created`` / first transcript or text delta / the last
-  ``response.done`` of the turn;
+  ``response.done`` of the turn; ``ttfa_ms``: the same anchor -> first audible sample
+  of the turn's audio at the time the simulated playback plays it (set by the core via
+  :meth:`TurnTimer.mark_audible`; see :mod:`.audible`);
+- ``playback_underrun_ms``: time the simulated playback ran dry inside the turn's
+  answers (summed over its responses; added by the core via :meth:`TurnTimer.add_underrun`);
 - ``tool_roundtrip_ms``: ``function_call_arguments.done`` -> our output sent (max over
   the turn's calls; each call keeps its own in ``tool_calls``);
 - ``tool_to_audio_ms``: follow-up ``response.create`` sent (after the outputs) -> first
@@ -109,8 +114,10 @@ class TurnTimer:
     followup_audio_at: float | None = None
     followup_text_at: float | None = None
     barge_in_stop_at: float | None = None
+    first_audible_at: float | None = None
     closed_at: float | None = None
     gap_ms: float = 0.0
+    underrun_ms: float = 0.0
     audio_bytes: int = 0
     bytes_per_ms: float = 48.0
     lateness_ms: list[float] = attrs.field(factory=list)
@@ -159,6 +166,22 @@ class TurnTimer:
         if self.barge_in_stop_at is None:
             self.barge_in_stop_at = t
 
+    def mark_audible(self, t: float) -> None:
+        """The turn's audio has an audible sample that plays at ``t`` (the earliest
+        counts: a tool follow-up's answer may be found after its first answer's)."""
+        if self.first_audible_at is None or t < self.first_audible_at:
+            self.first_audible_at = t
+
+    def playback_stopped(self, t: float) -> None:
+        """Playback stopped at ``t`` (barge-in, lost connection): an audible sample due
+        later was never heard."""
+        if self.first_audible_at is not None and self.first_audible_at > t:
+            self.first_audible_at = None
+
+    def add_underrun(self, ms: float) -> None:
+        """The playback of one of the turn's answers ran dry for ``ms``."""
+        self.underrun_ms += ms
+
     def add_gap(self, gap_start: float, t: float) -> None:
         """A connection gap that began at ``gap_start`` lasted until ``t`` (or the turn
         ended at ``t``): add the part of it during which this turn was open."""
@@ -197,8 +220,10 @@ class TurnTimer:
             stop = max(0.0, (self.barge_in_stop_at - self.planned_barge_in) * 1000.0)
         return {
             "voice_to_voice_ms": _ms(self.planned_speech_end, self.first_audio_at),
+            "voice_to_voice_audible_ms": _ms(self.planned_speech_end, self.first_audible_at),
             "vad_delay_ms": _ms(self.planned_speech_end, self.speech_stopped_at),
             "ttfb_ms": _ms(anchor, first_out),
+            "ttfa_ms": _ms(anchor, self.first_audible_at),
             "response_created_ms": _ms(anchor, self.response_created_at),
             "first_text_ms": _ms(anchor, self.first_text_at),
             "response_ms": _ms(anchor, self.last_done_at),
@@ -207,6 +232,7 @@ class TurnTimer:
             else None,
             "tool_to_audio_ms": _ms(self.followup_sent_at, follow),
             "barge_in_stop_ms": stop,
+            "playback_underrun_ms": self.underrun_ms if self.audio_bytes else None,
             "audio_out_ms": self.audio_out_ms if self.audio_bytes else None,
             "pacer_lateness_p50_ms": percentile(self.lateness_ms, 50),
             "pacer_lateness_p99_ms": percentile(self.lateness_ms, 99),

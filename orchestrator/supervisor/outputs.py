@@ -113,6 +113,8 @@ def write_outputs(
         run.setdefault("ended", "no run_end line: the run crashed or is still running")
     if meta.interrupted:
         run["interrupted"] = True
+    if meta.aborted is not None:
+        run["aborted"] = meta.aborted
     late = meta.late_starts
     if late is None:
         late = count_late_starts(results, float(config.get("late_after_ms", DEFAULT_LATE_AFTER_MS)))

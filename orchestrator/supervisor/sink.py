@@ -16,6 +16,8 @@ alone is enough to rebuild ``summary.json`` and ``report.html`` (``orchestrator 
     first line: run information and the (already redacted) run configuration.
 ``{"kind": "start_dropped", "index": i, "planned_start_s": t, "late_ms": x, "reason": r}``
     one per planned start that never happened (``"too_late"`` or ``"max_concurrency"``).
+``{"kind": "run_abort", "threshold": expr, "actual": x, "t_s": t, "reason": text, ...}``
+    when an ``:abort`` threshold failed during the run (see :mod:`.live_thresholds`).
 ``{"kind": "run_end", "t_s": t, "late_starts": n, "dropped_starts": n, "validity": {...},
 "monitor": {...}, "interrupted": bool}``
     last line, when the run ended in an orderly way (also after Ctrl-C).
@@ -169,6 +171,8 @@ class RunMeta:
     monitor: dict[str, Any] | None = None
     interrupted: bool = False
     ended: bool = False
+    aborted: dict[str, Any] | None = None
+    """The ``run_abort`` line (without ``kind``): an ``:abort`` threshold stopped the run."""
 
 
 def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
@@ -182,6 +186,7 @@ def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
     config: dict[str, Any] = {}
     dropped = 0
     end: dict[str, Any] | None = None
+    aborted: dict[str, Any] | None = None
     with open(path, "rb") as fp:
         for line in fp:
             if b'"kind":"run' not in line and b'"kind":"start_dropped"' not in line:
@@ -200,8 +205,10 @@ def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
                 dropped += 1
             elif kind == "run_end":
                 end = data
+            elif kind == "run_abort" and aborted is None:
+                aborted = {k: v for k, v in data.items() if k != "kind"}
     if end is None:
-        return RunMeta(run=run, config=config, dropped_starts=dropped)
+        return RunMeta(run=run, config=config, dropped_starts=dropped, aborted=aborted)
     return RunMeta(
         run=run,
         config=config,
@@ -211,4 +218,5 @@ def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
         monitor=end.get("monitor"),
         interrupted=bool(end.get("interrupted", False)),
         ended=True,
+        aborted=aborted,
     )
