@@ -102,7 +102,7 @@ def test_file_level_errors_name_the_file(
             "must be one of 'auto', 'vad', 'manual', got 'later'",
         ),
         ({"say": "a", "audio": "q.wav"}, "turns[0].audio", "both say and audio given"),
-        ({}, "turns[0]", "give what the user says: say, audio or synth_ms"),
+        ({}, "turns[0]", "give what the user says: say, speak, audio or synth_ms"),
         (
             {"say": "a", "expect_tool_args": {"c": 1}},
             "turns[0].expect_tool_args",

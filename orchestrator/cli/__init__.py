@@ -1,6 +1,6 @@
 """The ``orchestrator`` command line: argument parsing, exit codes, progress display.
 
-Each subcommand lives in its own module (``serve``, ``run``, ``report``) exposing
+Each subcommand lives in its own module (``serve``, ``run``, ``report``, ``speak``) exposing
 ``add_parser(subparsers)``, which registers the subcommand and sets ``handler`` (a
 function taking the parsed namespace and returning the exit code). ``main`` only
 dispatches.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from orchestrator import __version__
 
-SUBCOMMANDS = ("run", "serve", "report")
+SUBCOMMANDS = ("run", "serve", "report", "speak")
 
 
 def build_parser() -> argparse.ArgumentParser:

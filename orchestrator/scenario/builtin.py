@@ -1,8 +1,10 @@
 """The built-in conversation: one spoken question, one answer.
 
 What ``orchestrator run`` runs without a scenario file. The user's audio is
-``lead_ms`` of silence, ``speech_ms`` of deterministic speech-like audio
-(:func:`orchestrator.audio.speech_like`, seeded) and ``tail_ms`` of silence, streamed in
+``lead_ms`` of silence, then ``speak`` (a :class:`~orchestrator.audio.voices.cache.Line`
+synthesized before the run and varied per caller, see :mod:`.spoken`), else
+``speech_ms`` of deterministic speech-like audio (:func:`orchestrator.audio.speech_like`,
+seeded), then ``tail_ms`` of silence; or the WAV file ``audio`` as it is. It is streamed in
 real time (or ``realtime_factor`` times faster); the server's VAD ends the turn
 (``server_vad``, ``vad_silence_ms`` of silence). The conversation succeeds when the
 assistant answered (the turn's response completed); anything else fails the session with
@@ -17,10 +19,13 @@ import attrs
 import trio
 
 from orchestrator import protocol as P
+from orchestrator.audio.voices.cache import Line, VoiceCache
+from orchestrator.audio.voices.variation import Variation
 from orchestrator.session.actor import Session
 from orchestrator.session.sources import AudioSource
 
 from .errors import ScenarioFailed
+from .spoken import SpokenLine
 
 __all__ = ["BuiltinConversation", "ScenarioFailed", "voice_session_config"]
 
@@ -60,8 +65,10 @@ class BuiltinConversation:
     """The driver of the built-in conversation (call it with a ready session).
 
     ``speech_ms`` of speech between ``lead_ms`` and ``tail_ms`` of silence, seeded by
-    ``seed``; ``linger_ms``: stay connected that long after the answer (a caller
-    listening to the rest of it).
+    ``seed``; or ``speak``, a line spoken by a caller voice (varied per session by
+    ``variation``, ``variants`` distinct callers, clips from ``cache``); or the WAV file
+    ``audio``. ``linger_ms``: stay connected that long after the answer (a caller
+    listening to the rest of it). Call :meth:`prepare` before the run's clock starts.
     """
 
     speech_ms: float = 1500.0
@@ -70,7 +77,13 @@ class BuiltinConversation:
     seed: int = 0
     linger_ms: float = 0.0
     label: str = "question"
+    speak: Line | None = None
+    variation: Variation = attrs.field(factory=Variation)
+    variants: int = 32
+    audio: str | None = None
+    cache: VoiceCache | None = attrs.field(default=None, eq=False)
     _source: AudioSource | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    _spoken: SpokenLine | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for name in ("speech_ms", "lead_ms", "tail_ms", "linger_ms"):
@@ -79,6 +92,17 @@ class BuiltinConversation:
                 raise ValueError(f"BuiltinConversation.{name} must be >= 0, got {value!r}")
         if self.speech_ms <= 0:
             raise ValueError(f"BuiltinConversation.speech_ms must be > 0, got {self.speech_ms!r}")
+        if self.speak is not None and self.audio is not None:
+            raise ValueError("BuiltinConversation: give speak or audio, not both")
+        if self.speak is not None:
+            spoken = SpokenLine(
+                self.speak,
+                self.variation,
+                lead_ms=self.lead_ms,
+                tail_ms=self.tail_ms,
+                variants=self.variants,
+            )
+            object.__setattr__(self, "_spoken", spoken)
 
     @property
     def name(self) -> str:
@@ -86,16 +110,32 @@ class BuiltinConversation:
         return "builtin:one-question"
 
     def prepare(self) -> None:
-        """One-time work before a run's clock starts: synthesize the shared audio."""
-        self.source()
+        """One-time work before a run's clock starts: make the shared audio (synthesize
+        or load the spoken line and render its callers, or read the WAV file). Synchronous,
+        possibly slow on a cold voice cache; does nothing the second time.
 
-    def source(self) -> AudioSource:
-        """The user's audio: synthesized once (~10 ms of numpy work, which must not run in
-        every session on the event loop) and shared, read-only, by every session."""
+        Raises ``VoiceError`` (speak), ``AudioFileError`` (audio, a noise file) or
+        ``ValueError`` (a WAV without speech)."""
+        if self._spoken is not None:
+            self._spoken.prepare(self.cache if self.cache is not None else VoiceCache())
+        else:
+            self.source()
+
+    def source(self, caller: int = 0) -> AudioSource:
+        """The audio of caller ``caller`` (the session's seed): made once (~10 ms of numpy
+        work, which must not run in every session on the event loop) and shared,
+        read-only, by every session. A spoken line must be prepared first."""
+        if self._spoken is not None:
+            return self._spoken.source(caller)
         if self._source is None:
-            source = AudioSource.synthetic(
-                self.speech_ms, lead_ms=self.lead_ms, tail_ms=self.tail_ms, seed=self.seed
-            )
+            if self.audio is not None:
+                source = AudioSource.from_wav(self.audio)
+                if source.speech_start is None:
+                    raise ValueError(f"{self.audio}: no speech found for the server's VAD")
+            else:
+                source = AudioSource.synthetic(
+                    self.speech_ms, lead_ms=self.lead_ms, tail_ms=self.tail_ms, seed=self.seed
+                )
             source.samples.flags.writeable = False
             object.__setattr__(self, "_source", source)
         assert self._source is not None
@@ -107,7 +147,8 @@ class BuiltinConversation:
         Raises :class:`ScenarioFailed` when the turn did not complete. Cancellation:
         raises ``Cancelled``; the session is closed by its owner.
         """
-        turn = await session.say_audio(self.source(), commit="vad", label=self.label)
+        source = self.source(session.spec.seed or 0)
+        turn = await session.say_audio(source, commit="vad", label=self.label)
         if turn.status != "completed":
             raise ScenarioFailed(
                 f"turn 0 ({self.label}) {turn.status}: {turn.reason or 'no reason given'}"

@@ -5,7 +5,9 @@ supervisor, plus what a run needs to set sessions up for it: :meth:`~ScenarioDri
 session_config` (the ``session.update``), :meth:`~ScenarioDriver.tool_registry` (the
 scenario's tools, run by the session) and :meth:`~ScenarioDriver.server_hints`.
 
-Playing: the history is seeded, then each turn is started in order and awaited before
+Playing: with ``[session] wait_for_greeting`` the caller first waits for the assistant's
+greeting (none in time fails the session: ``ScenarioFailed("no greeting within 5.0
+s")``); the history is seeded, then each turn is started in order and awaited before
 the next one starts, except when the next turn barges in (``barge_in_at_ms``): then the
 next turn starts while this one's answer is playing, and both are awaited together.
 Each turn's expectations are checked by the session when the turn is finalized (a
@@ -35,6 +37,9 @@ import trio
 
 from orchestrator import protocol as P
 from orchestrator.audio import AudioFileError
+from orchestrator.audio.voices.cache import Line, VoiceCache
+from orchestrator.audio.voices.engines import VoiceError
+from orchestrator.audio.voices.variation import Variation
 from orchestrator.session.actor import Session
 from orchestrator.session.sources import AudioSource
 from orchestrator.session.tools import ToolRegistry
@@ -42,7 +47,8 @@ from orchestrator.session.turns import Turn
 
 from .errors import ScenarioError, ScenarioFailed
 from .expect import ExpectationFailure, Observed, check_turn
-from .model import BUDGET_METRICS, Scenario, ToolSpec, TurnSpec
+from .model import BUDGET_METRICS, Scenario, ToolSpec, TurnSpec, VoiceSettings
+from .spoken import SpokenLine
 
 __all__ = ["DEFAULT_TRANSCRIPTION_MODEL", "ScenarioDriver", "TurnOutcome"]
 
@@ -126,12 +132,16 @@ class ScenarioDriver:
     Construction loads the user audio once (WAV files are read, synthetic speech made)
     and shares it read-only; a WAV that cannot be read, or holds no speech where the
     server's VAD must find some, raises :class:`ScenarioError` naming the scenario file
-    and ``turns[i].audio`` (every such turn in one error). Build it before the run
-    starts.
+    and ``turns[i].audio`` (every such turn in one error). ``speak`` turns are
+    synthesized by :meth:`prepare` (through ``cache``, default a
+    :class:`~orchestrator.audio.voices.cache.VoiceCache` of the default directory). Build
+    and prepare it before the run starts.
     """
 
     scenario: Scenario
+    cache: VoiceCache | None = None
     _sources: list[AudioSource | None] = attrs.field(init=False, factory=list)
+    _spoken: dict[int, SpokenLine] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         problems: list[tuple[str, str]] = []
@@ -145,6 +155,9 @@ class ScenarioDriver:
 
     def _load(self, index: int, spec: TurnSpec) -> AudioSource | None:
         if spec.kind == "text":
+            return None
+        if spec.kind == "speak":
+            self._spoken[index] = _spoken_line(self.scenario.voices, index, spec)
             return None
         if spec.kind == "synth":
             assert spec.synth_ms is not None
@@ -176,8 +189,25 @@ class ScenarioDriver:
         return self.scenario.name
 
     def prepare(self) -> None:
-        """One-time work before a run's clock starts: nothing left (audio is loaded at
-        construction); present so every conversation type can be prepared alike."""
+        """One-time work before a run's clock starts: synthesize (or load from the cache)
+        every line of the ``speak`` turns and render their callers' variants. Synchronous
+        and possibly slow (seconds on a cold cache): never call it on the event loop of a
+        running load. Does nothing the second time.
+
+        Raises :class:`ScenarioError` naming ``turns[i].speak`` (or ``voices.noise``) when
+        an engine, the cache directory or the noise file fails.
+        """
+        cache = self.cache if self.cache is not None else VoiceCache()
+        problems: list[tuple[str, str]] = []
+        for index, spoken in self._spoken.items():
+            try:
+                spoken.prepare(cache)
+            except VoiceError as exc:
+                problems.append((f"turns[{index}].speak", str(exc)))
+            except (AudioFileError, ValueError) as exc:
+                problems.append(("voices.noise", str(exc)))
+        if problems:
+            raise ScenarioError(self.scenario.origin, problems)
 
     # ------------------------------------------------------------------ session setup
     def session_config(self) -> Any:
@@ -264,6 +294,11 @@ class ScenarioDriver:
         turn that failed an expectation (its outcome is the last one). Never raises for
         a failed expectation; errors and cancellation as for :meth:`__call__`."""
         turns = self.scenario.turns
+        settings = self.scenario.session
+        if settings.wait_for_greeting:
+            timeout = settings.greeting_timeout_s
+            if not await session.wait_for_greeting(timeout):
+                raise ScenarioFailed(f"no greeting within {timeout:.1f} s")
         if self.scenario.history:
             await session.seed_history([(h.role, h.text) for h in self.scenario.history])
         outcomes: list[TurnOutcome] = []
@@ -298,8 +333,11 @@ class ScenarioDriver:
     ) -> Turn:
         if spec.say is not None:
             return await session.start_text_turn(spec.say, label=spec.label, check=check)
+        source = self._sources[index]
+        if index in self._spoken:
+            source = self._spoken[index].source(session.spec.seed or 0)
         return await session.start_audio_turn(
-            self._sources[index],
+            source,
             commit=spec.commit,
             barge_in_at_ms=spec.barge_in_at_ms,
             during=previous if spec.barge_in_at_ms is not None else None,
@@ -323,6 +361,36 @@ class ScenarioDriver:
             )
             failures = tuple(check_turn(spec, index, observed))
         return TurnOutcome(index=index, spec=spec, turn=turn, failures=failures)
+
+
+def _spoken_line(voices: VoiceSettings, index: int, spec: TurnSpec) -> SpokenLine:
+    """The :class:`SpokenLine` of speak turn ``index``: the ``[voices]`` engine, voice and
+    speed unless the turn sets its own (then its callers do not vary that)."""
+    assert spec.speak is not None
+    speed_range = voices.speed_range if spec.speed is None else None
+    variation = Variation(
+        speed_range=(speed_range[0], speed_range[1]) if speed_range else None,
+        voices=voices.voices if spec.voice is None else (),
+        noise=voices.noise,
+        snr_db=20.0 if voices.snr_db is None else voices.snr_db,
+        jitter_ms=voices.jitter_ms,
+        telephone=voices.telephone,
+        seed=voices.seed,
+    )
+    line = Line(
+        text=spec.speak,
+        engine=voices.engine,
+        voice=spec.voice or voices.voice,
+        speed=voices.speed if spec.speed is None else spec.speed,
+    )
+    return SpokenLine(
+        line,
+        variation,
+        lead_ms=DEFAULT_LEAD_MS if spec.lead_ms is None else spec.lead_ms,
+        tail_ms=DEFAULT_TAIL_MS if spec.tail_ms is None else spec.tail_ms,
+        turn=index,
+        variants=voices.variants,
+    )
 
 
 async def _await_transcription(session: Session, item_id: str | None) -> None:

@@ -18,6 +18,21 @@ The format (every key is optional unless marked *required*; unknown keys are err
     transcription = true                       # transcribe user audio
     transcription_model = "gpt-4o-mini-transcribe"
     tool_choice = "auto"                       # "auto" | "none" | "required"
+    wait_for_greeting = false                  # the assistant speaks first: wait for it
+    greeting_timeout_ms = 5000                 # with wait_for_greeting; none -> session fails
+
+    [voices]                                   # how speak turns are spoken (caller voices)
+    engine = "hibari"                          # "hibari" | "espeak" | "module:function"
+    voice = "heart"                            # default: the engine's own
+    speed = 1.0
+    speed_range = [0.9, 1.1]                   # per caller, steps of 0.05 (replaces speed)
+    voices = ["en-us", "en-gb"]                # per caller (replaces voice)
+    noise = "pink"                             # "white" | "pink" | "noise.wav" (relative)
+    snr_db = 20                                # with noise
+    jitter_ms = 100                            # up to this much more silence around lines
+    telephone = false                          # 8 kHz µ-law band
+    seed = 0
+    variants = 32                              # distinct callers rendered before the run
 
     [[tools]]
     name = "get_weather"                       # required
@@ -32,9 +47,12 @@ The format (every key is optional unless marked *required*; unknown keys are err
 
     [[turns]]
     label = "ask weather"
-    synth_ms = 1500                            # or: say = "text" / audio = "question.wav"
-    lead_ms = 200                              # synth_ms only
-    tail_ms = 300                              # synth_ms only
+    speak = "What is the weather in Paris?"    # or: say = "text" / audio = "question.wav"
+                                               #     / synth_ms = 1500 (speech-like sound)
+    voice = "heart"                            # speak only: this turn's voice
+    speed = 1.1                                # speak only: this turn's speed
+    lead_ms = 200                              # speak and synth_ms only
+    tail_ms = 300                              # speak and synth_ms only
     seed = 1                                   # synth_ms only
     commit = "vad"                             # "auto" | "vad" | "manual" (audio turns)
     barge_in_at_ms = 800                       # speak over the previous turn's answer
@@ -54,6 +72,10 @@ The format (every key is optional unless marked *required*; unknown keys are err
     pattern = "weather in paris"
     tool = "get_weather"
     arguments = { city = "Paris" }
+
+``speak`` turns are synthesized before the run starts (cached on disk, see
+:mod:`orchestrator.audio.voices`); loading checks that the engine is installed and knows
+the voices (without the ``voices`` extra, ``turns[i].speak`` says how to install it).
 
 Types are strict: a string where a number belongs is an error, never converted. Every
 problem is reported with its field path (``turns[2].expect_tool_args``) in one
@@ -81,8 +103,10 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, override
 
+from orchestrator.audio.voices.engines import VoiceError, engine_available, get_engine
+
 from .errors import ScenarioError
-from .model import FieldProblems, Scenario, TurnSpec
+from .model import FieldProblems, Scenario, TurnSpec, VoiceSettings
 
 __all__ = ["load_scenario", "make_converter", "parse_scenario"]
 
@@ -267,9 +291,11 @@ def parse_scenario(
         if problem is not None:
             problems.append(problem)
         turns.append(turn)
+    voices, voice_problems = _check_voices(scenario, base)
+    problems.extend(voice_problems)
     if problems:
         raise ScenarioError(origin, problems)
-    return attrs.evolve(scenario, turns=tuple(turns), origin=origin)
+    return attrs.evolve(scenario, turns=tuple(turns), voices=voices, origin=origin)
 
 
 def _valid_turns(raw: Any) -> Iterator[tuple[int, TurnSpec]]:
@@ -298,6 +324,47 @@ def _resolve_audio(
     if not resolved.is_file():
         problem = (f"turns[{index}].audio", f"audio file not found: {resolved}")
     return attrs.evolve(turn, audio=str(resolved)), problem
+
+
+def _check_voices(scenario: Scenario, base: Path) -> tuple[VoiceSettings, list[tuple[str, str]]]:
+    """``[voices]`` with its noise file made absolute, and the problems of the speak
+    turns: an engine that is not installed, voices it does not have, a missing noise file.
+    Only checked when some turn speaks (the engine is not loaded, only found)."""
+    settings = scenario.voices
+    problems: list[tuple[str, str]] = []
+    noise = settings.noise
+    if noise is not None and noise not in ("white", "pink"):
+        resolved = (base / noise).resolve()
+        settings = attrs.evolve(settings, noise=str(resolved))
+        if not resolved.is_file():
+            problems.append(("voices.noise", f"noise file not found: {resolved}"))
+    speaking = [(i, t) for i, t in enumerate(scenario.turns) if t.speak is not None]
+    if not speaking:
+        return settings, problems
+    missing = engine_available(settings.engine)
+    if missing is not None:
+        problems.extend((f"turns[{i}].speak", missing) for i, _ in speaking)
+        return settings, problems
+    try:
+        engine = get_engine(settings.engine)
+        known = engine.voices()
+    except VoiceError as exc:
+        problems.extend((f"turns[{i}].speak", str(exc)) for i, _ in speaking)
+        return settings, problems
+
+    def check(field: str, voice: str | None) -> None:
+        if voice is not None and voice not in known:
+            shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+            problems.append(
+                (field, f"engine {engine.name!r} has no voice {voice!r} offline (voices: {shown})")
+            )
+
+    check("voices.voice", settings.voice)
+    for k, voice in enumerate(settings.voices):
+        check(f"voices.voices[{k}]", voice)
+    for i, turn in speaking:
+        check(f"turns[{i}].voice", turn.voice)
+    return settings, problems
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:

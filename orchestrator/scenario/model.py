@@ -30,11 +30,15 @@ __all__ = [
     "ToolRuleHint",
     "ToolSpec",
     "TurnSpec",
+    "VoiceSettings",
 ]
 
 #: Turn metrics a turn may put a ``max_<metric>`` budget on (DESIGN.md latency table):
 #: every turn latency, not the audio duration.
 BUDGET_METRICS: tuple[str, ...] = tuple(m for m in TURN_METRICS if m != "audio_out_ms")
+
+#: ``[session] greeting_timeout_ms`` when not given.
+DEFAULT_GREETING_TIMEOUT_MS = 5000.0
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -83,7 +87,10 @@ class SessionSettings:
     audio turn is committed by the client: ``commit = "manual"``). ``vad_*`` tune
     ``server_vad`` (defaults 0.5 / 200 ms / 300 ms); ``vad_eagerness`` tunes
     ``semantic_vad``. ``transcription``: ask the server to transcribe user audio
-    (``transcription_model``, default ``gpt-4o-mini-transcribe``).
+    (``transcription_model``, default ``gpt-4o-mini-transcribe``). ``wait_for_greeting``:
+    the assistant speaks first; the caller waits for that greeting to finish (at most
+    ``greeting_timeout_ms``, default 5000; no greeting by then fails the session) before
+    the first turn.
     """
 
     instructions: str | None = None
@@ -97,6 +104,8 @@ class SessionSettings:
     transcription: bool = False
     transcription_model: str | None = None
     tool_choice: Literal["auto", "none", "required"] | None = None
+    wait_for_greeting: bool = False
+    greeting_timeout_ms: float | None = None
 
     def __attrs_post_init__(self) -> None:
         c = _Checks()
@@ -118,7 +127,22 @@ class SessionSettings:
                 c.add(name, f"must be >= 0, got {value}")
         if self.transcription_model is not None and not self.transcription:
             c.add("transcription_model", "needs transcription = true")
+        if self.greeting_timeout_ms is not None:
+            if not self.wait_for_greeting:
+                c.add("greeting_timeout_ms", "needs wait_for_greeting = true")
+            elif not self.greeting_timeout_ms > 0:
+                c.add("greeting_timeout_ms", f"must be > 0, got {self.greeting_timeout_ms}")
         c.done()
+
+    @property
+    def greeting_timeout_s(self) -> float:
+        """How long to wait for the greeting, in seconds (default 5)."""
+        ms = (
+            DEFAULT_GREETING_TIMEOUT_MS
+            if self.greeting_timeout_ms is None
+            else self.greeting_timeout_ms
+        )
+        return ms / 1000.0
 
     @property
     def vad(self) -> bool:
@@ -222,13 +246,65 @@ class HistoryItem:
 
 
 @attrs.frozen(kw_only=True)
+class VoiceSettings:
+    """``[voices]``: how ``speak`` turns are spoken (see :mod:`orchestrator.audio.voices`).
+
+    ``engine``: ``hibari`` (default; the ``voices`` extra), ``espeak`` (espeak-ng) or
+    ``module:function``; ``voice`` (default: the engine's) and ``speed`` (1.0) for every
+    speak turn unless the turn sets its own. Per-caller variation, seeded by ``seed``:
+    ``speed_range`` ``[low, high]`` (in steps of 0.05; replaces ``speed``), ``voices``
+    (each caller picks one; replaces ``voice``), ``noise`` (``white``, ``pink`` or a WAV
+    file relative to the scenario file) at ``snr_db`` (default 20), ``jitter_ms`` (up to
+    that much more silence before and after each line), ``telephone`` (8 kHz µ-law
+    band). ``variants``: how many distinct callers are rendered before the run (caller
+    ``i`` sounds like caller ``i % variants``; default 32).
+    """
+
+    engine: str = "hibari"
+    voice: str | None = None
+    speed: float = 1.0
+    speed_range: tuple[float, ...] | None = None
+    voices: tuple[str, ...] = ()
+    noise: str | None = None
+    snr_db: float | None = None
+    jitter_ms: float = 0.0
+    telephone: bool = False
+    seed: int = 0
+    variants: int = 32
+
+    def __attrs_post_init__(self) -> None:
+        c = _Checks()
+        if not self.engine.strip():
+            c.add("engine", "must not be empty: 'hibari', 'espeak' or MODULE:FUNCTION")
+        if not 0.25 <= self.speed <= 4.0:
+            c.add("speed", f"must be in [0.25, 4], got {self.speed}")
+        if self.speed_range is not None:
+            r = self.speed_range
+            if len(r) != 2 or not 0.25 <= r[0] <= r[1] <= 4.0:
+                c.add(
+                    "speed_range",
+                    f"must be [low, high] with 0.25 <= low <= high <= 4, got {list(r)}",
+                )
+        if self.noise is not None and not self.noise.strip():
+            c.add("noise", "must be 'white', 'pink' or a WAV file")
+        if self.noise is None and self.snr_db is not None:
+            c.add("snr_db", "only applies with noise")
+        if not self.jitter_ms >= 0:
+            c.add("jitter_ms", f"must be >= 0, got {self.jitter_ms}")
+        if not 1 <= self.variants <= 1024:
+            c.add("variants", f"must be in [1, 1024], got {self.variants}")
+        c.done()
+
+
+@attrs.frozen(kw_only=True)
 class TurnSpec:
     """``[[turns]]``: one user turn and what must come of it.
 
-    The user says exactly one of: ``say`` (a text message), ``audio`` (a WAV file,
-    relative to the scenario file) or ``synth_ms`` (that much synthetic speech between
-    ``lead_ms`` (200) and ``tail_ms`` (300) of silence, seeded by ``seed``, default the
-    turn index). Audio turns: ``commit`` ``vad`` (the server's turn detection ends the
+    The user says exactly one of: ``say`` (a text message), ``speak`` (text spoken by the
+    ``[voices]`` engine, in the turn's ``voice`` and ``speed`` when given), ``audio`` (a
+    WAV file, relative to the scenario file) or ``synth_ms`` (that much synthetic speech,
+    seeded by ``seed``, default the turn index). ``speak`` and ``synth_ms`` turns have
+    ``lead_ms`` (200) and ``tail_ms`` (300) of silence around the speech. Audio turns: ``commit`` ``vad`` (the server's turn detection ends the
     turn), ``manual`` (the client commits and asks for a response) or ``auto`` (``vad``
     when the session has turn detection); ``barge_in_at_ms``: start speaking when the
     playback of the previous turn's answer reaches that offset (the previous turn is not
@@ -245,6 +321,9 @@ class TurnSpec:
 
     label: str | None = None
     say: str | None = None
+    speak: str | None = None
+    voice: str | None = None
+    speed: float | None = None
     audio: str | None = None
     synth_ms: float | None = None
     lead_ms: float | None = None
@@ -262,43 +341,56 @@ class TurnSpec:
     expect_user_transcript_regex: str | None = None
 
     max_voice_to_voice_ms: float | None = None
+    max_voice_to_voice_audible_ms: float | None = None
     max_vad_delay_ms: float | None = None
     max_ttfb_ms: float | None = None
+    max_ttfa_ms: float | None = None
     max_response_created_ms: float | None = None
     max_first_text_ms: float | None = None
     max_response_ms: float | None = None
     max_tool_roundtrip_ms: float | None = None
     max_tool_to_audio_ms: float | None = None
     max_barge_in_stop_ms: float | None = None
+    max_playback_underrun_ms: float | None = None
 
     def __attrs_post_init__(self) -> None:
         c = _Checks()
-        given = [k for k in ("say", "audio", "synth_ms") if getattr(self, k) is not None]
+        given = [k for k in ("say", "speak", "audio", "synth_ms") if getattr(self, k) is not None]
         if not given:
-            c.add("", "give what the user says: say, audio or synth_ms")
+            c.add("", "give what the user says: say, speak, audio or synth_ms")
         for extra in given[1:]:
             c.add(
-                extra, f"both {given[0]} and {extra} given; a turn is one of say, audio, synth_ms"
+                extra,
+                f"both {given[0]} and {extra} given; a turn is one of say, speak, audio, synth_ms",
             )
-        if self.say is not None and not self.say.strip():
-            c.add("say", "must not be empty")
+        for name in ("say", "speak"):
+            text = getattr(self, name)
+            if text is not None and not text.strip():
+                c.add(name, "must not be empty")
+        for name in ("voice", "speed"):
+            if getattr(self, name) is not None and self.speak is None:
+                c.add(name, "only applies to speak turns")
+        if self.speed is not None and not 0.25 <= self.speed <= 4.0:
+            c.add("speed", f"must be in [0.25, 4], got {self.speed}")
         if self.audio is not None and not self.audio.strip():
             c.add("audio", "must not be empty")
         if self.synth_ms is not None and not self.synth_ms > 0:
             c.add("synth_ms", f"must be > 0, got {self.synth_ms}")
-        for name in ("lead_ms", "tail_ms", "seed"):
-            if getattr(self, name) is not None and self.synth_ms is None:
-                c.add(name, "only applies to synth_ms turns")
+        if self.seed is not None and self.synth_ms is None:
+            c.add("seed", "only applies to synth_ms turns")
+        for name in ("lead_ms", "tail_ms"):
+            if getattr(self, name) is not None and self.synth_ms is None and self.speak is None:
+                c.add(name, "only applies to speak and synth_ms turns")
         for name in ("lead_ms", "tail_ms", "barge_in_at_ms", "pause_ms"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 c.add(name, f"must be >= 0, got {value}")
         if self.kind == "text":
             if self.commit != "auto":
-                c.add("commit", "only applies to audio turns (audio or synth_ms)")
+                c.add("commit", "only applies to audio turns (speak, audio or synth_ms)")
             if self.barge_in_at_ms is not None:
                 c.add("barge_in_at_ms", "only audio turns can barge in")
-            for metric in ("voice_to_voice_ms", "vad_delay_ms"):
+            for metric in ("voice_to_voice_ms", "voice_to_voice_audible_ms", "vad_delay_ms"):
                 if getattr(self, f"max_{metric}") is not None:
                     c.add(f"max_{metric}", f"{metric} is only measured for audio turns")
         if self.commit == "manual" and self.max_vad_delay_ms is not None:
@@ -320,10 +412,13 @@ class TurnSpec:
         c.done()
 
     @property
-    def kind(self) -> Literal["text", "audio", "synth"]:
-        """What the user says: ``text`` (say), ``audio`` (a WAV file) or ``synth``."""
+    def kind(self) -> Literal["text", "speak", "audio", "synth"]:
+        """What the user says: ``text`` (say), ``speak``, ``audio`` (a WAV file) or
+        ``synth``."""
         if self.say is not None:
             return "text"
+        if self.speak is not None:
+            return "speak"
         return "audio" if self.audio is not None else "synth"
 
     @property
@@ -381,6 +476,7 @@ class Scenario:
     history: tuple[HistoryItem, ...] = ()
     turns: tuple[TurnSpec, ...] = ()
     server: ServerHints = attrs.field(factory=ServerHints)
+    voices: VoiceSettings = attrs.field(factory=VoiceSettings)
     origin: str = "<scenario>"
 
     def __attrs_post_init__(self) -> None:
@@ -423,7 +519,13 @@ class Scenario:
             if turn.barge_in_at_ms is not None and i == 0:
                 c.add(_join(path, "barge_in_at_ms"), "the first turn has no answer to barge in on")
             if self.session.output_modality == "text":
-                for metric in ("voice_to_voice_ms", "barge_in_stop_ms"):
+                for metric in (
+                    "voice_to_voice_ms",
+                    "voice_to_voice_audible_ms",
+                    "ttfa_ms",
+                    "barge_in_stop_ms",
+                    "playback_underrun_ms",
+                ):
                     if getattr(turn, f"max_{metric}") is not None:
                         c.add(
                             _join(path, f"max_{metric}"),
