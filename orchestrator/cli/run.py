@@ -14,7 +14,8 @@ Exit codes: 0 the run was done and no threshold failed (failed sessions alone, e
 of them, do not change it: the summary lists the top failure reasons and stderr warns
 when every session failed; gate CI with ``--threshold 'session_error_rate<0.01'``); 1 the
 run could not be done (bad arguments, an ``--out`` that already holds a run without
-``--overwrite``, unreachable output directory, crash); 2 a ``--threshold`` failed; 130
+``--overwrite``, unreachable output directory, crash); 2 a ``--threshold`` failed, or one
+marked ``:abort`` failed during the run, which then drained as after Ctrl-C; 130
 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (``timeout``, ``docker stop``, a CI
 job cancelled), 129 by SIGHUP (the terminal closed): 128 + the number of the first stop
 signal. The first stop signal drains: no new sessions, running ones get ``--grace-s`` to
@@ -50,6 +51,9 @@ import attrs
 import trio
 
 from orchestrator import __version__
+from orchestrator.audio.voices.engines import VoiceError, engine_available
+from orchestrator.audio.voices.layout import default_cache_dir
+from orchestrator.audio.wav import AudioFileError
 from orchestrator.cli.options import (
     EXIT_ERROR,
     EXIT_OK,
@@ -68,6 +72,13 @@ from orchestrator.cli.options import (
     probability,
     server_values,
     typed_as,
+)
+from orchestrator.cli.voice_options import (
+    add_voice_options,
+    cache_from_args,
+    given_voice_options,
+    line_from_args,
+    variation_from_args,
 )
 from orchestrator.metrics import (
     ThresholdError,
@@ -97,10 +108,16 @@ from orchestrator.supervisor import (
     RestartType,
     ValidityLimits,
 )
+from orchestrator.supervisor.live_thresholds import (
+    LiveThresholds,
+    abort_thresholds,
+    watch_abort_thresholds,
+)
 from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector
 from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
 from orchestrator.supervisor.sink import JsonlSink
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
+from orchestrator.supervisor.tee import TeeSink
 from orchestrator.supervisor.workload import Workload, planned_total
 from orchestrator.transport import API_KEY_ENV
 
@@ -230,6 +247,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     conv = p.add_argument_group("conversation")
     conv.add_argument(
+        "--speak",
+        metavar="TEXT",
+        help="the question, spoken by a caller voice (synthesized before the run; see "
+        "'caller voice'); default: --speech-ms of speech-like sound",
+    )
+    conv.add_argument(
+        "--audio",
+        metavar="FILE",
+        help="the question as a WAV file (PCM, A-law or µ-law; any rate and channels)",
+    )
+    conv.add_argument(
         "--speech-ms",
         type=positive_float,
         default=1500.0,
@@ -308,6 +336,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sup.add_argument("--pacer-limit-ms", type=nonneg_float, default=50.0,
                      help="pacer lateness p99 above which the run is invalid (default 50)")  # fmt: skip
 
+    add_voice_options(p, prefix="voice-", title="caller voice (with --speak)")
+
     add_server_options(
         p, SERVER_PREFIX, defer=True, title="embedded server (only without --url): {}"
     )
@@ -331,7 +361,36 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="EXPR",
         help="pass/fail rule, e.g. 'voice_to_voice_ms.p95<800' or 'session_error_rate<0.01' "
         "(repeatable; a failure exits 2). Failed sessions alone exit 0: in CI add "
-        "'session_error_rate<0.01'",
+        "'session_error_rate<0.01'. Append ':abort' to also judge it during the run "
+        "(rolling windows) and stop the run when it fails (drains like Ctrl-C, exits 2)",
+    )
+    out.add_argument(
+        "--abort-grace-s",
+        type=nonneg_float,
+        default=0.0,
+        metavar="S",
+        help="no ':abort' threshold stops the run in its first S seconds (default 0)",
+    )
+    out.add_argument(
+        "--abort-window-s",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="':abort' thresholds judge rates and distributions over the last S seconds "
+        "(default 30)",
+    )
+    out.add_argument(
+        "--metrics-port",
+        type=nonneg_int,
+        metavar="PORT",
+        help="serve live Prometheus/OpenMetrics metrics at http://HOST:PORT/metrics "
+        "during the run (0: a free port, printed on stderr)",
+    )
+    out.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of --metrics-port (default 127.0.0.1: loopback only)",
     )
     out.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     out.add_argument(
@@ -363,6 +422,10 @@ class RunSetup:
     config: dict[str, Any]
     validity_limits: ValidityLimits
     seed: int
+    aborted: dict[str, Any] | None = None
+    """Set when an ``:abort`` threshold stopped the run (the ``run_abort`` line)."""
+    metrics_port: int | None = None
+    """The port ``--metrics-port`` was served on (known once the run started)."""
 
 
 def _load_model(args: argparse.Namespace) -> ClosedModel | OpenModel:
@@ -422,7 +485,11 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         typed = typed_as(args, SERVER_PREFIX, "stall-probability")
         raise UsageError(f"{typed} needs --server-stall-ms")
     try:
-        return build_server_config(values, host="127.0.0.1", port=0, default_model=args.model)
+        # the embedded server hears the lines the run's callers say (their voice cache)
+        hearing_dir = Path(getattr(args, "voice_cache", None) or default_cache_dir())
+        return build_server_config(
+            values, host="127.0.0.1", port=0, default_model=args.model, hearing_dir=hearing_dir
+        )
     except (ConfigError, ValueError) as exc:
         raise UsageError(f"{_option_of(args, str(exc))}: {exc}") from None
 
@@ -444,9 +511,59 @@ def _load_scenario(args: argparse.Namespace) -> ScenarioDriver:
                 f"{flag} is for the built-in conversation; set it in [session] of the "
                 f"scenario file {args.scenario}"
             )
+    for flag in ("--speak", "--audio"):
+        if getattr(args, flag[2:]) is not None:
+            raise UsageError(
+                f"{flag} is for the built-in conversation; a scenario file says what its "
+                f"caller says in [[turns]] ({args.scenario})"
+            )
+    given = given_voice_options(args)
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: for the built-in conversation; set caller voices in "
+            f"[voices] of the scenario file {args.scenario}"
+        )
     try:
-        return ScenarioDriver(load_scenario(args.scenario))
+        return ScenarioDriver(load_scenario(args.scenario), cache=cache_from_args(args))
     except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _builtin(args: argparse.Namespace) -> BuiltinConversation:
+    """The built-in conversation of the options: ``--speak`` (checked: the engine is
+    there), ``--audio`` or speech-like sound."""
+    given = given_voice_options(args)
+    if args.speak is None and given:
+        raise UsageError(f"{', '.join(given)} need --speak TEXT")
+    if args.speak is not None and args.audio is not None:
+        raise UsageError("--speak and --audio are two questions: give one")
+    if args.speak is not None and not args.speak.strip():
+        raise UsageError("--speak: the text is empty")
+    speak = None
+    if args.speak is not None:
+        speak = line_from_args(args, args.speak)
+        missing = engine_available(speak.engine)
+        if missing is not None:
+            raise UsageError(f"--speak: {missing}")
+    if args.audio is not None and not Path(args.audio).is_file():
+        raise UsageError(f"--audio {args.audio}: file not found")
+    if args.voice_variants is not None and not 1 <= args.voice_variants <= 1024:
+        raise UsageError(f"--voice-variants must be in [1, 1024], got {args.voice_variants}")
+    try:
+        variation = variation_from_args(args, args.seed, prefix="voice-")
+        return BuiltinConversation(
+            speech_ms=args.speech_ms,
+            lead_ms=args.lead_ms,
+            tail_ms=args.tail_ms,
+            seed=args.seed,
+            linger_ms=args.linger_ms,
+            speak=speak,
+            variation=variation,
+            variants=32 if args.voice_variants is None else args.voice_variants,
+            audio=args.audio,
+            cache=cache_from_args(args),
+        )
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -486,14 +603,11 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
     thresholds = list(args.threshold)
     for expr in thresholds:
         parse_threshold(expr)  # ThresholdError names the expression
+    abort_thresholds(thresholds)  # ':abort' only on metrics known during the run
+    if args.metrics_port is not None and args.metrics_port > 65535:
+        raise UsageError(f"--metrics-port {args.metrics_port}: a TCP port is 0..65535")
     model = _load_model(args)
-    conversation = scenario or BuiltinConversation(
-        speech_ms=args.speech_ms,
-        lead_ms=args.lead_ms,
-        tail_ms=args.tail_ms,
-        seed=args.seed,
-        linger_ms=args.linger_ms,
-    )
+    conversation = scenario or _builtin(args)
     dialect = Dialect(args.dialect)
     server_config: ServerConfig | None = None
     target_kwargs: dict[str, Any] = {"model": args.model, "dialect": dialect}
@@ -569,6 +683,9 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         "api_key_env": args.api_key_env,
         "load": _describe_model(model),
         "conversation": {
+            "speak": args.speak,
+            "audio": args.audio,
+            "caller_voice": None if args.speak is None else _describe_voice(args),
             "speech_ms": args.speech_ms,
             "lead_ms": args.lead_ms,
             "tail_ms": args.tail_ms,
@@ -588,6 +705,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         "late_after_ms": args.late_after_ms,
         "drop_after_ms": args.drop_after_ms,
         "thresholds": thresholds,
+        "abort_grace_s": args.abort_grace_s,
+        "abort_window_s": args.abort_window_s,
         "seed": args.seed,
         "server": _describe_server(server_config),
     }
@@ -616,6 +735,20 @@ def _build_target(kwargs: dict[str, Any], env: dict[str, str] | None = None) -> 
         raise UsageError(f"--url: {exc}") from None
 
 
+def _describe_voice(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "engine": args.voice_engine or "hibari",
+        "voice": args.voice_name,
+        "speed": args.voice_speed,
+        "speed_range": args.voice_speed_range,
+        "noise": args.voice_noise,
+        "snr_db": args.voice_snr_db,
+        "jitter_ms": args.voice_jitter_ms,
+        "telephone": args.voice_telephone,
+        "variants": args.voice_variants,
+    }
+
+
 def _describe_model(model: ClosedModel | OpenModel) -> dict[str, Any]:
     kind = "closed" if isinstance(model, ClosedModel) else "open"
     return {"model": kind, **attrs.asdict(model)}
@@ -631,6 +764,9 @@ def _describe_server(config: ServerConfig | None) -> dict[str, Any] | None:
         "response_created_ms": str(lat.response_created_ms),
         "response_words": str(lat.response_words),
         "realtime_factor": lat.realtime_factor,
+        "leading_silence_ms": str(lat.leading_silence_ms),
+        "greeting": config.greeting,
+        "hearing_dir": None if config.hearing_dir is None else str(config.hearing_dir),
         "faults": attrs.asdict(faults),
     }
 
@@ -748,6 +884,47 @@ async def _watch_stop_signals(
         react(signum)
 
 
+async def _serve_metrics(
+    exporter: Any, sup: Supervisor, setup: RunSetup, args: argparse.Namespace, nursery: trio.Nursery
+) -> None:
+    """Serve ``exporter`` (bound to ``sup``) on ``--metrics-host:--metrics-port`` in
+    ``nursery`` until it is cancelled; the bound port goes to ``setup.metrics_port``."""
+    from orchestrator.aio.prometheus import serve_metrics
+
+    exporter.bind(sup, scenario=setup.conversation.name)
+    port = await nursery.start(serve_metrics, exporter, args.metrics_host, args.metrics_port)
+    setup.metrics_port = port
+    if not args.quiet:
+        host = args.metrics_host if ":" not in args.metrics_host else f"[{args.metrics_host}]"
+        print(f"metrics: http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+
+
+async def _abort_on_threshold(
+    live: LiveThresholds,
+    sup: Supervisor,
+    setup: RunSetup,
+    args: argparse.Namespace,
+    nursery: trio.Nursery,
+) -> None:
+    """Judge the ``:abort`` thresholds from ``--abort-grace-s`` on; on the first failure
+    write a ``run_abort`` line, note it in ``setup.aborted`` and drain the run as the first
+    Ctrl-C does (running sessions get ``--grace-s``). Nothing happens when the run is
+    already draining (a stop signal came first). Cancellation: raises ``Cancelled``."""
+    live.counts = lambda: {"late_starts": sup.late_starts, "dropped_starts": sup.dropped_starts}
+    verdict = await watch_abort_thresholds(live, t0=sup.t0, grace_s=args.abort_grace_s)
+    if sup.draining:
+        return
+    setup.aborted = verdict.to_dict()
+    sup.sink.event("run_abort", setup.aborted)
+    if not args.quiet:
+        print(
+            f"\nrun aborted: {verdict.message}; draining (running sessions get {args.grace_s:g} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    nursery.start_soon(sup.drain, args.grace_s)
+
+
 def _session_counts(sup: Supervisor) -> tuple[int, int]:
     """``(finished, running)`` session attempts of ``sup`` (for the full collector)."""
     return sup.completed + sup.failed + sup.cancelled, sup.running
@@ -796,9 +973,18 @@ async def execute(
                 "version": __version__,
                 "target": target.url if setup.server_config is None else "embedded",
             }
+            live = None
+            if abort_thresholds(setup.thresholds):
+                live = LiveThresholds(setup.thresholds, window_s=args.abort_window_s)
+            exporter = None
+            if args.metrics_port is not None:
+                from orchestrator.aio.prometheus import SupervisorMetrics
+
+                exporter = SupervisorMetrics()
+            observers = [o for o in (live, exporter) if o is not None]
             with tuned_gc():
                 async with open_supervisor(
-                    sink=sink,
+                    sink=TeeSink(sink, observers) if observers else sink,
                     restart=setup.restart,
                     breaker=setup.breaker,
                     validity_limits=setup.validity_limits,
@@ -814,6 +1000,10 @@ async def execute(
                     top.start_soon(
                         _watch_stop_signals, signals, stop, sup, args.grace_s, top, args.quiet
                     )
+                    if exporter is not None:
+                        await _serve_metrics(exporter, sup, setup, args, top)
+                    if live is not None:
+                        top.start_soon(_abort_on_threshold, live, sup, setup, args, top)
                     collector = FullCollector(
                         progress=lambda: _session_counts(sup), policy=FullCollectionPolicy()
                     )
@@ -882,6 +1072,10 @@ def handle(args: argparse.Namespace) -> int:
         setup = prepare(args)
     except (UsageError, ThresholdError, PlanError) as exc:
         return _err(str(exc))
+    try:  # synthesize caller voices, read audio: before the run's clock, off the event loop
+        setup.conversation.prepare()
+    except (ScenarioError, VoiceError, AudioFileError, ValueError) as exc:
+        return _err(str(exc))
     try:
         sink = JsonlSink(setup.out_dir / RESULTS_FILE)
     except OSError as exc:
@@ -918,6 +1112,9 @@ def handle(args: argparse.Namespace) -> int:
         return _err(f"the run failed: {type(crashed).__name__}: {crashed}")
     if stop.first is not None:
         return exit_code_for_signal(stop.first)
+    if setup.aborted is not None:
+        print(f"run aborted: {setup.aborted['reason']}", file=sys.stderr)
+        return EXIT_THRESHOLDS
     if not summary.get("thresholds_ok", True):
         failed = [
             f"{t['expr']} (actual {t.get('actual')})" for t in summary["thresholds"] if not t["ok"]

@@ -12,6 +12,9 @@
   session), :func:`read_run_meta`; :mod:`.outputs` — ``summary.json`` / ``summary.csv`` /
   ``report.html`` from ``results.jsonl`` (:func:`write_outputs`).
 * :mod:`.snapshot` — :class:`SupervisorSnapshot`, the live status.
+* :mod:`.tee` — :class:`~.tee.TeeSink`: the sink plus observers (live judges, exporters).
+* :mod:`.live_thresholds` — ``:abort`` thresholds judged on rolling windows during the run
+  (:class:`~.live_thresholds.LiveThresholds`, :func:`~.live_thresholds.watch_abort_thresholds`).
 """
 
 from orchestrator.supervisor.breaker import BreakerState, CircuitBreaker, Grant
