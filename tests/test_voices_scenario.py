@@ -257,7 +257,11 @@ async def test_waits_for_the_greeting_before_the_first_turn(
     assert [o.ok for o in outcomes] == [True]
     assert session.result is not None and session.result.status == "completed"
     (turn,) = session.turns
-    assert turn.record.t_start_s > 0.3  # after the greeting (its first delta is at 300 ms)
+    # The caller speaks only once the greeting has played (first delta at 300 ms, then
+    # its whole audio), never over it.
+    greeting = session.playback.segments[0]
+    assert greeting.dur_ms > 1000
+    assert turn.record.t_start_s == pytest.approx(greeting.end - session._core.book.run_t0, abs=0.01)
 
 
 async def test_no_greeting_in_time_fails_the_session(

@@ -7,7 +7,7 @@ scenario's tools, run by the session) and :meth:`~ScenarioDriver.server_hints`.
 
 Playing: with ``[session] wait_for_greeting`` the caller first waits for the assistant's
 greeting (none in time fails the session: ``ScenarioFailed("no greeting within 5.0
-s")``); the history is seeded, then each turn is started in order and awaited before
+s")``) and lets it finish playing; the history is seeded, then each turn is started in order and awaited before
 the next one starts, except when the next turn barges in (``barge_in_at_ms``): then the
 next turn starts while this one's answer is playing, and both are awaited together.
 Each turn's expectations are checked by the session when the turn is finalized (a
@@ -299,6 +299,10 @@ class ScenarioDriver:
             timeout = settings.greeting_timeout_s
             if not await session.wait_for_greeting(timeout):
                 raise ScenarioFailed(f"no greeting within {timeout:.1f} s")
+            # A polite caller lets the greeting finish playing before speaking.
+            played = session.playback.ends_at
+            if played is not None:
+                await trio.sleep_until(played)
         if self.scenario.history:
             await session.seed_history([(h.role, h.text) for h in self.scenario.history])
         outcomes: list[TurnOutcome] = []
