@@ -51,6 +51,7 @@ async def embedded(
     setup, args = setup_for(path, *argv)
     assert isinstance(setup.conversation, ScenarioDriver)
     assert setup.server_config is not None
+    setup.conversation.prepare()  # synthesize the speak lines, as a run does before its clock
     target = Target(url=URL, dialect=Dialect.GA)
     connect = memory_factory(setup.server_config, target=target)
     base = make_spec(setup, target, args)
@@ -70,7 +71,13 @@ async def play(path: Path, *argv: str) -> tuple[list[TurnOutcome], Any]:
 
 def test_examples_exist() -> None:
     names = sorted(p.name for p in EXAMPLES.glob("*.toml"))
-    assert names == ["barge_in.toml", "faq_text.toml", "weather_voice.toml"]
+    assert names == ["barge_in.toml", "faq_text.toml", "greeting.toml", "weather_voice.toml"]
+
+
+def test_spoken_examples_carry_no_transcript_hints() -> None:
+    """The embedded server hears what the caller says: no example tells it."""
+    for path in EXAMPLES.glob("*.toml"):
+        assert "spoken_transcripts" not in path.read_text(), path.name
 
 
 async def test_weather_by_voice_calls_the_tool_for_each_city(
@@ -86,7 +93,9 @@ async def test_weather_by_voice_calls_the_tool_for_each_city(
     assert [orjson.loads(c.arguments) for c in second.tool_calls] == [{"city": "London"}]
     # the answer is built from the tool's templated result
     assert "sunny in Paris" in first.transcript
+    # the server heard the spoken line (no hints): the user transcript is that text
     assert first.user_transcript == "What's the weather in Paris today?"
+    assert second.user_transcript == "And in London?"
     record = first.record
     assert record.tool_calls[0].ok and record.voice_to_voice_ms is not None
     assert record.tool_roundtrip_ms == pytest.approx(40.0, abs=1.0)  # the tool's delay_ms
@@ -101,7 +110,23 @@ async def test_barge_in_interrupts_the_long_answer(autojump_clock: trio.testing.
     assert interrupt.status == "completed"
     stop = interrupt.record.barge_in_stop_ms
     assert stop is not None and 0 <= stop <= 600
+    assert interrupt.user_transcript == "Sorry, stop there and just tell me the ending, please."
     assert session.result.status == "completed"
+
+
+async def test_greeting_is_awaited_and_measured(autojump_clock: trio.testing.MockClock) -> None:
+    outcomes, session = await play(EXAMPLES / "greeting.toml")
+    assert [o.failures for o in outcomes] == [()]
+    (question,) = (o.turn for o in outcomes)
+    assert question.user_transcript == "Hi, when are you open on Saturday?"
+    result = session.result
+    assert result.status == "completed"
+    # ready -> the greeting's first audible sample as played: the server's first-delta
+    # latency (no leading silence by default)
+    assert result.greeting_ms is not None and 0 < result.greeting_ms < 1500
+    assert (
+        question.record.ttfa_ms is not None and question.record.ttfa_ms >= question.record.ttfb_ms
+    )
 
 
 async def test_text_faq_uses_the_tool_then_none(autojump_clock: trio.testing.MockClock) -> None:
@@ -117,7 +142,9 @@ async def test_text_faq_uses_the_tool_then_none(autojump_clock: trio.testing.Moc
     assert roles == ["user", "assistant"]
 
 
-@pytest.mark.parametrize("name", ["weather_voice.toml", "barge_in.toml", "faq_text.toml"])
+@pytest.mark.parametrize(
+    "name", ["weather_voice.toml", "barge_in.toml", "faq_text.toml", "greeting.toml"]
+)
 async def test_every_example_completes_under_the_supervisor(
     autojump_clock: trio.testing.MockClock, name: str
 ) -> None:

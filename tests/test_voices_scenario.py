@@ -261,7 +261,9 @@ async def test_waits_for_the_greeting_before_the_first_turn(
     # its whole audio), never over it.
     greeting = session.playback.segments[0]
     assert greeting.dur_ms > 1000
-    assert turn.record.t_start_s == pytest.approx(greeting.end - session._core.book.run_t0, abs=0.01)
+    assert turn.record.t_start_s == pytest.approx(
+        greeting.end - session._core.book.run_t0, abs=0.01
+    )
 
 
 async def test_no_greeting_in_time_fails_the_session(
@@ -279,3 +281,21 @@ async def test_no_greeting_in_time_fails_the_session(
             finally:
                 failed_at.append(trio.current_time())
     assert failed_at[0] == pytest.approx(2.0, abs=0.05)  # ready at ~0 s, then 2 s of waiting
+
+
+def test_a_line_with_a_pause_longer_than_the_vad_silence_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two sentences with a pause the server VAD (200 ms silence) would cut: warned at
+    prepare, naming the turn; one sentence is not."""
+    two = "Sorry, let me stop you there. Just the ending, please."
+    driver = ScenarioDriver(
+        parse_scenario({"name": "pauses", "turns": [{"speak": two}, {"speak": "And in London?"}]})
+    )
+    with caplog.at_level("WARNING", logger="orchestrator.scenario.driver"):
+        driver.prepare()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert (
+        "turns[0].speak: the line has 1 pause(s) longer than vad_silence_ms (200 ms)" in warnings[0]
+    )

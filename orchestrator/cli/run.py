@@ -578,6 +578,7 @@ def _with_scenario_hints(config: ServerConfig, scenario: ScenarioDriver) -> Serv
         config,
         tool_rules=config.tool_rules + rules,
         spoken_transcripts=tuple(hints["spoken_transcripts"]) or config.spoken_transcripts,
+        greeting=config.greeting or hints["greeting"],
     )
 
 

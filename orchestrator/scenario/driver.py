@@ -30,13 +30,14 @@ usual; the driver never turns that into an expectation failure of its own.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
 import trio
 
 from orchestrator import protocol as P
-from orchestrator.audio import AudioFileError
+from orchestrator.audio import AudioFileError, EnergyVad, silence
 from orchestrator.audio.voices.cache import Line, VoiceCache
 from orchestrator.audio.voices.engines import VoiceError
 from orchestrator.audio.voices.variation import Variation
@@ -49,6 +50,8 @@ from .errors import ScenarioError, ScenarioFailed
 from .expect import ExpectationFailure, Observed, check_turn
 from .model import BUDGET_METRICS, Scenario, ToolSpec, TurnSpec, VoiceSettings
 from .spoken import SpokenLine
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_TRANSCRIPTION_MODEL", "ScenarioDriver", "TurnOutcome"]
 
@@ -208,6 +211,40 @@ class ScenarioDriver:
                 problems.append(("voices.noise", str(exc)))
         if problems:
             raise ScenarioError(self.scenario.origin, problems)
+        for index, spoken in self._spoken.items():
+            self._warn_of_pauses(index, spoken)
+
+    def _warn_of_pauses(self, index: int, spoken: SpokenLine) -> None:
+        """Log a warning when the server VAD the scenario asks for would end the caller's
+        turn inside a spoken line (a pause in the synthesized speech longer than
+        ``vad_silence_ms``): the rest would arrive as a second turn that interrupts the
+        first one's answer. Judged on the first caller's variant with the same energy
+        VAD the embedded server uses; a real server's VAD may differ."""
+        s = self.scenario.session
+        if s.turn_detection != "server_vad":
+            return
+        source = spoken.source(0)
+        if source.speech_start is None or source.speech_end is None:
+            return
+        silence_ms = 200 if s.vad_silence_ms is None else s.vad_silence_ms
+        vad = EnergyVad(
+            threshold=0.5 if s.vad_threshold is None else s.vad_threshold,
+            prefix_padding_ms=0,
+            silence_duration_ms=silence_ms,
+        )
+        speech = source.samples[source.speech_start : source.speech_end]
+        events = vad.feed(speech) + vad.feed(silence(2000))
+        starts = sum(1 for e in events if e.kind == "speech_started")
+        if starts > 1:
+            log.warning(
+                "%s: turns[%d].speak: the line has %d pause(s) longer than vad_silence_ms "
+                "(%d ms); a server VAD would end the turn at the first one. Split the "
+                "line into turns or raise [session] vad_silence_ms.",
+                self.scenario.origin,
+                index,
+                starts - 1,
+                silence_ms,
+            )
 
     # ------------------------------------------------------------------ session setup
     def session_config(self) -> Any:
@@ -263,8 +300,8 @@ class ScenarioDriver:
 
     def server_hints(self) -> dict[str, Any]:
         """The ``[server]`` hints as plain data for the embedded server's config:
-        ``tool_rules`` as ``(pattern, tool, JSON arguments text)`` and
-        ``spoken_transcripts``."""
+        ``tool_rules`` as ``(pattern, tool, JSON arguments text)``,
+        ``spoken_transcripts`` and ``greeting`` (None: the server does not speak first)."""
         import orjson
 
         hints = self.scenario.server
@@ -273,6 +310,7 @@ class ScenarioDriver:
                 (r.pattern, r.tool, orjson.dumps(r.arguments).decode()) for r in hints.tool_rules
             ],
             "spoken_transcripts": list(hints.spoken_transcripts),
+            "greeting": hints.greeting,
         }
 
     # ------------------------------------------------------------------ playing

@@ -67,7 +67,8 @@ The format (every key is optional unless marked *required*; unknown keys are err
     max_voice_to_voice_ms = 2500
 
     [server]                                   # embedded server only (no --url)
-    spoken_transcripts = ["What's the weather in Paris?"]
+    greeting = "Hello, how can I help?"        # the server speaks first
+    spoken_transcripts = ["What's the weather in Paris?"]  # for audio/synth_ms turns
     [[server.tool_rules]]
     pattern = "weather in paris"
     tool = "get_weather"

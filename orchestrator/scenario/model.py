@@ -457,10 +457,17 @@ class ServerHints:
     """``[server]``: used only when the run targets the embedded server (no ``--url``),
     so that scripted turns get deterministic answers. ``tool_rules``: see
     :class:`ToolRuleHint`; ``spoken_transcripts``: what the server "hears" in successive
-    committed audio turns of a session (cycled), so spoken turns can match tool rules."""
+    committed audio turns of a session (cycled) that it does not hear as a ``speak`` line
+    (a WAV file or synthetic sound), so such turns can match tool rules; ``greeting``: the
+    server speaks first with this text (an agent that greets its callers)."""
 
     tool_rules: tuple[ToolRuleHint, ...] = ()
     spoken_transcripts: tuple[str, ...] = ()
+    greeting: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.greeting is not None and not self.greeting.strip():
+            raise FieldProblems([("greeting", "must not be empty")])
 
 
 @attrs.frozen(kw_only=True)
