@@ -2,7 +2,7 @@
 
     python benchmarks/bench_session.py [--sessions 200] [--turns 2]
 
-1. ``receive path``: one session's ``_on_event`` (decode excluded and included) fed the
+1. ``receive path``: one session core's ``on_event`` (decode excluded and included) fed the
    frames of a real GA capture (audio turn) over and over: microseconds per event.
 2. ``concurrent``: N session actors, each against its own embedded-server connection
    over a memory stream, on trio's MockClock (so only CPU counts, no waiting): wall
@@ -45,12 +45,12 @@ def bench_receive_path(repeat: int) -> None:
         start = time.perf_counter()
         for _ in range(repeat):
             for ev in decoded:
-                session._on_event(ev, t)
+                session._core.on_event(ev, t)
         handle = time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(repeat):
             for f in frames:
-                session._on_event(P.decode_server_event(f, Dialect.GA), t)
+                session._core.on_event(P.decode_server_event(f, Dialect.GA), t)
         both = time.perf_counter() - start
         return handle, both
 
