@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_summary",
     "parse_threshold",
     "parse_thresholds",
+    "threshold_result",
 ]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -174,8 +175,11 @@ def parse_thresholds(exprs: Iterable[str | Threshold]) -> list[Threshold]:
 _NOT_MEASURED = "not measured"
 
 
-def _result(t: Threshold, actual: float | None, note: str = "no samples") -> ThresholdResult:
-    note_or_none = note if actual is None else None
+def threshold_result(
+    t: Threshold, actual: float | None, note: str = "no samples", *, missing_ok: bool = False
+) -> ThresholdResult:
+    """``t`` judged on ``actual``; None (nothing to judge) fails unless ``missing_ok``
+    (live judging: no data yet is no failure), with ``note`` saying why."""
     return ThresholdResult(
         expr=t.expr,
         metric=t.metric,
@@ -183,8 +187,8 @@ def _result(t: Threshold, actual: float | None, note: str = "no samples") -> Thr
         op=t.op,
         target=t.target,
         actual=actual,
-        ok=t.passes(actual),
-        note=note_or_none,
+        ok=(missing_ok and actual is None) or t.passes(actual),
+        note=note if actual is None else None,
     )
 
 
@@ -214,11 +218,13 @@ def evaluate(
     results = []
     for t in parse_thresholds(thresholds):
         if t.stat is None:
-            results.append(_result(t, _float_or_none(scalars.get(t.metric)), _NOT_MEASURED))
+            results.append(
+                threshold_result(t, _float_or_none(scalars.get(t.metric)), _NOT_MEASURED)
+            )
             continue
         raw = samples.get(t.metric, ())
         values = raw if isinstance(raw, np.ndarray) else clean_values(raw)
-        results.append(_result(t, _stat_of(values, t)))
+        results.append(threshold_result(t, _stat_of(values, t)))
     return results
 
 
@@ -237,7 +243,7 @@ def evaluate_summary(
     results = []
     for t in parse_thresholds(thresholds):
         if t.stat is None:
-            results.append(_result(t, _float_or_none(totals.get(t.metric)), _NOT_MEASURED))
+            results.append(threshold_result(t, _float_or_none(totals.get(t.metric)), _NOT_MEASURED))
             continue
         stats = metrics.get(t.metric) or {"count": 0}
         key = t.stat if t.q is None else f"p{t.q:g}"
@@ -247,7 +253,7 @@ def evaluate_summary(
                 "use p50/p90/p95/p99 or evaluate on the results file"
             )
         if key == "count":
-            results.append(_result(t, float(stats.get("count") or 0)))
+            results.append(threshold_result(t, float(stats.get("count") or 0)))
         else:
-            results.append(_result(t, _float_or_none(stats.get(key))))
+            results.append(threshold_result(t, _float_or_none(stats.get(key))))
     return results

@@ -39,6 +39,7 @@ from orchestrator.metrics.thresholds import (
     ThresholdError,
     ThresholdResult,
     parse_thresholds,
+    threshold_result,
 )
 
 __all__ = [
@@ -199,22 +200,10 @@ class LiveThresholds:
 
     def judge(self) -> list[ThresholdResult]:
         """Every ``:abort`` threshold on the windows now (``ok`` is True without data)."""
-        out = []
-        for t in self.thresholds:
-            actual = self._actual(t)
-            out.append(
-                ThresholdResult(
-                    expr=t.expr,
-                    metric=t.metric,
-                    stat=t.stat,
-                    op=t.op,
-                    target=t.target,
-                    actual=actual,
-                    ok=actual is None or t.passes(actual),
-                    note="no samples yet" if actual is None else None,
-                )
-            )
-        return out
+        return [
+            threshold_result(t, self._actual(t), "no samples yet", missing_ok=True)
+            for t in self.thresholds
+        ]
 
     def failed(self) -> ThresholdResult | None:
         """The first ``:abort`` threshold that fails now (``None``: all hold)."""
