@@ -611,6 +611,7 @@ async def test_beta_dialect_event_names(autojump_clock: trio.testing.MockClock) 
     async with mem_connection(server, extra_headers=[("OpenAI-Beta", "realtime=v1")]) as ws:
         session = (await next_event(ws))["session"]
         assert session["turn_detection"]["silence_duration_ms"] == 200
+        assert (await next_event(ws))["type"] == "conversation.created"  # beta only
         await ws.send_message(
             send(
                 {

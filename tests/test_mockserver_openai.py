@@ -244,6 +244,10 @@ async def _beta_flow(port: int) -> None:
         assert created["session"]["modalities"] == ["audio", "text"]
         assert created["session"]["input_audio_format"] == "pcm16"
         assert created["session"]["temperature"] == 0.8
+        conversation = await rec.next()  # beta only, right after session.created
+        assert conversation["type"] == "conversation.created"
+        assert conversation["conversation"]["object"] == "realtime.conversation"
+        assert conversation["conversation"]["id"].startswith("conv_")
         await conn.session.update(
             session={
                 "instructions": "Be brief.",

@@ -312,6 +312,10 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
                  "after the run started): handshakes and client frames are accepted, but "
                  "every frame due in the window is held and sent when it ends (repeatable)",
                  default=[], metavar="AT_S:MS", repeat=True, to_field=tuple),
+    ServerOption("transcription-failure-rate", "faults",
+                 "faults.transcription_failure_probability", probability,
+                 "per input transcription: input_audio_transcription.failed instead of "
+                 ".completed", default=0.0, metavar="P"),
     ServerOption("reject-percent", "faults", "faults.reject_percent", percent,
                  "refuse this %% of handshakes with HTTP 429", default=0.0, metavar="PCT"),
     ServerOption("session-max-s", "faults", "faults.session_max_s", positive_float,

@@ -20,15 +20,16 @@ Layout of the dict returned by :func:`build_summary` (JSON-ready, stable key ord
     metrics       {metric: {count, mean, min, p50, p90, p95, p99, max}} for every
                   names.DISTRIBUTION_METRICS entry (count 0 and nulls when unmeasured)
     tokens        usage totals (USAGE_FIELDS)
-    cost          {model, usd, note, prices_per_1m}
+    cost          {model, usd, note, prices_per_1m, prices_source}
     validity      {valid, reasons}: from the supervisor's self-monitoring
     thresholds    [{expr, metric, stat, op, target, actual, ok, note}]
     thresholds_ok all thresholds passed (true when there are none)
 
-Prices (:data:`PRICES`) are USD per 1M tokens from OpenAI's public model pages
-(developers.openai.com/api/docs/models/…, checked 2025): they are an estimate for
-comparison, not a bill. A model name matches its entry exactly or with a dated snapshot
-suffix (``gpt-realtime-2025-08-28``); any other model gets ``usd: null`` and a note.
+Prices are data (:mod:`orchestrator.metrics.prices`: the built-in ``prices.toml``, USD
+per 1M tokens from OpenAI's public model pages, overridable with ``run --prices FILE``):
+an estimate for comparison, not a bill. A model name matches its entry exactly or with a
+dated snapshot suffix (``gpt-realtime-2025-08-28``); a model the table cannot price gets
+``usd: null`` and a note saying why.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import attrs
 import numpy as np
 
 from orchestrator.metrics.names import DISTRIBUTION_METRICS, SESSION_METRICS, TURN_METRICS
+from orchestrator.metrics.prices import ModelPrice, PriceTable, builtin_prices
 from orchestrator.metrics.records import USAGE_FIELDS, SessionResult, TurnRecord
 from orchestrator.metrics.stats import clean_values, summarize
 from orchestrator.metrics.thresholds import Threshold, evaluate, parse_thresholds
@@ -67,53 +69,24 @@ SCHEMA = 1
 FAILURE_REASONS_TOP = 20
 
 
-@attrs.frozen(kw_only=True)
-class ModelPrice:
-    """USD per 1M tokens."""
+#: The built-in prices (USD per 1M tokens) by model name (read from ``prices.toml``).
+PRICES: Mapping[str, ModelPrice] = builtin_prices().prices
 
-    text_in: float
-    text_cached: float
-    text_out: float
-    audio_in: float
-    audio_cached: float
-    audio_out: float
+Prices = Mapping[str, ModelPrice] | PriceTable
+"""A price table, or a plain mapping of model name to price."""
 
 
-#: USD per 1M tokens (text in/cached/out, audio in/cached/out).
-PRICES: dict[str, ModelPrice] = {
-    "gpt-realtime": ModelPrice(
-        text_in=4.00, text_cached=0.40, text_out=16.00,
-        audio_in=32.00, audio_cached=0.40, audio_out=64.00,
-    ),
-    "gpt-realtime-mini": ModelPrice(
-        text_in=0.60, text_cached=0.06, text_out=2.40,
-        audio_in=10.00, audio_cached=0.30, audio_out=20.00,
-    ),
-    "gpt-4o-realtime-preview": ModelPrice(
-        text_in=5.00, text_cached=2.50, text_out=20.00,
-        audio_in=40.00, audio_cached=2.50, audio_out=80.00,
-    ),
-    "gpt-4o-mini-realtime-preview": ModelPrice(
-        text_in=0.60, text_cached=0.30, text_out=2.40,
-        audio_in=10.00, audio_cached=0.30, audio_out=20.00,
-    ),
-}  # fmt: skip
-
-_SNAPSHOT = re.compile(r"^(?P<base>.+?)(?:-\d{4}-\d{2}-\d{2})?$")
+def _table(prices: Prices) -> PriceTable:
+    return prices if isinstance(prices, PriceTable) else PriceTable(prices=prices)
 
 
-def price_for(model: str | None, prices: Mapping[str, ModelPrice] = PRICES) -> ModelPrice | None:
+def price_for(model: str | None, prices: Prices = PRICES) -> ModelPrice | None:
     """The price entry of ``model`` (exact name or name + ``-YYYY-MM-DD``), else ``None``."""
-    if not model:
-        return None
-    if model in prices:
-        return prices[model]
-    m = _SNAPSHOT.match(model)
-    return prices.get(m["base"]) if m else None
+    return _table(prices).price_for(model)
 
 
 def estimate_cost(
-    tokens: Mapping[str, int], model: str | None, prices: Mapping[str, ModelPrice] = PRICES
+    tokens: Mapping[str, int], model: str | None, prices: Prices = PRICES
 ) -> tuple[float | None, str | None]:
     """``(usd, note)`` for usage totals ``tokens`` (keys = ``USAGE_FIELDS``).
 
@@ -122,9 +95,10 @@ def estimate_cost(
     tokens are split in proportion to text/audio input (noted). Without a text/audio split
     of input or output tokens the cost is unknown (``None``).
     """
-    price = price_for(model, prices)
+    table = _table(prices)
+    price = table.price_for(model)
     if price is None:
-        return None, f"no price for model {model!r}; cost not estimated"
+        return None, table.missing_reason(model)
     note = None
     t_in = tokens.get("input_text_tokens", 0)
     a_in = tokens.get("input_audio_tokens", 0)
@@ -314,11 +288,12 @@ def build_summary(
     dropped_starts: int = 0,
     validity: Validity | Mapping[str, Any] | None = None,
     thresholds: Iterable[str | Threshold] = (),
-    prices: Mapping[str, ModelPrice] = PRICES,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` dict of a run (layout in the module docstring).
 
-    ``model`` defaults to ``config["model"]``. ``late_starts`` / ``dropped_starts`` are
+    ``model`` defaults to ``config["model"]``; ``prices`` to the built-in table
+    (:func:`~orchestrator.metrics.prices.builtin_prices`). ``late_starts`` / ``dropped_starts`` are
     the supervisor's counts of arrivals that started late or never started. Raises
     ``ThresholdError`` for a bad threshold expression (before doing any other work)."""
     parsed = parse_thresholds(thresholds)
@@ -334,8 +309,9 @@ def build_summary(
     failed_sessions = [s for s in sessions if s.status == "failed"]
     failed_turns = [t for t in turns if t.failed]
     tokens = token_totals(turns, sessions)
-    usd, cost_note = estimate_cost(tokens, model, prices)
-    price = price_for(model, prices)
+    table = builtin_prices() if prices is None else _table(prices)
+    usd, cost_note = estimate_cost(tokens, model, table)
+    price = table.price_for(model)
 
     totals: dict[str, Any] = {
         "sessions_total": len(sessions),
@@ -400,6 +376,7 @@ def build_summary(
             "usd": totals["cost_usd"],
             "note": cost_note,
             "prices_per_1m": attrs.asdict(price) if price else None,
+            "prices_source": table.source,
         },
         "validity": _validity_dict(validity),
         "thresholds": threshold_results,

@@ -43,7 +43,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from orchestrator.protocol import Dialect, new_id
 from orchestrator.protocol.beta import FORMAT_TO_BETA
 
-from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS, default_session
+from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS, conversation_created, default_session
 from .errors import (
     ClientError,
     error_event,
@@ -54,6 +54,7 @@ from .errors import (
 )
 from .faults import FAULT_CLOSE_CODE, ConnectionFaults, ResponseFaults
 from .latency import plan_timing
+from .nulls import drop_unset_nulls
 from .responder import PlannedCall, ResponseSpec, ResponseStream, Step, make_sentence, new_call_id
 from .session_update import response_params
 from .state import Conversation, item_text, normalize_item
@@ -200,6 +201,8 @@ class ConnectionActor:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await self.emit({"type": "session.created", "session": self.conv.session})
+                if self.dialect is Dialect.BETA:  # beta only; GA never sends it
+                    await self.emit(conversation_created(self.conv.conversation_id))
                 nursery.start_soon(self._sender)
                 nursery.start_soon(self._receiver)
                 nursery.start_soon(self._control)
@@ -324,6 +327,7 @@ class ConnectionActor:
                 allowed = CLIENT_EVENTS.get(etype)
                 if allowed is None:
                     raise invalid_value("type", etype, tuple(CLIENT_EVENTS))
+                data = drop_unset_nulls(etype, data)
                 for key in data:
                     if key not in allowed and key not in ("type", "event_id"):
                         raise unknown_parameter(key)
@@ -504,6 +508,10 @@ class ConnectionActor:
 
     async def _transcribe(self, item_id: str, transcript: str, ms: float, model: str) -> None:
         await trio.sleep(self.config.latency.transcription_ms.sample(self.rng) / 1000.0)
+        if (failed := self.faults.transcription_failure(item_id)) is not None:
+            self.stats.faults["transcription_failed"] += 1
+            await self.emit(failed)
+            return
         for piece in transcript.split(" "):
             if piece:
                 await self.emit(

@@ -99,3 +99,12 @@ def default_session(*, session_id: str, model: str, expires_at: int) -> dict[str
         # beta-only settings, kept outside the GA shape
         "_beta": {"temperature": 0.8, "client_secret": None},
     }
+
+
+def conversation_created(conversation_id: str) -> dict[str, Any]:
+    """Beta ``conversation.created``, sent right after ``session.created`` (PAI-beta,
+    RTC-log); the GA service never sends it."""
+    return {
+        "type": "conversation.created",
+        "conversation": {"id": conversation_id, "object": "realtime.conversation"},
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -113,6 +114,9 @@ class FaultConfig:
       :data:`STALL_WINDOW` deltas), where the caller's playback buffer is still shallow:
       the caller hears the stall as a gap (``playback_underrun_ms``). Later in an answer
       streamed faster than real time, the buffer would hide most of it.
+    - ``transcription_failure_probability``: per input transcription, send
+      ``conversation.item.input_audio_transcription.failed`` (see
+      :func:`transcription_failed_event`) instead of its deltas and ``.completed``.
     - ``reject_percent``: refuse this percentage of handshakes with HTTP 429.
     - ``session_max_s``: session lifetime; at expiry ``session_expired`` then close 1001.
     - ``freeze_at_s`` / ``freeze_ms``: one scheduled server-wide freeze (see
@@ -126,6 +130,7 @@ class FaultConfig:
     error_probability: float = attrs.field(default=0.0, validator=_probability)
     stall_probability: float = attrs.field(default=0.0, validator=_probability)
     stall_ms: float = attrs.field(default=0.0, validator=_non_negative_or_none)
+    transcription_failure_probability: float = attrs.field(default=0.0, validator=_probability)
     reject_percent: float = 0.0
     session_max_s: float = attrs.field(default=3600.0, validator=_non_negative_or_none)
     freeze_at_s: float | None = attrs.field(default=None, validator=_non_negative_or_none)
@@ -180,6 +185,14 @@ class ConnectionFaults:
     config: FaultConfig
     rng: random.Random
     responses_done: int = 0
+    #: transcription failures draw from their own stream (derived from ``rng`` without
+    #: consuming it), so turning them on does not reshuffle the response faults
+    _transcription_rng: random.Random = attrs.field(
+        default=attrs.Factory(
+            lambda self: random.Random(f"{self.rng.getstate()[1][:4]}:transcription"),
+            takes_self=True,
+        )
+    )
 
     def for_response(self, n_deltas: int) -> ResponseFaults:
         """Draw the faults of the next response, which will stream ``n_deltas`` deltas.
@@ -200,11 +213,42 @@ class ConnectionFaults:
             stall_s=c.stall_ms / 1000.0,
         )
 
+    def transcription_fails(self) -> bool:
+        """Draw whether the next input transcription fails (one draw each, always)."""
+        draw = self._transcription_rng.random()
+        return draw < self.config.transcription_failure_probability
+
+    def transcription_failure(self, item_id: str) -> dict[str, Any] | None:
+        """The ``…input_audio_transcription.failed`` event for the transcription of
+        ``item_id`` when it is drawn to fail (:meth:`transcription_fails`), else None."""
+        return transcription_failed_event(item_id) if self.transcription_fails() else None
+
     def response_finished(self) -> bool:
         """Count one finished response; True when ``close_after_responses`` is reached."""
         self.responses_done += 1
         limit = self.config.close_after_responses
         return limit is not None and self.responses_done >= limit
+
+
+#: what an injected transcription failure says (the real service's wording for a failed
+#: transcription was not captured: the shape is the ``openai`` model's)
+TRANSCRIPTION_FAILED_MESSAGE = "Input audio transcription failed. (injected fault)"
+
+
+def transcription_failed_event(item_id: str) -> dict[str, Any]:
+    """A GA-shaped ``conversation.item.input_audio_transcription.failed`` for the user
+    audio item ``item_id`` (the same in beta)."""
+    return {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": item_id,
+        "content_index": 0,
+        "error": {
+            "type": "server_error",
+            "code": "transcription_failed",
+            "message": TRANSCRIPTION_FAILED_MESSAGE,
+            "param": None,
+        },
+    }
 
 
 def reject_handshake(config: FaultConfig, rng: random.Random) -> bool:

@@ -163,16 +163,58 @@ def _turn_detection(v: object, p: str) -> dict[str, Any] | None:
     return out
 
 
-def _transcription(v: object, p: str) -> dict[str, Any] | None:
+#: transcription ``delay`` values (``openai.types.realtime.AudioTranscription``)
+TRANSCRIPTION_DELAYS = ("minimal", "low", "medium", "high", "xhigh")
+#: reasoning ``effort`` values (``openai.types.realtime.RealtimeReasoningEffort``)
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+
+
+def _list(v: object, p: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise invalid_type(p, "an array", v)
+    return v
+
+
+def _str_list(v: object, p: str) -> list[str]:
+    return [_str(x, f"{p}[{i}]") for i, x in enumerate(_list(v, p))]
+
+
+def _transcription(v: object, p: str, *, ga: bool = True) -> dict[str, Any] | None:
+    """``audio.input.transcription`` (beta: ``input_audio_transcription``).
+
+    Echoed as ``{model, language, prompt}`` like the real service, plus GA's newer
+    ``delay`` / ``keywords`` / ``languages`` when they were given (beta has none of them).
+    """
     if v is None:
         return None
     t = _obj(v, p)
-    _keys(t, ("model", "language", "prompt"), p)
-    return {
+    newer = ("delay", "keywords", "languages") if ga else ()
+    _keys(t, ("model", "language", "prompt", *newer), p)
+    out: dict[str, Any] = {
         "model": _str(t.get("model", "whisper-1"), f"{p}.model"),
         "language": _opt_str(t.get("language"), f"{p}.language"),
         "prompt": _opt_str(t.get("prompt"), f"{p}.prompt"),
     }
+    if "delay" in t:
+        out["delay"] = _enum(t["delay"], f"{p}.delay", TRANSCRIPTION_DELAYS)
+    for key in ("keywords", "languages"):
+        if key in t:
+            out[key] = _str_list(t[key], f"{p}.{key}")
+    return out
+
+
+def _beta_transcription(v: object, p: str) -> dict[str, Any] | None:
+    return _transcription(v, p, ga=False)
+
+
+def _reasoning(v: object, p: str) -> dict[str, Any]:
+    """``reasoning`` (session or ``response.create``; GA only): ``{effort}``."""
+    r = _obj(v, p)
+    _keys(r, ("effort",), p)
+    out: dict[str, Any] = {}
+    if "effort" in r:
+        out["effort"] = _enum(r["effort"], f"{p}.effort", REASONING_EFFORTS)
+    return out
 
 
 def _noise(v: object, p: str) -> dict[str, Any] | None:
@@ -227,10 +269,51 @@ def tools_list(v: object, p: str) -> list[dict[str, Any]]:
                 tool["parameters"] = _obj(t["parameters"], f"{tp}.parameters")
             out.append(tool)
         else:
-            if "server_label" not in t:
-                raise missing_parameter(f"{tp}.server_label")
-            out.append(copy.deepcopy(t))
+            out.append(_mcp_tool(t, tp))
     return out
+
+
+def _allowed_tools(v: object, p: str) -> object:
+    return _str_list(v, p) if isinstance(v, list) else _obj(v, p)
+
+
+def _require_approval(v: object, p: str) -> object:
+    return _enum(v, p, ("always", "never")) if isinstance(v, str) else _obj(v, p)
+
+
+def _allowed_callers(v: object, p: str) -> object:
+    return [_enum(x, f"{p}[{i}]", ("direct", "programmatic")) for i, x in enumerate(_list(v, p))]
+
+
+#: an MCP tool's fields and their checks (``openai.types.realtime`` ``Mcp`` tool param);
+#: the last four may be ``null`` (the openai models have them ``Optional``)
+_MCP_FIELDS: dict[str, Callable[[object, str], object]] = {
+    "type": _str,
+    "server_label": _str,
+    "server_url": _str,
+    "connector_id": _str,
+    "tunnel_id": _str,
+    "authorization": _str,
+    "server_description": _str,
+    "defer_loading": _bool,
+    "headers": _obj,
+    "allowed_tools": _allowed_tools,
+    "require_approval": _require_approval,
+    "allowed_callers": _allowed_callers,
+}
+_MCP_NULLABLE = ("headers", "allowed_tools", "require_approval", "allowed_callers")
+
+
+def _mcp_tool(t: dict[str, Any], tp: str) -> dict[str, Any]:
+    """Validate an MCP tool (the newer ``allowed_callers`` / ``defer_loading`` /
+    ``tunnel_id`` included); it is stored and echoed as sent."""
+    _keys(t, tuple(_MCP_FIELDS), tp)
+    if "server_label" not in t:
+        raise missing_parameter(f"{tp}.server_label")
+    for key, check in _MCP_FIELDS.items():
+        if key in t and not (t[key] is None and key in _MCP_NULLABLE):
+            check(t[key], f"{tp}.{key}")
+    return copy.deepcopy(t)
 
 
 def tool_choice(v: object, p: str) -> str | dict[str, Any]:
@@ -352,8 +435,15 @@ _FIELDS = (
     _Field(("truncation",), None, _truncation),
     _Field(("prompt",), None, _prompt),
     _Field(("include",), "include", _include, _as_sent),
+    _Field(("reasoning",), None, _reasoning),
+    _Field(("parallel_tool_calls",), None, _bool),
     _Field(("audio", "input", "format"), "input_audio_format", _format, _beta_format),
-    _Field(("audio", "input", "transcription"), "input_audio_transcription", _transcription),
+    _Field(
+        ("audio", "input", "transcription"),
+        "input_audio_transcription",
+        _transcription,
+        _beta_transcription,
+    ),
     _Field(("audio", "input", "noise_reduction"), "input_audio_noise_reduction", _noise),
     _Field(("audio", "input", "turn_detection"), "turn_detection", _turn_detection),
     _Field(("audio", "output", "format"), "output_audio_format", _format, _beta_format),
@@ -454,6 +544,8 @@ _RESPONSE_KEYS_GA = (
     "audio",
     "max_output_tokens",
     "prompt",
+    "reasoning",
+    "parallel_tool_calls",
 )
 _RESPONSE_KEYS_BETA = (
     "conversation",
@@ -475,7 +567,8 @@ def response_params(raw: object, session: dict[str, Any], *, beta: bool) -> dict
 
     Returns the effective settings: ``conversation`` ("auto"/"none"), ``instructions``,
     ``modality`` ("audio"/"text"), ``tools``, ``tool_choice``, ``metadata``, ``input``
-    (raw list or None), ``voice``, ``format``, ``max_output_tokens``, ``temperature``.
+    (raw list or None), ``voice``, ``format``, ``max_output_tokens``, ``temperature``, and
+    GA's ``reasoning`` / ``parallel_tool_calls`` (the session's where it set them, else None).
     """
     r: dict[str, Any] = {} if raw is None else _obj(raw, "response")
     _keys(r, _RESPONSE_KEYS_BETA if beta else _RESPONSE_KEYS_GA, "response")
@@ -492,6 +585,8 @@ def response_params(raw: object, session: dict[str, Any], *, beta: bool) -> dict
         "format": aout["format"],
         "max_output_tokens": session["max_output_tokens"],
         "temperature": session["_beta"]["temperature"],
+        "reasoning": session.get("reasoning"),
+        "parallel_tool_calls": session.get("parallel_tool_calls"),
     }
     if "conversation" in r:
         conv = _str(r["conversation"], "response.conversation")
@@ -540,6 +635,10 @@ def response_params(raw: object, session: dict[str, Any], *, beta: bool) -> dict
         eff["max_output_tokens"] = _max_tokens(
             r["max_response_output_tokens"], "response.max_response_output_tokens"
         )
+    if "reasoning" in r:
+        eff["reasoning"] = _reasoning(r["reasoning"], "response.reasoning")
+    if "parallel_tool_calls" in r:
+        eff["parallel_tool_calls"] = _bool(r["parallel_tool_calls"], "response.parallel_tool_calls")
     if "temperature" in r:
         eff["temperature"] = _num(r["temperature"], "response.temperature", 0.6, 1.2)
     return eff

@@ -12,7 +12,8 @@ The internal model is GA-shaped. For the beta dialect (``OpenAI-Beta: realtime=v
   / ``turn_detection`` / ``output_audio_format`` / ``voice`` / ``speed``;
   ``output_modalities`` <-> ``modalities`` (GA ``["audio"]`` is beta ``["audio", "text"]``);
   ``max_output_tokens`` <-> ``max_response_output_tokens``; GA-only ``type``,
-  ``truncation``, ``prompt``, ``reasoning``, ``parallel_tool_calls`` are dropped;
+  ``truncation``, ``prompt``, ``reasoning``, ``parallel_tool_calls`` are dropped, and so
+  are the transcription's GA-only ``delay`` / ``keywords`` / ``languages``;
 - audio formats: ``{"type": "audio/pcm", "rate": 24000}`` / ``audio/pcmu`` / ``audio/pcma``
   <-> ``pcm16`` / ``g711_ulaw`` / ``g711_alaw``;
 - responses: ``output_modalities`` / ``audio.output.{voice,format}`` <-> ``modalities`` /
@@ -108,6 +109,14 @@ before changing one (:func:`format_from_beta` does)."""
 _PART_TO_BETA = {"output_text": "text", "output_audio": "audio"}
 _PART_FROM_BETA = {"text": "output_text", "audio": "output_audio"}
 _GA_ONLY_SESSION_KEYS = ("type", "truncation", "prompt", "reasoning", "parallel_tool_calls")
+_GA_ONLY_TRANSCRIPTION_KEYS = ("delay", "keywords", "languages")
+_GA_ONLY_RESPONSE_KEYS = ("prompt", "reasoning", "parallel_tool_calls")
+
+
+def _transcription_to_beta(t: Any) -> Any:
+    if isinstance(t, dict) and any(k in t for k in _GA_ONLY_TRANSCRIPTION_KEYS):
+        return {k: v for k, v in t.items() if k not in _GA_ONLY_TRANSCRIPTION_KEYS}
+    return t
 
 
 def format_to_beta(fmt: Any) -> Any:
@@ -167,7 +176,7 @@ def session_to_beta(s: Any) -> Any:
             if isinstance(inp, dict):
                 for gk, bk, fn in (
                     ("format", "input_audio_format", format_to_beta),
-                    ("transcription", "input_audio_transcription", None),
+                    ("transcription", "input_audio_transcription", _transcription_to_beta),
                     ("noise_reduction", "input_audio_noise_reduction", None),
                     ("turn_detection", "turn_detection", _turn_detection_to_beta),
                 ):
@@ -276,7 +285,7 @@ def _response_to_beta(r: Any, *, params: bool) -> Any:
                     out["output_audio_format"] = format_to_beta(o["format"])
         elif k in ("output", "input"):
             out[k] = _items(v, _PART_TO_BETA)
-        elif k != "prompt":
+        elif k not in _GA_ONLY_RESPONSE_KEYS:
             out[k] = v
     return out
 
@@ -291,6 +300,8 @@ def _response_from_beta(r: Any) -> Any:
             out["output_modalities"] = modalities_from_beta(v)
         elif k == "max_response_output_tokens":
             out["max_output_tokens"] = v
+        elif k in ("voice", "output_audio_format") and v is None:
+            continue  # null = not given (PROTOCOL_NOTES §8)
         elif k == "voice":
             audio_out["voice"] = v
         elif k == "output_audio_format":

@@ -21,6 +21,11 @@ Choices, and why:
   ``cattrs.strategies.configure_tagged_union`` specialised for a tag that is a class
   attribute (events) or a field (items), and for an unknown-tag class that keeps the raw
   payload instead of being structured.
+- **Null is "not given"** (PROTOCOL_NOTES §8: production clients send unset optional
+  fields as ``null``). Fields typed ``X | None`` take it as ``None``; a ``null`` on a
+  field that has a default but no ``None`` in its type (a message item's ``content``)
+  gives the default, as if the field were absent. Required fields and ``type`` tags still
+  refuse ``null``.
 - **Unset is omitted.** Unstructuring drops fields whose default is ``None`` while they
   are ``None``, so a partial ``session.update`` only names what it changes; ``NULL``
   (:class:`~orchestrator.protocol.common.Null`) unstructures to an explicit ``null``.
@@ -298,14 +303,42 @@ def _union_hook_factory(t: Any, conv: cattrs.Converter) -> StructureHook:
 # --- attrs classes -------------------------------------------------------------------
 
 
+def _defaulted_not_nullable(cl: Any) -> tuple[str, ...]:
+    """Fields of ``cl`` (other than ``type``) that have a default but do not take None."""
+    hints = typing.get_type_hints(cl)
+    return tuple(
+        a.name
+        for a in attrs.fields(cl)
+        if a.default is not attrs.NOTHING
+        and a.name != "type"
+        and hints[a.name] is not Any
+        and not (_is_union(hints[a.name]) and _NoneType in get_args(hints[a.name]))
+    )
+
+
 def _class_structure_factory(cl: Any, conv: cattrs.Converter) -> StructureHook:
     inner = make_dict_structure_fn(cl, conv)
     name = cl.__name__
+    defaulted = _defaulted_not_nullable(cl)
 
     def structure_object(v: Any, _: Any) -> Any:
         if not isinstance(v, dict):
             raise TypeError(f"expected an object for {name}, got {_json_type(v)}")
         return inner(v, cl)
+
+    if defaulted:
+
+        def structure_object_null_is_default(v: Any, _: Any) -> Any:
+            if not isinstance(v, dict):
+                raise TypeError(f"expected an object for {name}, got {_json_type(v)}")
+            for key in defaulted:
+                if key in v and v[key] is None:  # null = not given: the default
+                    v = {k: x for k, x in v.items() if not (k in defaulted and x is None)}
+                    break
+            return inner(v, cl)
+
+        structure_object_null_is_default.inner = structure_object_null_is_default  # type: ignore[attr-defined]
+        return structure_object_null_is_default
 
     structure_object.inner = inner  # type: ignore[attr-defined]
     return structure_object

@@ -8,7 +8,7 @@ import attrs
 
 from .common import MaxTokens
 from .items import Item
-from .session_config import AudioConfig, Prompt, Tool, ToolChoice
+from .session_config import AudioConfig, Prompt, Reasoning, Tool, ToolChoice
 
 __all__ = [
     "CachedTokensDetails",
@@ -141,8 +141,8 @@ class ResponseParams:
 
     ``conversation`` is ``"auto"`` (default conversation) or ``"none"`` (out of band);
     ``input`` replaces the conversation as context; ``metadata`` comes back unchanged in
-    ``response.created`` / ``response.done``. ``temperature`` is beta only; ``prompt``
-    GA only.
+    ``response.created`` / ``response.done``. ``temperature`` is beta only; ``prompt``,
+    ``reasoning`` and ``parallel_tool_calls`` GA only.
     """
 
     conversation: str | None = None
@@ -156,6 +156,8 @@ class ResponseParams:
     max_output_tokens: MaxTokens | None = None
     prompt: Prompt | None = None
     temperature: float | None = None
+    reasoning: Reasoning | None = None
+    parallel_tool_calls: bool | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -50,11 +50,18 @@ class AudioFormat:
 
 @attrs.frozen(kw_only=True)
 class Transcription:
-    """Input audio transcription settings (``audio.input.transcription``)."""
+    """Input audio transcription settings (``audio.input.transcription``).
+
+    ``delay`` (minimal/low/medium/high/xhigh), ``keywords`` and ``languages`` are GA
+    only (dropped for beta).
+    """
 
     model: str | None = None
     language: str | None = None
     prompt: str | None = None
+    delay: str | None = None
+    keywords: list[str] | None = None
+    languages: list[str] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -133,6 +140,10 @@ class McpTool:
     allowed_tools: Any = None
     require_approval: Any = None
     server_description: str | None = None
+    tunnel_id: str | None = None
+    #: ``direct`` / ``programmatic``: the tool invocation contexts
+    allowed_callers: list[str] | None = None
+    defer_loading: bool | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -184,7 +195,8 @@ class Prompt:
 
 @attrs.frozen(kw_only=True)
 class Reasoning:
-    """Reasoning settings for reasoning realtime models."""
+    """Reasoning settings for reasoning realtime models (``gpt-realtime-2``): ``effort``
+    is minimal/low/medium/high/xhigh. GA only."""
 
     effort: str | None = None
 

@@ -30,6 +30,7 @@ from orchestrator.metrics import (
     render_report,
     summary_csv,
 )
+from orchestrator.metrics.prices import PriceTable
 from orchestrator.supervisor.sink import RunMeta, read_run_meta
 
 __all__ = [
@@ -86,13 +87,15 @@ def write_outputs(
     thresholds: Iterable[str | Threshold] | None = None,
     run_extra: Mapping[str, Any] | None = None,
     validity: Mapping[str, Any] | None = None,
+    prices: PriceTable | None = None,
 ) -> RunOutputs:
     """Read ``out_dir/results.jsonl`` and (re)write ``summary.json``, ``summary.csv`` and
     ``report.html`` next to it.
 
     ``thresholds``: expressions to evaluate (``None``: the ones stored in the run config,
     if any). ``run_extra`` is merged into the summary's ``run`` section; ``validity``
-    overrides the one of the file's ``run_end`` line. Raises ``OSError`` if the results
+    overrides the one of the file's ``run_end`` line; ``prices`` is the price table of the
+    cost estimate (``None``: the built-in one). Raises ``OSError`` if the results
     file cannot be read, ``ResultsFormatError`` for a corrupt line (a cut-off last line is
     tolerated and noted as ``run.truncated``), ``ThresholdError`` for a bad expression.
     """
@@ -128,6 +131,7 @@ def write_outputs(
         dropped_starts=meta.dropped_starts,
         validity=validity if validity is not None else meta.validity,
         thresholds=thresholds,
+        prices=prices,
     )
     _atomic_write(out / SUMMARY_FILE, orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     _atomic_write(out / SUMMARY_CSV, summary_csv(summary).encode())
