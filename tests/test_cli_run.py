@@ -38,7 +38,7 @@ def test_run_writes_all_outputs_and_exits_0(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["run", "--sessions", "6", "--concurrency", "3", "--out", str(out), *QUICK]) == 0
     assert {p.name for p in out.iterdir()} == {
-        "results.jsonl", "summary.json", "summary.csv", "report.html",
+        "results.jsonl", "summary.json", "summary.csv", "report.html", "groundtruth.jsonl",
     }  # fmt: skip
     results = read_results(out / "results.jsonl")
     assert len(results.sessions) == 6 and {s.status for s in results.sessions} == {"completed"}

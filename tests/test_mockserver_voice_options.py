@@ -309,7 +309,10 @@ def test_run_options_shape_the_embedded_server(
     assert config is not None
     assert config.latency.leading_silence_ms == Distribution("fixed", 200.0)
     assert config.greeting == "Welcome."
-    assert config.hearing_dir == tmp_path / "default"  # the run's voice cache
-    argv = ["run", "--voice-cache", str(tmp_path / "mine")]
+    assert config.hearing_dir is None  # the built-in sound is no cached line: nothing to hear
+    argv = ["run", "--speak", "Hello there."]
+    config = prepare(build_parser().parse_args(argv), env={}).server_config
+    assert config is not None and config.hearing_dir == tmp_path / "default"  # the run's cache
+    argv = ["run", "--speak", "Hello there.", "--voice-cache", str(tmp_path / "mine")]
     config = prepare(build_parser().parse_args(argv), env={}).server_config
     assert config is not None and config.hearing_dir == tmp_path / "mine"

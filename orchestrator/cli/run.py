@@ -3,8 +3,10 @@
 Everything is validated before the run starts (load shape, thresholds, target, server
 options): bad input exits 1 with a message naming the option. Then:
 
-1. without ``--url`` the embedded server starts in-process on a free loopback port
-   (``--server-*`` options shape its latency and faults);
+1. without ``--url`` the embedded server starts on a free loopback port in its own
+   process(es) (:mod:`orchestrator.cli.target_process`; ``--server-in-process``: in this
+   event loop), ``--server-*`` options shape its latency and faults, and its ground truth
+   (``OUT/groundtruth.jsonl``) judges whether it kept its own plan (validity);
 2. a supervisor runs the load shape (closed: ``--concurrency``; open: ``--rate``) of the
    conversation (a SCENARIO file, else the built-in one spoken question, one answer),
    writing every finished turn and session to ``OUT/results.jsonl`` at once;
@@ -73,6 +75,15 @@ from orchestrator.cli.options import (
     server_values,
     typed_as,
 )
+from orchestrator.cli.target_process import (
+    GROUNDTRUTH_FILE,
+    EmbeddedTarget,
+    TargetProcesses,
+    child_argv,
+    groundtruth_paths,
+    judge_groundtruth,
+    serve_target,
+)
 from orchestrator.cli.voice_options import (
     add_voice_options,
     cache_from_args,
@@ -87,6 +98,7 @@ from orchestrator.metrics import (
     summary_text,
 )
 from orchestrator.metrics.failure import first_error
+from orchestrator.metrics.prices import PriceFileError, PriceTable, builtin_prices, load_prices
 from orchestrator.mockserver import ConfigError, MockServer, ServerConfig, ToolRule
 from orchestrator.protocol.dialect import Dialect
 from orchestrator.scenario import (
@@ -113,9 +125,9 @@ from orchestrator.supervisor.live_thresholds import (
     abort_thresholds,
     watch_abort_thresholds,
 )
-from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector
+from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector, merge_validity
 from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
-from orchestrator.supervisor.sink import JsonlSink
+from orchestrator.supervisor.sink import JsonlSink, read_run_meta
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
 from orchestrator.supervisor.workload import Workload, planned_total
@@ -341,6 +353,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_server_options(
         p, SERVER_PREFIX, defer=True, title="embedded server (only without --url): {}"
     )
+    emb = p.add_argument_group("embedded server (only without --url): process")
+    emb.add_argument(
+        "--server-in-process",
+        action="store_true",
+        help="serve the embedded server inside this process's event loop (tests, small "
+        "runs; its sends then wait behind the sessions' work) instead of its own process",
+    )
+    emb.add_argument(
+        "--server-processes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="N server processes sharing one port (SO_REUSEPORT) (default 1)",
+    )
+    emb.add_argument(
+        "--target-lateness-limit-ms",
+        type=nonneg_float,
+        default=50.0,
+        metavar="MS",
+        help="the embedded server's own send lateness p99 (ground truth actual - "
+        "intended) above which the run is invalid (default 50)",
+    )
 
     out = p.add_argument_group("output")
     out.add_argument(
@@ -353,6 +387,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace the results of an earlier run in --out DIR",
+    )
+    out.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="token prices (USD per 1M) for the cost estimate, TOML or .json, laid over the "
+        "built-in table (orchestrator/metrics/prices.toml shows the layout); a model "
+        "without a price gets cost null with the reason",
     )
     out.add_argument(
         "--threshold",
@@ -426,6 +467,10 @@ class RunSetup:
     """Set when an ``:abort`` threshold stopped the run (the ``run_abort`` line)."""
     metrics_port: int | None = None
     """The port ``--metrics-port`` was served on (known once the run started)."""
+    target: EmbeddedTarget | None = None
+    """How the embedded server runs and where its ground truth goes (``None``: --url)."""
+    prices: PriceTable | None = None
+    """The price table for the cost estimate (``None``: the built-in one)."""
 
 
 def _load_model(args: argparse.Namespace) -> ClosedModel | OpenModel:
@@ -618,10 +663,19 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         if given:
             raise UsageError(f"{', '.join(given)} need --url (the default target is embedded)")
         server_config = _server_config(args)
+        if not conversation.speaks:
+            # Nothing for it to hear: spare the server the per-turn matching (a few ms
+            # per committed turn on its event loop, which stack up under load).
+            server_config = attrs.evolve(server_config, hearing_dir=None)
         if scenario is not None:
             server_config = _with_scenario_hints(server_config, scenario)
+        if args.server_in_process and args.server_processes is not None:
+            raise UsageError("--server-in-process and --server-processes exclude each other")
     else:
         given = given_server_options(args, SERVER_PREFIX)
+        given += [flag for flag, on in (("--server-in-process", args.server_in_process),
+                                        ("--server-processes", args.server_processes))
+                  if on]  # fmt: skip
         if given:
             raise UsageError(f"{', '.join(given)} only apply to the embedded server (no --url)")
         provider = args.provider or "custom"
@@ -660,7 +714,9 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
             )
         )
         limits = ValidityLimits(
-            loop_lag_p99_ms=args.loop_lag_limit_ms, pacer_p99_ms=args.pacer_limit_ms
+            loop_lag_p99_ms=args.loop_lag_limit_ms,
+            pacer_p99_ms=args.pacer_limit_ms,
+            target_send_p99_ms=args.target_lateness_limit_ms,
         )
         if args.drop_after_ms is not None and args.drop_after_ms < args.late_after_ms:
             raise UsageError("--drop-after-ms must be >= --late-after-ms")
@@ -668,6 +724,12 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         if isinstance(exc, UsageError):
             raise
         raise UsageError(str(exc)) from None
+    prices = None
+    if args.prices is not None:
+        try:
+            prices = builtin_prices().merged(load_prices(args.prices))
+        except PriceFileError as exc:
+            raise UsageError(f"--prices: {exc}") from None
     out_dir = Path(args.out) if args.out else _default_out()
     if args.out and not args.overwrite and (out_dir / RESULTS_FILE).exists():
         raise UsageError(
@@ -710,8 +772,21 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         "abort_window_s": args.abort_window_s,
         "seed": args.seed,
         "server": _describe_server(server_config),
+        "prices": args.prices,
     }
+    target = None
+    if server_config is not None:
+        processes = 1 if args.server_in_process else args.server_processes or 1
+        first = server_config.groundtruth_path or out_dir / GROUNDTRUTH_FILE
+        target = EmbeddedTarget(
+            in_process=args.server_in_process,
+            processes=processes,
+            groundtruth=groundtruth_paths(first, processes),
+        )
+        server_config = attrs.evolve(server_config, groundtruth_path=first)
+        config["server"]["process"] = "in-process" if target.in_process else processes
     return RunSetup(
+        target=target,
         model=model,
         conversation=conversation,
         spec=None,
@@ -724,6 +799,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         config=config,
         validity_limits=limits,
         seed=args.seed,
+        prices=prices,
     )
 
 
@@ -893,7 +969,13 @@ async def _serve_metrics(
     from orchestrator.aio.prometheus import serve_metrics
 
     exporter.bind(sup, scenario=setup.conversation.name)
-    port = await nursery.start(serve_metrics, exporter, args.metrics_host, args.metrics_port)
+    try:
+        port = await nursery.start(serve_metrics, exporter, args.metrics_host, args.metrics_port)
+    except OSError as exc:
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        raise OSError(
+            exc.errno, f"--metrics-port: cannot listen on {where} ({exc.strerror or exc})"
+        ) from None
     setup.metrics_port = port
     if not args.quiet:
         host = args.metrics_host if ":" not in args.metrics_host else f"[{args.metrics_host}]"
@@ -948,9 +1030,19 @@ async def execute(
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as top:
             target_kwargs = dict(setup.target_kwargs)
+            server: MockServer | None = None
+            children: TargetProcesses | None = None
             if setup.server_config is not None:
-                server = MockServer(setup.server_config)
-                port = await top.start(server.serve)
+                assert setup.target is not None
+                setup.target.note_offsets()
+                if setup.target.in_process:
+                    server = MockServer(setup.server_config)
+                    port = await top.start(server.serve)
+                else:
+                    children = await top.start(
+                        serve_target, _argv_for(setup, args), setup.target.processes
+                    )
+                    port = children.port
                 target_kwargs.update(
                     url=f"ws://127.0.0.1:{port}/v1", provider="custom", api_key=None
                 )
@@ -996,8 +1088,10 @@ async def execute(
                     seed=seed,
                 ) as sup:
                     sup.planned_total = planned_total(setup.model)
-                    if setup.server_config is not None:
+                    if server is not None:
                         server.started_at = sup.t0  # --server-freeze counts from the start
+                    if children is not None:
+                        await children.mark_start()
                     top.start_soon(
                         _watch_stop_signals, signals, stop, sup, args.grace_s, top, args.quiet
                     )
@@ -1063,6 +1157,39 @@ def tuned_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Iterator[None]
         gc.unfreeze()
 
 
+def _argv_for(setup: RunSetup, args: argparse.Namespace) -> Any:
+    """``argv_for(index, port, reuse_port)`` of :func:`serve_target` for this run."""
+    assert setup.server_config is not None and setup.target is not None
+    config, paths = setup.server_config, setup.target.groundtruth
+
+    def argv_for(index: int, port: int, reuse_port: bool) -> list[str]:
+        return child_argv(
+            args,
+            config,
+            prefix=SERVER_PREFIX,
+            port=port,
+            reuse_port=reuse_port,
+            groundtruth=paths[index],
+        )
+
+    return argv_for
+
+
+def _judged_validity(setup: RunSetup) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``(validity, run_extra)`` for the summary: the generator's own verdict (the
+    ``run_end`` line) merged with the embedded target's (its ground truth's send
+    lateness), and the target's figures under ``run.target``; ``(None, None)`` with
+    ``--url`` or when nothing can be read (the summary then keeps ``run_end``'s)."""
+    if setup.target is None:
+        return None, None
+    try:
+        meta = read_run_meta(setup.out_dir / RESULTS_FILE)
+        verdict, figures = judge_groundtruth(setup.target, setup.validity_limits)
+    except (OSError, ValueError):
+        return None, None
+    return merge_validity(meta.validity, verdict), {"target": figures}
+
+
 def _err(message: str) -> int:
     return fail("run", message)
 
@@ -1092,8 +1219,15 @@ def handle(args: argparse.Namespace) -> int:
             crashed = first_error(group)
         finally:
             sink.close()
+        validity, run_extra = _judged_validity(setup)
         try:
-            outputs = write_outputs(setup.out_dir, thresholds=setup.thresholds)
+            outputs = write_outputs(
+                setup.out_dir,
+                thresholds=setup.thresholds,
+                validity=validity,
+                run_extra=run_extra,
+                prices=setup.prices,
+            )
         except Exception as exc:  # noqa: BLE001 - report, exit 1
             return _err(f"could not write the summary in {setup.out_dir}: {exc}")
     summary = outputs.summary

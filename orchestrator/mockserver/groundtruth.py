@@ -32,11 +32,22 @@ the ``session.updated`` answering the connection's first ``session.update``; its
 answer started with (included in ``audio_ms``; 0 for text and function calls), so the
 first audible sample leaves at ``first_delta.actual`` and plays ``leading_silence_ms``
 later.
+
+``send_late_ms``: the server's own send lateness, the larger ``actual - intended`` of
+``created`` and ``first_delta`` in ms (never below 0), where a mark planned inside a
+scheduled freeze is due when the freeze ends (that hold is the fault, not lateness).
+``done`` is left out: it follows the whole answer, whose frames leave one after the
+other (all at once with ``realtime_factor`` 0) and as fast as the client reads them. Above a few
+ms it means the server could not keep its plan (an overloaded process or event loop):
+latencies measured against it then include the server's own stalls.
+:func:`send_lateness` summarizes it over records.
 """
 
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +62,14 @@ class GroundTruthSink:
     Writes are synchronous single-line appends (microseconds), deliberately not
     thread-offloaded so they never add scheduling points that would perturb timing on
     a fake clock. ``close()`` flushes and closes the file.
+
+    ``held_until(t)``: the end of a scheduled freeze covering trio time ``t`` (``None``:
+    none), so that ``send_late_ms`` does not count a freeze's deliberate hold.
     """
 
     path: Path | None
     keep: int = 10_000
+    held_until: Callable[[float], float | None] | None = None
     records: list[dict[str, Any]] = attrs.field(factory=list)
     _file: io.BufferedWriter | None = attrs.field(default=None)
 
@@ -64,7 +79,8 @@ class GroundTruthSink:
             self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record."""
+        """Append one record (``send_late_ms`` is added to it)."""
+        record["send_late_ms"] = _send_late_ms(record, self.held_until)
         if len(self.records) < self.keep:
             self.records.append(record)
         if self._file is not None:
@@ -75,6 +91,67 @@ class GroundTruthSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+#: The marks whose lateness is the server's own (see ``send_late_ms``).
+MARKS = ("created", "first_delta")
+
+
+def _send_late_ms(
+    record: dict[str, Any], held_until: Callable[[float], float | None] | None
+) -> float:
+    late = 0.0
+    for mark in MARKS:
+        entry = record.get(mark)
+        if not entry or entry.get("actual") is None or entry.get("intended") is None:
+            continue
+        due = entry["intended"]
+        if held_until is not None:
+            end = held_until(due)
+            if end is not None:
+                due = max(due, end)
+        late = max(late, entry["actual"] - due)
+    return round(late * 1000.0, 3)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted ``values`` (``None`` when empty)."""
+    if not values:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * len(values)))
+    return values[min(rank, len(values)) - 1]
+
+
+def send_lateness(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The server's own send lateness over ``records`` and the ground truth's time to
+    first delta, in ms: ``{"responses", "send_late_p50_ms", "send_late_p99_ms",
+    "send_late_max_ms", "ttfb_intended_p99_ms", "ttfb_actual_p99_ms"}`` (``None`` where
+    no record has it). ``ttfb_*``: ``first_delta`` ``intended``/``actual`` minus
+    ``anchor_time`` of answers (the latency model's draw, and what the server did)."""
+    late: list[float] = []
+    intended: list[float] = []
+    actual: list[float] = []
+    for record in records:
+        value = record.get("send_late_ms")
+        late.append(float(value) if value is not None else _send_late_ms(record, None))
+        first = record.get("first_delta")
+        anchor = record.get("anchor_time")
+        if record.get("kind", "answer") == "answer" and first and anchor is not None:
+            if first.get("intended") is not None:
+                intended.append((first["intended"] - anchor) * 1000.0)
+            if first.get("actual") is not None:
+                actual.append((first["actual"] - anchor) * 1000.0)
+    late.sort()
+    intended.sort()
+    actual.sort()
+    return {
+        "responses": len(late),
+        "send_late_p50_ms": _percentile(late, 50),
+        "send_late_p99_ms": _percentile(late, 99),
+        "send_late_max_ms": late[-1] if late else None,
+        "ttfb_intended_p99_ms": _percentile(intended, 99),
+        "ttfb_actual_p99_ms": _percentile(actual, 99),
+    }
 
 
 def read_groundtruth(path: Path) -> list[dict[str, Any]]:

@@ -153,7 +153,9 @@ class MockServer:
     _handshake_rng: random.Random = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.groundtruth = GroundTruthSink(self.config.groundtruth_path)
+        self.groundtruth = GroundTruthSink(
+            self.config.groundtruth_path, held_until=self.frozen_until
+        )
         self.audio_bank = AudioBank(
             seed=self.config.seed, chunk_ms=self.config.latency.audio_chunk_ms
         )
@@ -164,8 +166,16 @@ class MockServer:
         # synthesize the common case up front, not on the first response
         self.audio_bank.chunks("pcm16")
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self,
+        *,
+        reuse_port: bool = False,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Listen on ``config.host:config.port`` until cancelled; reports the bound port.
+
+        ``reuse_port``: bind one socket with ``SO_REUSEPORT`` (Linux, BSD), so that several
+        server processes can share one port (the kernel spreads new connections over them).
 
         Resource handling: the listeners and every connection live in this task's
         nursery; cancelling it closes them all and closes the ground-truth file.
@@ -175,7 +185,10 @@ class MockServer:
         cfg = self.config
         self._mark_started()
         try:
-            listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
+            if reuse_port:
+                listeners = [await _reuse_port_listener(cfg.host, cfg.port)]
+            else:
+                listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
             async with trio.open_nursery() as nursery:
                 server = WebSocketServer(
                     self.handle_request,
@@ -205,6 +218,11 @@ class MockServer:
             )
             await self.handle_request(request)
             nursery.cancel_scope.cancel()
+
+    def mark_started(self, now: float | None = None) -> None:
+        """Make ``now`` (default: the current trio time) the origin of scheduled faults,
+        even when it was set already (a parent process saying its run starts now)."""
+        self.started_at = trio.current_time() if now is None else now
 
     def _mark_started(self) -> None:
         if self.started_at is None:
@@ -292,6 +310,25 @@ class MockServer:
         with trio.move_on_after(CLOSE_GRACE_S):
             await ws.send_message(encode(event))
             await ws.aclose(4000, "invalid_request_error.missing_model")
+
+
+async def _reuse_port_listener(host: str, port: int) -> trio.SocketListener:
+    """One listening TCP socket on ``host:port`` with ``SO_REUSEADDR`` and ``SO_REUSEPORT``
+    (raises ``OSError`` where the platform lacks ``SO_REUSEPORT``)."""
+    if not hasattr(trio.socket, "SO_REUSEPORT"):
+        raise OSError("SO_REUSEPORT is not available on this platform")
+    info = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+    family, type_, proto, _, addr = info[0]
+    sock = trio.socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
+        await sock.bind(addr)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 async def serve_realtime(

@@ -109,6 +109,12 @@ class BuiltinConversation:
         """The scenario label used in records."""
         return "builtin:one-question"
 
+    @property
+    def speaks(self) -> bool:
+        """Whether callers say a synthesized line (``speak``): only then is there anything
+        for the embedded server to hear."""
+        return self.speak is not None
+
     def prepare(self) -> None:
         """One-time work before a run's clock starts: make the shared audio (synthesize
         or load the spoken line and render its callers, or read the WAV file). Synchronous,

@@ -191,6 +191,12 @@ class ScenarioDriver:
         """The scenario's name (the session label in records)."""
         return self.scenario.name
 
+    @property
+    def speaks(self) -> bool:
+        """Whether callers say synthesized lines (``speak`` turns): only then is there
+        anything for the embedded server to hear."""
+        return bool(self._spoken)
+
     def prepare(self) -> None:
         """One-time work before a run's clock starts: synthesize (or load from the cache)
         every line of the ``speak`` turns and render their callers' variants. Synchronous

@@ -61,6 +61,8 @@ __all__ = [
     "Validity",
     "ValidityLimits",
     "judge",
+    "judge_target",
+    "merge_validity",
 ]
 
 _SUB_BITS = 7
@@ -522,9 +524,11 @@ class ValidityLimits:
 
     loop_lag_p99_ms: float = 50.0
     pacer_p99_ms: float = 50.0
+    target_send_p99_ms: float = 50.0
+    """The embedded target's own send lateness (ground truth ``send_late_ms``) p99."""
 
     def __attrs_post_init__(self) -> None:
-        for name in ("loop_lag_p99_ms", "pacer_p99_ms"):
+        for name in ("loop_lag_p99_ms", "pacer_p99_ms", "target_send_p99_ms"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and value >= 0 and not math.isnan(value)):
                 raise ValueError(f"ValidityLimits.{name} must be a number >= 0, got {value!r}")
@@ -561,3 +565,43 @@ def judge(
                 "bottleneck, latencies measured in this run are not trustworthy"
             )
     return Validity(not reasons, reasons)
+
+
+def judge_target(
+    send_late_p99_ms: float | None,
+    target: str,
+    limits: ValidityLimits | None = None,
+) -> Validity:
+    """Was the embedded target *not* the bottleneck? Its own send lateness p99 (ground
+    truth ``actual - intended``) over ``limits.target_send_p99_ms`` (strictly) makes the
+    run invalid with a reason naming ``target`` (e.g. ``"embedded server (own process)"``).
+    ``None``/NaN: not measured, not held against the run."""
+    limits = ValidityLimits() if limits is None else limits
+    value, limit = send_late_p99_ms, limits.target_send_p99_ms
+    if value is None or math.isnan(value) or value <= limit:
+        return Validity(True, [])
+    return Validity(
+        False,
+        [
+            f"{target}: send lateness p99 {value:.1f} ms > limit {limit:g} ms (ground truth "
+            "actual - intended): the target could not keep its own latency plan, latencies "
+            "measured in this run include its stalls"
+        ],
+    )
+
+
+def merge_validity(*verdicts: Validity | dict[str, Any] | None) -> dict[str, Any]:
+    """One ``{"valid", "reasons"}`` of several verdicts (``None``s are skipped): valid
+    only if every one is, with every reason in order."""
+    reasons: list[str] = []
+    valid = True
+    for verdict in verdicts:
+        if verdict is None:
+            continue
+        if isinstance(verdict, Validity):
+            ok, why = verdict.valid, list(verdict.reasons)
+        else:
+            ok, why = bool(verdict.get("valid", True)), [str(r) for r in verdict.get("reasons", ())]
+        valid = valid and ok
+        reasons.extend(r for r in why if r not in reasons)
+    return {"valid": valid, "reasons": reasons}

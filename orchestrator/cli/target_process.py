@@ -1,0 +1,306 @@
+"""The embedded target of ``orchestrator run`` in its own process(es).
+
+A load generator must never measure itself: served in the generator's own event loop,
+the embedded server's sends wait behind the sessions' work, and at a few hundred
+sessions the client measures that wait as server latency. So by default ``run`` starts
+``orchestrator serve --child --port 0`` as a child process (``--server-processes N``:
+N of them sharing one port with ``SO_REUSEPORT``; the kernel spreads the connections)
+and loads it over loopback; ``--server-in-process`` keeps the old in-process server
+(tests, small runs).
+
+The child protocol (see :mod:`orchestrator.cli.serve`): the child prints ``ready
+port=PORT pid=PID`` on stdout once listening; a ``start`` line on its stdin marks the
+run's start (origin of ``--server-freeze``); the end of its stdin stops it. The child
+runs in its own session (a terminal's Ctrl-C reaches only the parent, which drains its
+sessions while the server keeps serving) and, because its stdin is a pipe from the
+parent, it also stops when the parent dies without cleaning up (even ``SIGKILL``).
+
+Options: every ``--server-*`` option of the run becomes the child's option as typed
+(``serve`` parses it with the same value types); the run's own choices are added
+(seed, model, hearing directory, no key, pings off unless asked for, the scenario's
+``[server]`` hints, the ground-truth file). :func:`child_argv` builds the command line;
+a test checks that ``serve`` builds the same :class:`ServerConfig` from it as ``run``
+does in-process.
+
+Validity: every server writes ground truth (``OUT/groundtruth.jsonl`` unless
+``--server-groundtruth`` names a file; process ``i > 0`` writes ``NAME.i.jsonl``), and
+each record has the server's own send lateness (``send_late_ms``: actual - intended,
+freezes excused). :func:`judge_groundtruth` reads the records of this run and makes the
+run invalid when its p99 is over ``--target-lateness-limit-ms``, naming the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from orchestrator.cli.options import SERVER_OPTIONS, Given
+from orchestrator.mockserver import ServerConfig
+from orchestrator.mockserver.groundtruth import send_lateness
+from orchestrator.supervisor.monitor import Validity, ValidityLimits, judge_target
+
+__all__ = [
+    "GROUNDTRUTH_FILE",
+    "READY_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "EmbeddedTarget",
+    "TargetError",
+    "TargetProcesses",
+    "child_argv",
+    "groundtruth_paths",
+    "judge_groundtruth",
+    "serve_target",
+]
+
+GROUNDTRUTH_FILE = "groundtruth.jsonl"
+#: How long a child may take to print its ready line (imports, audio synthesis).
+READY_TIMEOUT_S = 60.0
+#: After stdin is closed, how long a child may take to stop before SIGTERM, then SIGKILL.
+STOP_TIMEOUT_S = 5.0
+
+#: Options ``run`` decides itself (from the built config) rather than passing as typed.
+_FROM_CONFIG = frozenset(
+    {"seed", "stall-probability", "stall-ms", "ping-interval-s", "tool-rule", "spoken-transcript"}
+)
+
+
+class TargetError(RuntimeError):
+    """The embedded server process could not start, or exited during the run."""
+
+
+@attrs.define(eq=False)
+class EmbeddedTarget:
+    """How the run's embedded server runs and where its ground truth goes.
+
+    ``offsets``: the size of each ground-truth file before the run (an existing file is
+    appended to; only this run's records are judged)."""
+
+    in_process: bool
+    processes: int
+    groundtruth: list[Path]
+    offsets: list[int] = attrs.field(factory=list)
+
+    @property
+    def name(self) -> str:
+        """The target as a validity reason names it."""
+        if self.in_process:
+            return "embedded server (in-process, sharing the generator's event loop)"
+        if self.processes == 1:
+            return "embedded server (own process)"
+        return f"embedded server ({self.processes} processes)"
+
+    def note_offsets(self) -> None:
+        """Remember how long each ground-truth file is before the run."""
+        self.offsets = [p.stat().st_size if p.exists() else 0 for p in self.groundtruth]
+
+
+def groundtruth_paths(first: Path, processes: int) -> list[Path]:
+    """The ground-truth file of each server process: ``first``, then ``NAME.i.SUFFIX``."""
+    return [first] + [
+        first.with_name(f"{first.stem}.{i}{first.suffix or '.jsonl'}") for i in range(1, processes)
+    ]
+
+
+def child_argv(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    *,
+    prefix: str,
+    port: int,
+    reuse_port: bool,
+    groundtruth: Path | None,
+) -> list[str]:
+    """The command line of one ``orchestrator serve --child`` for the run's server.
+
+    ``args``: the run's namespace (``--PREFIX*`` options parsed with ``defer=True``);
+    ``config``: the server config ``run`` built from them (seed, scenario hints ...)."""
+    argv = [sys.executable, "-m", "orchestrator", "serve", "--child"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--api-key="]
+    if reuse_port:
+        argv.append("--reuse-port")
+    argv += ["--log-level", "ERROR", "--default-model", config.default_model]
+    argv += (
+        ["--no-hearing"] if config.hearing_dir is None else ["--hear-dir", str(config.hearing_dir)]
+    )
+    for opt in SERVER_OPTIONS:
+        if opt.name in _FROM_CONFIG or opt.name == "groundtruth":
+            continue
+        value = getattr(args, opt.dest(prefix), None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Given):
+                argv.append(f"--{opt.name}")
+                if item.text is not None:
+                    argv.append(item.text)
+    faults = config.faults
+    argv += ["--seed", str(config.seed)]
+    argv += ["--stall-probability", repr(faults.stall_probability)]
+    argv += ["--stall-ms", repr(faults.stall_ms)]
+    argv += ["--ping-interval-s", repr(config.ping_interval_s or 0.0)]
+    for rule in config.tool_rules:
+        argv += ["--tool-rule", f"{rule.pattern}=>{rule.tool}:{rule.arguments}"]
+    for text in config.spoken_transcripts:
+        argv += ["--spoken-transcript", text]
+    if groundtruth is not None:
+        argv += ["--groundtruth", str(groundtruth)]
+    return argv
+
+
+@attrs.define(eq=False)
+class TargetProcesses:
+    """The running server processes (``port`` shared by all of them)."""
+
+    port: int
+    processes: list[trio.Process]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    async def mark_start(self) -> None:
+        """Tell every process the run starts now (origin of scheduled faults).
+
+        Cancellation: raises ``Cancelled``; a process may then have missed it."""
+        for proc in self.processes:
+            assert proc.stdin is not None
+            try:
+                await proc.stdin.send_all(b"start\n")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # exited: the watcher reports it
+
+
+async def _read_ready(proc: trio.Process, what: str) -> int:
+    """The port of ``proc``'s ready line (raises :class:`TargetError` if it ends first)."""
+    assert proc.stdout is not None
+    data = b""
+    while b"\n" not in data:
+        chunk = await proc.stdout.receive_some(4096)
+        if not chunk:
+            code = await proc.wait()
+            raise TargetError(f"{what} exited with code {code} before it was ready")
+        data += chunk
+    line = data.split(b"\n", 1)[0].decode(errors="replace")
+    fields = dict(part.partition("=")[::2] for part in line.split()[1:])
+    if not line.startswith("ready ") or not fields.get("port", "").isdigit():
+        raise TargetError(f"{what}: unexpected ready line {line!r}")
+    return int(fields["port"])
+
+
+async def _stop(proc: trio.Process) -> None:
+    """Stop ``proc``: close its stdin (it stops and flushes its ground truth), then after
+    :data:`STOP_TIMEOUT_S` SIGTERM, after as long again SIGKILL. Bounded; never raises
+    (``Cancelled`` included: call it shielded)."""
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with trio.move_on_after(1):
+                await stream.aclose()
+    with trio.move_on_after(STOP_TIMEOUT_S):
+        await proc.wait()
+    if proc.returncode is None:
+        proc.terminate()
+        with trio.move_on_after(STOP_TIMEOUT_S):
+            await proc.wait()
+    if proc.returncode is None:
+        proc.kill()
+        with trio.move_on_after(STOP_TIMEOUT_S):
+            await proc.wait()
+
+
+async def _watch(proc: trio.Process, what: str) -> None:
+    code = await proc.wait()
+    raise TargetError(f"{what} (pid {proc.pid}) exited during the run with code {code}")
+
+
+async def serve_target(
+    argv_for: Any,
+    processes: int = 1,
+    *,
+    task_status: trio.TaskStatus[TargetProcesses] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``processes`` embedded server processes until cancelled; reports them (their
+    shared port) once every one is listening.
+
+    ``argv_for(index, port, reuse_port)``: the command line of process ``index``
+    (:func:`child_argv`); process 0 picks a free port, the others bind the same one.
+
+    Resource handling: every process started is stopped (see :func:`_stop`: stdin closed,
+    then SIGTERM, then SIGKILL, each wait bounded) however this task ends, cancellation
+    and errors included; the processes run in their own session, so a terminal's
+    Ctrl-C reaches only this process, and their stdin is a pipe from this process, so
+    they also stop if it dies. Error handling: a process that exits before its ready
+    line (within :data:`READY_TIMEOUT_S`) or during the run raises :class:`TargetError`
+    (its own stderr is this process's stderr).
+    """
+    procs: list[trio.Process] = []
+    reuse = processes > 1
+    try:
+        port = 0
+        for index in range(processes):
+            what = "the embedded server" + (f" process {index}" if processes > 1 else "")
+            argv: Sequence[str] = argv_for(index, port, reuse)
+            proc = await trio.lowlevel.open_process(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            with trio.move_on_after(READY_TIMEOUT_S) as waited:
+                port = await _read_ready(proc, what)
+            if waited.cancelled_caught:
+                raise TargetError(f"{what} was not ready within {READY_TIMEOUT_S:g} s")
+        async with trio.open_nursery() as nursery:
+            for index, proc in enumerate(procs):
+                nursery.start_soon(_watch, proc, f"the embedded server process {index}")
+            task_status.started(TargetProcesses(port=port, processes=procs))
+    finally:
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as stopping:
+                for proc in procs:
+                    stopping.start_soon(_stop, proc)
+
+
+def _records(path: Path, offset: int) -> list[dict[str, Any]]:
+    """The ground-truth records of ``path`` from byte ``offset`` (a cut-off last line,
+    from a process that was killed mid-write, is skipped)."""
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = f.read().splitlines()
+    out = []
+    for line in lines:
+        try:
+            out.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return out
+
+
+def judge_groundtruth(
+    target: EmbeddedTarget, limits: ValidityLimits
+) -> tuple[Validity, dict[str, Any]]:
+    """The target's verdict (:func:`~orchestrator.supervisor.monitor.judge_target`) and
+    figures (:func:`~orchestrator.mockserver.groundtruth.send_lateness`, plus how it ran)
+    from the ground truth this run wrote."""
+    offsets = target.offsets or [0] * len(target.groundtruth)
+    records: list[dict[str, Any]] = []
+    for path, offset in zip(target.groundtruth, offsets, strict=True):
+        records.extend(_records(path, offset))
+    figures = send_lateness(records)
+    verdict = judge_target(figures["send_late_p99_ms"], target.name, limits)
+    info = {
+        "mode": "in-process" if target.in_process else "process",
+        "processes": target.processes,
+        "groundtruth": [os.fspath(p) for p in target.groundtruth],
+        **figures,
+    }
+    return verdict, info
