@@ -73,10 +73,16 @@ Fidelity choices (where PROTOCOL_NOTES is silent, what this server does):
 
 Modules: ``config`` (ServerConfig, ToolRule), ``latency`` (Distribution, LatencyModel),
 ``faults`` (FaultConfig, FreezeWindow), ``defaults`` (session defaults),
-``session_update`` and ``state`` (pure validation and conversation state), ``vad`` (input
-buffer + turn detection), ``hearing`` (which cached caller line a turn holds), ``tools`` (tool-call rules), ``responder`` (pure response
-plans), ``groundtruth`` (JSONL records), ``wire`` (dialect rendering), ``connection``
-(the per-connection actor), ``server`` (listener, handshake routing).
+``session_update`` with ``session_checks`` and ``session_tools`` (pure validation of
+session and response fields), ``state`` (conversation state), ``vad`` (input buffer +
+turn detection), ``hearing`` with ``fingerprint`` (which cached caller line a turn
+holds), ``tools`` (tool-call rules), ``spec`` and ``responder`` (pure response plans),
+``audio_bank`` (synthetic answer audio), ``groundtruth`` (typed records, JSONL sink),
+``wire`` (frame decoding, dialect rendering). The per-connection actor:
+``connection`` (its tasks: receiver, control, sender, timers), ``dispatch`` (the client
+event table), ``turns`` (VAD turns, transcription, idle timeout), ``planning`` (answer
+planning, pure), ``runs`` (response runs with faults and ground truth); ``server``
+(listener, handshake routing).
 """
 
 from .config import ConfigError, ServerConfig, ToolRule

@@ -55,6 +55,88 @@ import attrs
 import orjson
 
 
+@attrs.define
+class Mark:
+    """When a marked frame was due (``intended``) and handed to the websocket
+    (``actual``, ``None`` until then); ``type``: the wire type of the first delta."""
+
+    intended: float
+    actual: float | None = None
+    type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"intended": self.intended, "actual": self.actual}
+        if self.type is not None:
+            out["type"] = self.type
+        return out
+
+
+@attrs.define
+class GroundTruthRecord:
+    """One response's ground truth while it runs (fields as in the module docstring).
+
+    :meth:`to_dict` gives the JSON object :class:`GroundTruthSink` writes, keys in the
+    documented order (readers see the same lines as when records were dicts).
+    """
+
+    connection: int
+    session_id: str
+    conversation_id: str | None
+    response_id: str
+    item_ids: list[str]
+    input_item_id: str | None
+    anchor: str
+    anchor_time: float
+    kind: str
+    modality: str
+    tool_calls: list[dict[str, Any]]
+    text: str
+    leading_silence_ms: int
+    created: Mark | None = None
+    first_delta: Mark | None = None
+    done: Mark | None = None
+    status: str | None = None
+    reason: str | None = None
+    audio_ms: int = 0
+    stall_ms: float = 0.0
+    fault: str | None = None
+
+    def mark(self, name: str, intended: float) -> Mark:
+        """Start the mark ``name`` (``created`` / ``first_delta`` / ``done``)."""
+        entry = Mark(intended)
+        setattr(self, name, entry)
+        return entry
+
+    def to_dict(self) -> dict[str, Any]:
+        def mark(m: Mark | None) -> dict[str, Any] | None:
+            return None if m is None else m.to_dict()
+
+        return {
+            "connection": self.connection,
+            "session_id": self.session_id,
+            "conversation_id": self.conversation_id,
+            "response_id": self.response_id,
+            "item_ids": self.item_ids,
+            "input_item_id": self.input_item_id,
+            "anchor": self.anchor,
+            "anchor_time": self.anchor_time,
+            "kind": self.kind,
+            "created": mark(self.created),
+            "first_delta": mark(self.first_delta),
+            "done": mark(self.done),
+            "status": self.status,
+            "reason": self.reason,
+            "modality": self.modality,
+            "tool_call": self.tool_calls[0] if self.tool_calls else None,
+            "tool_calls": self.tool_calls,
+            "text": self.text,
+            "audio_ms": self.audio_ms,
+            "leading_silence_ms": self.leading_silence_ms,
+            "stall_ms": self.stall_ms,
+            "fault": self.fault,
+        }
+
+
 @attrs.define(eq=False)
 class GroundTruthSink:
     """Appends records to a JSONL file (and keeps the last few in memory).
@@ -78,8 +160,10 @@ class GroundTruthSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: GroundTruthRecord | dict[str, Any]) -> None:
         """Append one record (``send_late_ms`` is added to it)."""
+        if isinstance(record, GroundTruthRecord):
+            record = record.to_dict()
         record["send_late_ms"] = _send_late_ms(record, self.held_until)
         if len(self.records) < self.keep:
             self.records.append(record)

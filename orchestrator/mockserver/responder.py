@@ -29,210 +29,22 @@ No I/O and no clock: the connection actor does the sleeping and sending.
 
 from __future__ import annotations
 
-import base64
-import math
 import random
-import string
-from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any
 
-import attrs
-import numpy as np
-
-from orchestrator.audio import (
-    alaw_decode,
-    alaw_encode,
-    pcm16_to_b64,
-    rms_dbfs,
-    samples_for_ms,
-    speech_like,
-    ulaw_decode,
-    ulaw_encode,
+from .spec import (
+    PlannedCall,
+    ResponseSpec,
+    Step,
+    audio_ms_for,
+    obfuscation,
+    response_usage,
+    split_words,
 )
-from orchestrator.audio.meter import dbfs_to_rms
-from orchestrator.protocol import new_id
 
-from .defaults import codec_rate
-from .latency import ResponseTiming
-from .tools import ToolCall
-
-Mark = Literal["created", "first_delta", "done"]
-
-_WORDS = (
-    "sure happy to help with that today the answer is simple and clear let me explain "
-    "how this works in a few short steps first we look at your request then we check the "
-    "details and finally we put everything together so you can move on quickly thanks for "
-    "asking great question here is what I found it looks good overall"
-).split()
-
-_OBF_CHARS = string.ascii_letters + string.digits
-
-
-def make_sentence(rng: random.Random, words: int) -> str:
-    """A deterministic sentence of ``words`` words drawn from a small vocabulary."""
-    picked = [rng.choice(_WORDS) for _ in range(max(1, words))]
-    picked[0] = picked[0].capitalize()
-    return " ".join(picked) + "."
-
-
-def split_words(text: str) -> list[str]:
-    """Split text into delta pieces that concatenate back to ``text`` exactly."""
-    parts = text.split(" ")
-    return [parts[0]] + [" " + p for p in parts[1:]] if parts else [text]
-
-
-def _obfuscation(piece: str) -> str:
-    # the real service pads deltas to a fixed size with random characters
-    n = max(1, 16 - len(piece))
-    return "".join(random.choices(_OBF_CHARS, k=n))
-
-
-#: A bank chunk may open an answer when its first :data:`ONSET_PROBE_MS` are at least
-#: :data:`ONSET_DBFS` (RMS) and its very first sample at least :data:`ONSET_SAMPLE_DBFS`
-#: (as the client decodes it): the answer is audible from its first sample (after any
-#: leading silence), so a client's first-audible-sample time is exact.
-ONSET_PROBE_MS = 5
-ONSET_DBFS = -30.0
-ONSET_SAMPLE_DBFS = -40.0
-
-
-@attrs.define(eq=False)
-class AudioBank:
-    """Precomputed base64 chunks of synthetic speech per output format (shared, read-only).
-
-    One utterance of ``bank_ms`` is synthesized per format at first use (seeded), cut into
-    ``chunk_ms`` chunks and base64-encoded once; responses cycle through the chunks,
-    starting at one of the :meth:`onsets`. Digital silence (leading silence of answers)
-    is encoded once per format and length.
-    """
-
-    seed: int
-    chunk_ms: int
-    bank_ms: int = 6000
-    _chunks: dict[str, list[str]] = attrs.field(factory=dict)
-    _onsets: dict[str, list[int]] = attrs.field(factory=dict)
-    _silence: dict[tuple[str, int], str] = attrs.field(factory=dict)
-
-    def chunks(self, codec: str) -> list[str]:
-        """The chunk list for ``codec`` (``pcm16``, ``g711_ulaw`` or ``g711_alaw``)."""
-        cached = self._chunks.get(codec)
-        if cached is None:
-            cached = self._chunks[codec] = self._build(codec)
-        return cached
-
-    def onsets(self, codec: str) -> list[int]:
-        """Indices of the chunks an answer may start with: loud from their first sample
-        region (see :data:`ONSET_DBFS`), never a pause or a syllable's fade-in."""
-        self.chunks(codec)
-        return self._onsets[codec]
-
-    def silence(self, codec: str, ms: int) -> list[tuple[str, int]]:
-        """``ms`` of digital silence as (payload, ms) chunks of at most ``chunk_ms``."""
-        out: list[tuple[str, int]] = []
-        while ms > 0:
-            part = min(ms, self.chunk_ms)
-            payload = self._silence.get((codec, part))
-            if payload is None:
-                payload = self._silence[(codec, part)] = _encode(
-                    codec, np.zeros(samples_for_ms(part, codec_rate(codec)), np.int16)
-                )
-            out.append((payload, part))
-            ms -= part
-        return out
-
-    def _build(self, codec: str) -> list[str]:
-        rate = codec_rate(codec)
-        samples = speech_like(self.bank_ms, seed=self.seed, rate=rate)
-        per = samples_for_ms(self.chunk_ms, rate)
-        probe = samples_for_ms(ONSET_PROBE_MS, rate)
-        n = max(1, samples.size // per)
-        chunks = [samples[i * per : (i + 1) * per] for i in range(n)]
-        heard = samples  # the onsets are judged as the client will decode them
-        if codec in _G711:
-            encode, decode = _G711[codec]
-            heard = decode(encode(samples))
-        first_sample = dbfs_to_rms(ONSET_SAMPLE_DBFS)
-        self._onsets[codec] = [
-            i
-            for i in range(n)
-            if rms_dbfs(heard[i * per : i * per + probe]) >= ONSET_DBFS
-            and abs(int(heard[i * per])) >= first_sample
-        ] or [0]
-        return [_encode(codec, chunk) for chunk in chunks]
-
-
-#: codec -> (encode, decode) of the G.711 output formats
-_G711 = {"g711_ulaw": (ulaw_encode, ulaw_decode), "g711_alaw": (alaw_encode, alaw_decode)}
-
-
-def _encode(codec: str, samples: np.ndarray) -> str:
-    """Base64 payload of int16 ``samples`` in ``codec``."""
-    if codec == "pcm16":
-        return pcm16_to_b64(samples)
-    return base64.b64encode(_G711[codec][0](samples).tobytes()).decode("ascii")
-
-
-@attrs.frozen
-class PlannedCall:
-    """One function call of a response: the call, its output item id and call id."""
-
-    call: ToolCall
-    item_id: str
-    call_id: str
-
-
-@attrs.frozen
-class ResponseSpec:
-    """Everything decided when a response starts (pure data).
-
-    ``tool_call`` / ``item_id`` / ``call_id`` are the first (or only) function call;
-    ``more_calls`` the further parallel calls of the same response, in order.
-    ``lead_chunks``: (payload, ms) of the digital silence an audio answer starts with,
-    streamed as deltas before ``audio_chunks`` and counted in its audio length.
-    """
-
-    response_id: str
-    conversation_id: str | None
-    item_id: str
-    modality: Literal["audio", "text"]
-    text: str
-    tool_call: ToolCall | None
-    call_id: str
-    audio_chunks: Sequence[str]
-    chunk_offset: int
-    chunk_ms: int
-    codec: str
-    timing: ResponseTiming
-    response_object: dict[str, Any]
-    input_tokens: int
-    max_words: int | None = None
-    more_calls: Sequence[PlannedCall] = ()
-    lead_chunks: Sequence[tuple[str, int]] = ()
-
-    def calls(self) -> list[PlannedCall]:
-        """All function calls of the response in output order (empty for a message)."""
-        if self.tool_call is None:
-            return []
-        return [PlannedCall(self.tool_call, self.item_id, self.call_id), *self.more_calls]
-
-
-@attrs.frozen
-class Step:
-    """One event of the plan. ``at`` is seconds from the anchor."""
-
-    at: float
-    event: dict[str, Any]
-    mark: Mark | None = None
-    delta_index: int | None = None
-    effect: Literal["add_item", "add_part", "finish_item"] | None = None
-    audio_ms: int = 0
-
-
-def audio_ms_for(text: str, ms_per_word: int, chunk_ms: int) -> int:
-    """Length of the spoken ``text``, rounded up to whole chunks."""
-    words = max(1, len(text.split()))
-    ms = words * ms_per_word
-    return max(chunk_ms, math.ceil(ms / chunk_ms) * chunk_ms)
+#: the plan's data types live in :mod:`.spec`; importable from here too
+__all__ = ["PlannedCall", "ResponseSpec", "ResponseStream", "Step"]
 
 
 class ResponseStream:
@@ -243,8 +55,12 @@ class ResponseStream:
     exactly what the client has seen opened.
     """
 
-    def __init__(self, spec: ResponseSpec, *, ms_per_word: int) -> None:
+    def __init__(
+        self, spec: ResponseSpec, *, ms_per_word: int, rng: random.Random | None = None
+    ) -> None:
         self.spec = spec
+        #: draws the delta padding (``obfuscation``); unseeded when not given
+        self.rng = rng if rng is not None else random.Random()
         self.ms_per_word = ms_per_word
         self.response = dict(spec.response_object)
         self.item: dict[str, Any] | None = None
@@ -462,7 +278,7 @@ class ResponseStream:
                         "output_index": 0,
                         "content_index": 0,
                         "delta": piece,
-                        "obfuscation": _obfuscation(piece),
+                        "obfuscation": obfuscation(self.rng, piece),
                     },
                     audio_ms=self.audio_ms,
                 )
@@ -495,7 +311,7 @@ class ResponseStream:
                     "output_index": 0,
                     "content_index": 0,
                     "delta": piece,
-                    "obfuscation": _obfuscation(piece),
+                    "obfuscation": obfuscation(self.rng, piece),
                 },
                 first=k == 0,
             )
@@ -524,7 +340,7 @@ class ResponseStream:
                         "output_index": n,
                         "call_id": planned.call_id,
                         "delta": piece,
-                        "obfuscation": _obfuscation(piece),
+                        "obfuscation": obfuscation(self.rng, piece),
                     },
                     first=k == 0,
                 )
@@ -641,7 +457,12 @@ class ResponseStream:
         output = list(self.done_items)
         resp = self._response(status, details)
         resp["output"] = output
-        resp["usage"] = self._usage(output)
+        resp["usage"] = response_usage(
+            output,
+            "".join(self.pieces_sent) or self._args_all,
+            self.audio_ms,
+            self.spec.input_tokens,
+        )
         yield Step(at, {"type": "response.done", "response": resp}, "done", audio_ms=self.audio_ms)
 
     def finish(self, at: float, status: str, details: dict[str, Any] | None) -> list[Step]:
@@ -657,33 +478,3 @@ class ResponseStream:
         if status == "incomplete" and details is None:
             resp["status_details"] = {"type": "incomplete", "reason": "max_output_tokens"}
         return resp
-
-    def _usage(self, output: list[dict[str, Any]]) -> dict[str, Any]:
-        if not output:
-            text_tokens = audio_tokens = 0
-            input_tokens = 0
-        else:
-            said = "".join(self.pieces_sent) or self._args_all
-            text_tokens = max(1, math.ceil(len(said) / 4))
-            audio_tokens = math.ceil(self.audio_ms * 0.03)
-            input_tokens = self.spec.input_tokens
-        out_tokens = text_tokens + audio_tokens
-        in_text = input_tokens // 3 if input_tokens else 0
-        return {
-            "total_tokens": input_tokens + out_tokens,
-            "input_tokens": input_tokens,
-            "output_tokens": out_tokens,
-            "input_token_details": {
-                "text_tokens": in_text,
-                "audio_tokens": input_tokens - in_text,
-                "image_tokens": 0,
-                "cached_tokens": 0,
-                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
-            },
-            "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
-        }
-
-
-def new_call_id() -> str:
-    """A function call id in the real service's style (``call_`` + 16 characters)."""
-    return new_id("call_")[:21]

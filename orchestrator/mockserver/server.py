@@ -31,13 +31,13 @@ from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from orchestrator.protocol import Dialect, new_id
 
+from .audio_bank import AudioBank
 from .config import ServerConfig
 from .connection import CLOSE_GRACE_S, ConnectionActor
 from .errors import error_event
 from .faults import FreezeWindow, freeze_end, reject_handshake
 from .groundtruth import GroundTruthSink
 from .hearing import Hearing
-from .responder import AudioBank
 from .stats import ServerStats
 from .wire import encode
 

@@ -16,8 +16,8 @@ from orchestrator.audio import ms_for_samples
 from orchestrator.protocol import Dialect, new_id
 
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
-from .responder import new_call_id
 from .session_update import apply_beta_update, apply_ga_update
+from .spec import new_call_id
 
 Event = dict[str, Any]
 

@@ -17,6 +17,32 @@ import orjson
 from orchestrator.protocol import Dialect
 from orchestrator.protocol.beta import event_to_beta
 
+from .errors import ClientError, invalid_type
+
+
+def decode_frame(message: str | bytes) -> tuple[dict[str, Any] | None, ClientError | None]:
+    """Parse one client frame: ``(event, None)``, or ``(None, the error to answer)``
+    for a binary frame, bad JSON or JSON that is not an object."""
+    if isinstance(message, bytes):
+        return None, ClientError(
+            "invalid_event",
+            "Expected a text WebSocket message; binary frames are not supported.",
+            None,
+        )
+    try:
+        data = orjson.loads(message)
+    except orjson.JSONDecodeError as exc:
+        return None, ClientError(
+            "invalid_json",
+            f"Invalid event: failed to parse JSON value. {exc.msg} at position {exc.pos}.",
+            None,
+        )
+    if not isinstance(data, dict):
+        err = invalid_type("event", "an object", data)
+        err.param = None
+        return None, err
+    return data, None
+
 
 def encode(event: dict[str, Any]) -> str:
     """Serialize a rendered event to the JSON text of one frame."""
