@@ -43,10 +43,14 @@ from orchestrator.mockserver import (
 from orchestrator.mockserver.config import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = [
+    "EXIT_CODES_HELP",
     "EXIT_ERROR",
+    "EXIT_EXPECTATIONS",
     "EXIT_OK",
     "EXIT_THRESHOLDS",
+    "EXIT_USAGE",
     "SERVER_OPTIONS",
+    "EpilogAsWrittenFormatter",
     "Given",
     "ServerOption",
     "ServerOptionError",
@@ -66,8 +70,26 @@ __all__ = [
 ]
 
 EXIT_OK = 0
+#: Usage or configuration error: nothing ran (bad options, argparse errors included, bad
+#: scenario or threshold, an ``--out`` holding a run) or the command could not do its job.
 EXIT_ERROR = 1
+EXIT_USAGE = EXIT_ERROR
+#: A threshold failed (after the run, or an ``:abort`` one during it).
 EXIT_THRESHOLDS = 2
+#: ``run --fail-on-expectations``: a session failed a scenario expectation (and no
+#: threshold failed: thresholds, the explicit gate, take precedence).
+EXIT_EXPECTATIONS = 3
+
+#: The exit codes as the ``--help`` epilogs state them (one table for every subcommand).
+EXIT_CODES_HELP = """\
+exit codes:
+  0        ok (failed sessions alone do not change it; gate with --threshold)
+  1        usage or configuration error: nothing ran (also: the run could not be done)
+  2        a --threshold failed (also an ':abort' threshold that stopped the run)
+  3        run --fail-on-expectations: a session failed a scenario expectation
+           (and no threshold failed: 2 takes precedence over 3)
+  130/143/129  interrupted by SIGINT (Ctrl-C) / SIGTERM / SIGHUP
+"""
 
 
 # --------------------------------------------------------------------------- value types
@@ -173,14 +195,31 @@ def add_subcommand(
     help: str,  # noqa: A002 - argparse's own name
     description: str,
     handler: Callable[[argparse.Namespace], int],
+    epilog: str | None = None,
 ) -> argparse.ArgumentParser:
     """Register subcommand ``name`` whose ``handler`` gets the namespace and returns the
-    exit code (see :mod:`orchestrator.cli`)."""
+    exit code (see :mod:`orchestrator.cli`). An ``epilog`` is shown as written (its line
+    breaks kept); the description is wrapped as usual."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        name, help=help, description=description
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=EpilogAsWrittenFormatter,
     )
     parser.set_defaults(handler=handler)
     return parser
+
+
+class EpilogAsWrittenFormatter(argparse.HelpFormatter):
+    """Wraps the description as argparse does, keeps the epilog's lines as written (the
+    exit code table)."""
+
+    def add_text(self, text: str | None) -> None:
+        if text is not None and text.startswith("exit codes:"):
+            self._add_item(lambda t: t, [text])
+        else:
+            super().add_text(text)
 
 
 def fail(command: str, message: str) -> int:

@@ -12,12 +12,19 @@ options): bad input exits 1 with a message naming the option. Then:
    writing every finished turn and session to ``OUT/results.jsonl`` at once;
 3. ``summary.json``, ``summary.csv`` and ``report.html`` are built from ``results.jsonl``.
 
-Exit codes: 0 the run was done and no threshold failed (failed sessions alone, even all
-of them, do not change it: the summary lists the top failure reasons and stderr warns
-when every session failed; gate CI with ``--threshold 'session_error_rate<0.01'``); 1 the
-run could not be done (bad arguments, an ``--out`` that already holds a run without
+Several SCENARIO files (``A.toml B.toml:3``) mix across the sessions by weight
+(:mod:`orchestrator.cli.mix`): session ``i`` plays the scenario the smooth weighted
+round-robin order gives it, and its records carry that scenario's name as their label.
+
+Exit codes (:data:`~orchestrator.cli.options.EXIT_CODES_HELP`): 0 the run was done and no
+threshold failed (failed sessions alone, even all of them, do not change it: the summary
+lists the top failure reasons and stderr warns when every session failed; gate CI with
+``--threshold 'session_error_rate<0.01'``); 1 the run could not be done (bad arguments,
+argparse's own errors included, an ``--out`` that already holds a run without
 ``--overwrite``, unreachable output directory, crash); 2 a ``--threshold`` failed, or one
-marked ``:abort`` failed during the run, which then drained as after Ctrl-C; 130
+marked ``:abort`` failed during the run, which then drained as after Ctrl-C; 3 with
+``--fail-on-expectations``, a session failed with ``ScenarioFailed`` (an expectation, no
+answer, no greeting) and no threshold failed (2 wins: thresholds are the explicit gate); 130
 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (``timeout``, ``docker stop``, a CI
 job cancelled), 129 by SIGHUP (the terminal closed): 128 + the number of the first stop
 signal. The first stop signal drains: no new sessions, running ones get ``--grace-s`` to
@@ -44,7 +51,7 @@ import random
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,8 +63,17 @@ from orchestrator import __version__
 from orchestrator.audio.voices.engines import VoiceError, engine_available
 from orchestrator.audio.voices.layout import default_cache_dir
 from orchestrator.audio.wav import AudioFileError
+from orchestrator.cli.mix import (
+    MixError,
+    ScenarioMix,
+    merged_server_hints,
+    mix_of,
+    parse_mix_arg,
+)
 from orchestrator.cli.options import (
+    EXIT_CODES_HELP,
     EXIT_ERROR,
+    EXIT_EXPECTATIONS,
     EXIT_OK,
     EXIT_THRESHOLDS,
     SERVER_OPTIONS,
@@ -99,12 +115,13 @@ from orchestrator.metrics import (
 )
 from orchestrator.metrics.failure import first_error
 from orchestrator.metrics.prices import PriceFileError, PriceTable, builtin_prices, load_prices
-from orchestrator.mockserver import ConfigError, MockServer, ServerConfig, ToolRule
+from orchestrator.mockserver import ConfigError, MockServer, ServerConfig
 from orchestrator.protocol.dialect import Dialect
 from orchestrator.scenario import (
     BuiltinConversation,
     ScenarioDriver,
     ScenarioError,
+    ScenarioFailed,
     load_scenario,
     voice_session_config,
 )
@@ -135,6 +152,7 @@ from orchestrator.transport import API_KEY_ENV
 
 __all__ = [
     "EXIT_ERROR",
+    "EXIT_EXPECTATIONS",
     "EXIT_HANGUP",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -163,6 +181,9 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     if sig is not None
 )
 SERVER_PREFIX = "server-"
+#: The failure type of a session whose conversation did not go as scripted (an
+#: expectation, no answer, no greeting): ``--fail-on-expectations`` exits 3 on it.
+EXPECTATION_FAILURE = ScenarioFailed.__name__
 
 DEFAULT_MODEL = "gpt-realtime"
 
@@ -187,13 +208,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "but the network ones shapes the embedded server as --server-OPTION."
         ),
         handler=handle,
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument(
-        "scenario",
-        nargs="?",
-        metavar="SCENARIO",
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO[:WEIGHT]",
         help="conversation to run: a scenario file (.toml or .json; see "
-        "examples/scenarios/) or 'builtin' (default: one spoken question and one answer)",
+        "examples/scenarios/) or 'builtin' (default: one spoken question and one answer). "
+        "Several files mix across the sessions by weight (A.toml:3 B.toml: 3 of every 4 "
+        "sessions play A, interleaved; default weight 1); each session's records name "
+        "its scenario",
     )
 
     tgt = p.add_argument_group("target")
@@ -406,6 +431,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(rolling windows) and stop the run when it fails (drains like Ctrl-C, exits 2)",
     )
     out.add_argument(
+        "--fail-on-expectations",
+        action="store_true",
+        help="exit 3 when a session failed a scenario expectation (ScenarioFailed: an "
+        "expect_* that did not hold, no answer, no greeting), unless a threshold failed "
+        "(exit 2 wins: thresholds are the explicit gate)",
+    )
+    out.add_argument(
         "--abort-grace-s",
         type=nonneg_float,
         default=0.0,
@@ -452,7 +484,7 @@ class RunSetup:
     """Everything ``run`` needs, validated: built by :func:`prepare` before any I/O."""
 
     model: ClosedModel | OpenModel
-    conversation: BuiltinConversation | ScenarioDriver
+    conversation: BuiltinConversation | ScenarioDriver | ScenarioMix
     spec: SessionSpec | None  # None until the embedded server's port is known
     target_kwargs: dict[str, Any]
     server_config: ServerConfig | None  # the embedded server's, None with --url
@@ -548,29 +580,58 @@ def _option_of(args: argparse.Namespace, message: str) -> str:
     return "embedded server options"
 
 
-def _load_scenario(args: argparse.Namespace) -> ScenarioDriver:
-    """Load and check the SCENARIO file (its audio included) into its driver."""
+def _scenario_args(args: argparse.Namespace) -> list[str]:
+    """The SCENARIO arguments; none, or ``builtin`` alone, is the built-in conversation."""
+    given = list(getattr(args, "scenarios", None) or [])
+    if given == ["builtin"]:
+        return []
+    if "builtin" in given:
+        raise UsageError("'builtin' cannot be mixed with scenario files: give only files to mix")
+    return given
+
+
+def _load_scenarios(args: argparse.Namespace, given: list[str]) -> ScenarioDriver | ScenarioMix:
+    """Load and check the SCENARIO file(s) (their audio included) into the driver: one
+    file's, or the :class:`ScenarioMix` of several. Every problem of every file in one
+    :class:`UsageError`."""
+    files = " ".join(given)
     for flag, value in (("--voice", args.voice), ("--instructions", args.instructions)):
         if value is not None:
             raise UsageError(
                 f"{flag} is for the built-in conversation; set it in [session] of the "
-                f"scenario file {args.scenario}"
+                f"scenario file {files}"
             )
     for flag in ("--speak", "--audio"):
         if getattr(args, flag[2:]) is not None:
             raise UsageError(
                 f"{flag} is for the built-in conversation; a scenario file says what its "
-                f"caller says in [[turns]] ({args.scenario})"
+                f"caller says in [[turns]] ({files})"
             )
-    given = given_voice_options(args)
-    if given:
+    voice_given = given_voice_options(args)
+    if voice_given:
         raise UsageError(
-            f"{', '.join(given)}: for the built-in conversation; set caller voices in "
-            f"[voices] of the scenario file {args.scenario}"
+            f"{', '.join(voice_given)}: for the built-in conversation; set caller voices in "
+            f"[voices] of the scenario file {files}"
         )
     try:
-        return ScenarioDriver(load_scenario(args.scenario), cache=cache_from_args(args))
-    except ScenarioError as exc:
+        entries = [parse_mix_arg(text) for text in given]
+    except MixError as exc:
+        raise UsageError(str(exc)) from None
+    cache = cache_from_args(args)
+    drivers: list[ScenarioDriver] = []
+    problems: list[str] = []
+    for entry in entries:
+        try:
+            drivers.append(ScenarioDriver(load_scenario(entry.path), cache=cache))
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("\n".join(problems))
+    if len(drivers) == 1:  # one file: its weight does not matter
+        return drivers[0]
+    try:
+        return mix_of(entries, drivers, seed=args.seed)
+    except MixError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -612,18 +673,24 @@ def _builtin(args: argparse.Namespace) -> BuiltinConversation:
         raise UsageError(str(exc)) from None
 
 
-def _with_scenario_hints(config: ServerConfig, scenario: ScenarioDriver) -> ServerConfig:
-    """The embedded server's config with the scenario's ``[server]`` hints."""
-    hints = scenario.server_hints()
+def _with_scenario_hints(
+    config: ServerConfig, scenario: ScenarioDriver | ScenarioMix
+) -> ServerConfig:
+    """The embedded server's config with the ``[server]`` hints of the scenario(s) (merged
+    as :func:`~orchestrator.cli.mix.merged_server_hints` says); ``--server-*`` options
+    given on the command line come first (tool rules) or win (transcripts, greeting)."""
+    drivers = scenario.drivers if isinstance(scenario, ScenarioMix) else (scenario,)
     try:
-        rules = tuple(ToolRule(pattern=p, tool=t, arguments=a) for p, t, a in hints["tool_rules"])
-    except ConfigError as exc:
-        raise UsageError(f"scenario {scenario.scenario.origin}: server.tool_rules: {exc}") from None
+        rules, transcripts, greeting = merged_server_hints(
+            [(d.scenario.origin, d.server_hints()) for d in drivers]
+        )
+    except MixError as exc:
+        raise UsageError(str(exc)) from None
     return attrs.evolve(
         config,
         tool_rules=config.tool_rules + rules,
-        spoken_transcripts=tuple(hints["spoken_transcripts"]) or config.spoken_transcripts,
-        greeting=config.greeting or hints["greeting"],
+        spoken_transcripts=transcripts or config.spoken_transcripts,
+        greeting=config.greeting or greeting,
     )
 
 
@@ -645,7 +712,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
     Raises :class:`UsageError` (naming the option), ``ThresholdError`` or ``PlanError``.
     """
     env = dict(os.environ) if env is None else env
-    scenario = None if args.scenario in (None, "builtin") else _load_scenario(args)
+    given = _scenario_args(args)
+    scenario = _load_scenarios(args, given) if given else None
     thresholds = list(args.threshold)
     for expr in thresholds:
         parse_threshold(expr)  # ThresholdError names the expression
@@ -738,7 +806,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         )
     config = {
         "scenario": conversation.name,
-        "scenario_file": None if scenario is None else args.scenario,
+        "scenario_file": _scenario_file(scenario),
+        "scenarios": _describe_mix(scenario),
         "url": args.url or "embedded",
         "provider": target_kwargs.get("provider", "embedded"),
         "dialect": dialect.value,
@@ -812,6 +881,21 @@ def _build_target(kwargs: dict[str, Any], env: dict[str, str] | None = None) -> 
         raise UsageError(f"--url: {exc}") from None
 
 
+def _scenario_file(scenario: ScenarioDriver | ScenarioMix | None) -> str | None:
+    """The one scenario file of the run (None: built-in or a mix, see ``scenarios``)."""
+    return scenario.scenario.origin if isinstance(scenario, ScenarioDriver) else None
+
+
+def _describe_mix(scenario: ScenarioDriver | ScenarioMix | None) -> list[dict[str, Any]] | None:
+    """Each scenario of a mix: name, file and weight (None: not a mix)."""
+    if not isinstance(scenario, ScenarioMix):
+        return None
+    return [
+        {"name": d.name, "file": d.scenario.origin, "weight": w}
+        for d, w in zip(scenario.drivers, scenario.weights, strict=True)
+    ]
+
+
 def _describe_voice(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "engine": args.voice_engine or "hibari",
@@ -848,9 +932,17 @@ def _describe_server(config: ServerConfig | None) -> dict[str, Any] | None:
     }
 
 
-def make_spec(setup: RunSetup, target: Any, args: argparse.Namespace) -> SessionSpec:
-    """The base session spec of the run for ``target``."""
-    conversation = setup.conversation
+def make_spec(
+    setup: RunSetup,
+    target: Any,
+    args: argparse.Namespace,
+    conversation: BuiltinConversation | ScenarioDriver | None = None,
+) -> SessionSpec:
+    """The base session spec of the run for ``target``: of ``conversation`` (one scenario
+    of a mix), else of the run's conversation (not a mix)."""
+    if conversation is None:
+        assert not isinstance(setup.conversation, ScenarioMix)
+        conversation = setup.conversation
     if isinstance(conversation, ScenarioDriver):
         config, tools = conversation.session_config(), conversation.tool_registry()
     else:
@@ -864,7 +956,7 @@ def make_spec(setup: RunSetup, target: Any, args: argparse.Namespace) -> Session
         tools=tools,
         pacing=PacingSpec(chunk_ms=args.chunk_ms, realtime_factor=args.realtime_factor),
         max_duration=args.max_session_s,
-        label=setup.conversation.name,
+        label=conversation.name,
         seed=setup.seed,
     )
 
@@ -1008,6 +1100,10 @@ async def _abort_on_threshold(
     nursery.start_soon(sup.drain, args.grace_s)
 
 
+def _first(_index: int) -> int:
+    return 0
+
+
 def _session_counts(sup: Supervisor) -> tuple[int, int]:
     """``(finished, running)`` session attempts of ``sup`` (for the full collector)."""
     return sup.completed + sup.failed + sup.cancelled, sup.running
@@ -1047,11 +1143,19 @@ async def execute(
                     url=f"ws://127.0.0.1:{port}/v1", provider="custom", api_key=None
                 )
             target = _build_target(target_kwargs)
-            base = make_spec(setup, target, args)
-            setup.conversation.prepare()  # make the shared audio before the clock runs
+            conversation = setup.conversation
+            pick: Callable[[int], int]
+            if isinstance(conversation, ScenarioMix):
+                bases = [make_spec(setup, target, args, d) for d in conversation.drivers]
+                pick = conversation.index_for
+            else:
+                bases = [make_spec(setup, target, args)]
+                pick = _first
+            conversation.prepare()  # make the shared audio before the clock runs
             seed = setup.seed
 
             def spec_for(index: int) -> SessionSpec:
+                base = bases[pick(index)]
                 return attrs.evolve(base, session_id=f"s{index:06d}", seed=seed + index)
 
             workload = Workload(
@@ -1256,4 +1360,15 @@ def handle(args: argparse.Namespace) -> int:
         ]
         print("thresholds failed: " + ", ".join(failed), file=sys.stderr)
         return EXIT_THRESHOLDS
+    if args.fail_on_expectations:
+        failed_expectations = (
+            summary.get("sessions", {}).get("failure_types", {}).get(EXPECTATION_FAILURE, 0)
+        )
+        if failed_expectations:
+            print(
+                f"expectations failed: {failed_expectations} session(s) failed with "
+                f"{EXPECTATION_FAILURE} (--fail-on-expectations)",
+                file=sys.stderr,
+            )
+            return EXIT_EXPECTATIONS
     return EXIT_OK

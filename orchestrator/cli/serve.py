@@ -29,6 +29,7 @@ import trio.testing
 
 from orchestrator.audio.voices.layout import default_cache_dir
 from orchestrator.cli.options import (
+    EXIT_ERROR,
     add_server_options,
     add_subcommand,
     server_config_from_args,
@@ -134,8 +135,8 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except (ConfigError, DistributionError, ValueError) as exc:
-        print(f"orchestrator serve: {exc}", file=sys.stderr)
-        return 2
+        print(f"orchestrator serve: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     server = MockServer(config)
 
     async def main() -> None:
