@@ -157,8 +157,22 @@ async def _output_audio_clear(ws: WS) -> None:
     await _session_update(ws)
 
 
+async def _transcription_update(ws: WS) -> None:
+    # a transcription session: the VAD turn is transcribed and never answered
+    session = {"input_audio_transcription": {"model": "whisper-1"}}
+    await ws.send_message(send({"type": "transcription_session.update", "session": session}))
+    event = await next_event(ws)
+    assert event["type"] == "transcription_session.updated"
+    assert event["session"]["input_audio_transcription"]["model"] == "whisper-1"
+    for frame in append_events(speech_turn(900, lead_ms=200, tail_ms=800), 100):
+        await ws.send_message(frame)
+    got = await recv_until(ws, "conversation.item.input_audio_transcription.completed")
+    assert not any(e["type"].startswith("response.") for e in got)
+
+
 CASES: dict[str, Callable[[WS], Awaitable[None]]] = {
     "session.update": _session_update,
+    "transcription_session.update": _transcription_update,
     "input_audio_buffer.append": _append,
     "input_audio_buffer.commit": _commit,
     "input_audio_buffer.clear": _clear,

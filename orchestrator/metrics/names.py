@@ -28,6 +28,7 @@ TURN_METRICS: tuple[str, ...] = (
     "voice_to_voice_ms",
     "voice_to_voice_audible_ms",
     "vad_delay_ms",
+    "transcription_ms",
     "ttfb_ms",
     "ttfa_ms",
     "response_created_ms",

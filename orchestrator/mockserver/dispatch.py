@@ -22,6 +22,11 @@ from orchestrator.protocol import new_id
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
 from .nulls import drop_unset_nulls
 from .runs import response_create, start_response
+from .transcription import (
+    beta_transcription_update,
+    ga_transcription_update,
+    is_transcription_update,
+)
 from .turns import commit_user_audio, speech_started, speech_stopped
 
 if TYPE_CHECKING:  # avoids an import cycle
@@ -47,6 +52,9 @@ def _require(data: dict[str, Any], *keys: str) -> None:
 
 async def _session_update(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
     _require(data, "session")
+    if is_transcription_update(data["session"]):
+        await ga_transcription_update(actor, data["session"])
+        return
     await actor.emit(actor.conv.update_session(data["session"]))
     actor.input.configure(actor.conv.session["audio"]["input"])
     actor.rearm_idle()
@@ -55,6 +63,10 @@ async def _session_update(actor: ConnectionActor, data: dict[str, Any], t: float
         # the agent speaks first once the caller's session is set up
         actor.greeted = True
         await start_response(actor, None, trio.current_time(), "session.updated", None, greeting)
+
+
+async def _transcription_update(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+    await beta_transcription_update(actor, data)
 
 
 async def _append(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
@@ -123,6 +135,7 @@ async def _output_audio_clear(actor: ConnectionActor, data: dict[str, Any], t: f
 
 DISPATCH: dict[str, Entry] = {
     "session.update": Entry(("session",), _session_update),
+    "transcription_session.update": Entry(("session",), _transcription_update),
     "input_audio_buffer.append": Entry(("audio",), _append),
     "input_audio_buffer.commit": Entry((), _commit),
     "input_audio_buffer.clear": Entry((), _clear),

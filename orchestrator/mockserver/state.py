@@ -41,6 +41,8 @@ class Conversation:
     #: milliseconds of audio per item id (assistant output audio, user input audio)
     audio_ms: dict[str, int] = attrs.field(factory=dict)
     has_assistant_audio: bool = False
+    #: a transcription session (:mod:`.transcription`): turns are transcribed, never answered
+    transcription: bool = False
 
     # -- session ------------------------------------------------------------------------
     def update_session(self, patch: object) -> Event:

@@ -54,7 +54,7 @@ async def speech_stopped(actor: ConnectionActor, audio_ms: int) -> None:
     ms = actor.input.take()
     await commit_user_audio(actor, ms, item_id)
     td = actor.input.turn_detection or {}
-    if not td.get("create_response"):
+    if not td.get("create_response") or actor.conv.transcription:
         return
     if actor.active is None:
         await start_response(actor, None, anchor, "speech_stopped", item_id)

@@ -50,6 +50,7 @@ from .errors import ScenarioError, ScenarioFailed
 from .expect import ExpectationFailure, Observed, check_turn
 from .model import BUDGET_METRICS, Scenario, ToolSpec, TurnSpec, VoiceSettings
 from .spoken import SpokenLine
+from .transcription import transcription_session_config
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,15 @@ class ScenarioDriver:
         """The GA ``SessionConfig`` of the scenario's ``[session]`` (PCM16 24 kHz in and
         out); tools are added by the session from :meth:`tool_registry`."""
         s = self.scenario.session
+        if s.type == "transcription":
+            return transcription_session_config(
+                transcription_model=s.transcription_model or DEFAULT_TRANSCRIPTION_MODEL,
+                vad_silence_ms=200 if s.vad_silence_ms is None else s.vad_silence_ms,
+                vad_threshold=0.5 if s.vad_threshold is None else s.vad_threshold,
+                prefix_padding_ms=300
+                if s.vad_prefix_padding_ms is None
+                else s.vad_prefix_padding_ms,
+            )
         pcm = P.AudioFormat(type="audio/pcm", rate=24000)
         turn_detection: Any
         if s.turn_detection == "none":

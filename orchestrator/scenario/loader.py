@@ -7,6 +7,7 @@ The format (every key is optional unless marked *required*; unknown keys are err
     description = "..."
 
     [session]                                  # session.update settings
+    type = "realtime"                          # "realtime" | "transcription" (speech to text)
     instructions = "You are a weather assistant."
     voice = "alloy"
     output_modality = "audio"                  # "audio" | "text"

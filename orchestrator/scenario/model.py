@@ -90,9 +90,12 @@ class SessionSettings:
     (``transcription_model``, default ``gpt-4o-mini-transcribe``). ``wait_for_greeting``:
     the assistant speaks first; the caller waits for that greeting to finish (at most
     ``greeting_timeout_ms``, default 5000; no greeting by then fails the session) before
-    the first turn.
+    the first turn. ``type``: ``realtime`` (default) or ``transcription``, a speech-to-text
+    session (:mod:`orchestrator.scenario.transcription`): each audio turn ends with its
+    transcription (``transcription_ms``) and gets no answer; server VAD only.
     """
 
+    type: Literal["realtime", "transcription"] = "realtime"
     instructions: str | None = None
     voice: str | None = None
     output_modality: Literal["audio", "text"] = "audio"
@@ -125,8 +128,17 @@ class SessionSettings:
             value = getattr(self, name)
             if value is not None and value < 0:
                 c.add(name, f"must be >= 0, got {value}")
-        if self.transcription_model is not None and not self.transcription:
+        transcribes = self.transcription or self.type == "transcription"
+        if self.transcription_model is not None and not transcribes:
             c.add("transcription_model", "needs transcription = true")
+        if self.type == "transcription":
+            for name in ("instructions", "voice", "tool_choice"):
+                if getattr(self, name) is not None:
+                    c.add(name, "does not apply to type = 'transcription'")
+            if self.wait_for_greeting:
+                c.add("wait_for_greeting", "does not apply to type = 'transcription'")
+            if self.turn_detection != "server_vad":
+                c.add("turn_detection", "type = 'transcription' needs 'server_vad'")
         if self.greeting_timeout_ms is not None:
             if not self.wait_for_greeting:
                 c.add("greeting_timeout_ms", "needs wait_for_greeting = true")
@@ -343,6 +355,7 @@ class TurnSpec:
     max_voice_to_voice_ms: float | None = None
     max_voice_to_voice_audible_ms: float | None = None
     max_vad_delay_ms: float | None = None
+    max_transcription_ms: float | None = None
     max_ttfb_ms: float | None = None
     max_ttfa_ms: float | None = None
     max_response_created_ms: float | None = None
@@ -390,7 +403,12 @@ class TurnSpec:
                 c.add("commit", "only applies to audio turns (speak, audio or synth_ms)")
             if self.barge_in_at_ms is not None:
                 c.add("barge_in_at_ms", "only audio turns can barge in")
-            for metric in ("voice_to_voice_ms", "voice_to_voice_audible_ms", "vad_delay_ms"):
+            for metric in (
+                "voice_to_voice_ms",
+                "voice_to_voice_audible_ms",
+                "vad_delay_ms",
+                "transcription_ms",
+            ):
                 if getattr(self, f"max_{metric}") is not None:
                     c.add(f"max_{metric}", f"{metric} is only measured for audio turns")
         if self.commit == "manual" and self.max_vad_delay_ms is not None:
@@ -504,6 +522,10 @@ class Scenario:
                     _join(path, "expect_tool"),
                     f"unknown tool {turn.expect_tool!r} (tools: {known})",
                 )
+            if self.session.type == "transcription" and (
+                turn.kind == "text" or turn.commit == "manual"
+            ):
+                c.add(path, "a transcription session has only audio turns ended by server VAD")
             if turn.kind != "text":
                 if turn.commit == "vad" and not self.session.vad:
                     c.add(
@@ -539,7 +561,7 @@ class Scenario:
                             f"{metric} needs audio output (session.output_modality = 'text')",
                         )
             if turn.expect_user_transcript_regex is not None and turn.kind != "text":
-                if not self.session.transcription:
+                if not self.session.transcription and self.session.type != "transcription":
                     c.add(
                         _join(path, "expect_user_transcript_regex"),
                         "needs session.transcription = true for audio turns",

@@ -115,6 +115,7 @@ class TurnTimer:
     followup_text_at: float | None = None
     barge_in_stop_at: float | None = None
     first_audible_at: float | None = None
+    transcription_at: float | None = None
     closed_at: float | None = None
     gap_ms: float = 0.0
     underrun_ms: float = 0.0
@@ -222,6 +223,7 @@ class TurnTimer:
             "voice_to_voice_ms": _ms(self.planned_speech_end, self.first_audio_at),
             "voice_to_voice_audible_ms": _ms(self.planned_speech_end, self.first_audible_at),
             "vad_delay_ms": _ms(self.planned_speech_end, self.speech_stopped_at),
+            "transcription_ms": _ms(self.planned_speech_end, self.transcription_at),
             "ttfb_ms": _ms(anchor, first_out),
             "ttfa_ms": _ms(anchor, self.first_audible_at),
             "response_created_ms": _ms(anchor, self.response_created_at),
@@ -298,6 +300,10 @@ class TurnTimer:
     # ------------------------------------------------------------------ handlers
     def _speech_stopped(self, ev: Any, t: float) -> None:
         self.speech_stopped_at = t
+
+    def _transcription_done(self, ev: Any, t: float) -> None:
+        if self.transcription_at is None:
+            self.transcription_at = t
 
     def _response_created(self, ev: Any, t: float) -> None:
         if self.response_created_at is None:
@@ -380,6 +386,7 @@ def _status_reason(details: Any) -> str | None:
 
 _SERVER: dict[type, Callable[[TurnTimer, Any, float], None]] = {
     P.InputAudioBufferSpeechStopped: TurnTimer._speech_stopped,
+    P.ConversationItemInputAudioTranscriptionCompleted: TurnTimer._transcription_done,
     P.ResponseCreated: TurnTimer._response_created,
     P.ResponseOutputAudioDelta: TurnTimer._audio_delta,
     P.ResponseOutputAudioTranscriptDelta: TurnTimer._transcript_delta,
