@@ -322,6 +322,12 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
     ServerOption("greeting", "behaviour", "greeting", str,
                  "the assistant speaks TEXT first, once the first session.update is answered",
                  metavar="TEXT"),
+    ServerOption("rate-limit-tokens-per-min", "behaviour", "rate_limit_tokens_per_min",
+                 positive_int, "token budget per minute; responses past it fail with "
+                 "rate_limit_exceeded", default_help="default 15000000", metavar="N"),
+    ServerOption("rate-limit-requests-per-min", "behaviour", "rate_limit_requests_per_min",
+                 positive_int, "responses per minute before rate_limit_exceeded",
+                 default_help="default 20000", metavar="N"),
     ServerOption("max-message-size", "connection", "max_message_size", positive_int,
                  "largest client frame in bytes (close 1009 above)",
                  default=DEFAULT_MAX_MESSAGE_SIZE,

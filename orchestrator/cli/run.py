@@ -125,6 +125,7 @@ from orchestrator.scenario import (
     load_scenario,
     voice_session_config,
 )
+from orchestrator.scenario.transcription import transcription_session_config
 from orchestrator.session.spec import PacingSpec, SessionSpec
 from orchestrator.supervisor import (
     Backoff,
@@ -144,6 +145,7 @@ from orchestrator.supervisor.live_thresholds import (
 )
 from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector, merge_validity
 from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
+from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import JsonlSink, read_run_meta
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
@@ -281,6 +283,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     load.add_argument("--drop-after-ms", type=nonneg_float, default=None,
                       help="drop a start later than this (default: never)")  # fmt: skip
+    load.add_argument(
+        "--respect-rate-limits",
+        action="store_true",
+        help="hold new starts while the server's rate_limits.updated says tokens or "
+        "requests are under 20%% of their limit, and after a rate_limit_exceeded for its "
+        "'try again in' (see orchestrator.supervisor.rate_gate); summary: held_starts",
+    )
 
     conv = p.add_argument_group("conversation")
     conv.add_argument(
@@ -314,6 +323,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="server VAD silence duration (default 200)",
     )
     conv.add_argument("--instructions", help="session instructions")
+    conv.add_argument(
+        "--mode",
+        choices=("voice", "transcription"),
+        default="voice",
+        help="built-in conversation: 'voice' (speech to speech, default) or 'transcription' "
+        "(a transcription session: stream the audio, wait for its transcription; measures "
+        "transcription_ms)",
+    )
     conv.add_argument(
         "--realtime-factor",
         type=positive_float,
@@ -945,6 +962,8 @@ def make_spec(
         conversation = setup.conversation
     if isinstance(conversation, ScenarioDriver):
         config, tools = conversation.session_config(), conversation.tool_registry()
+    elif args.mode == "transcription":
+        config, tools = transcription_session_config(vad_silence_ms=args.vad_silence_ms), None
     else:
         config = voice_session_config(
             voice=args.voice, vad_silence_ms=args.vad_silence_ms, instructions=args.instructions
@@ -1190,6 +1209,7 @@ async def execute(
                     run_info=run_info,
                     config=setup.config,
                     seed=seed,
+                    rate_gate=RateGate() if args.respect_rate_limits else None,
                 ) as sup:
                     sup.planned_total = planned_total(setup.model)
                     if server is not None:

@@ -185,6 +185,7 @@ class TurnRecord:
     voice_to_voice_ms: float | None = None
     voice_to_voice_audible_ms: float | None = None
     vad_delay_ms: float | None = None
+    transcription_ms: float | None = None
     ttfb_ms: float | None = None
     ttfa_ms: float | None = None
     response_created_ms: float | None = None
@@ -268,6 +269,11 @@ class SessionResult:
     output_text_tokens: int | None = None
     output_audio_tokens: int | None = None
     reasoning_tokens: int | None = None
+
+    #: responses refused with ``rate_limit_exceeded``; the last ``rate_limits.updated``
+    #: seen, flat (``tokens_remaining``, ``tokens_limit``, ``tokens_reset_s``, ``requests_*``)
+    rate_limited: int = 0
+    rate_limits: dict[str, float] | None = None
 
 
 @attrs.frozen(kw_only=True)

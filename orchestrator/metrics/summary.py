@@ -286,6 +286,7 @@ def build_summary(
     model: str | None = None,
     late_starts: int = 0,
     dropped_starts: int = 0,
+    held_starts: int | None = None,
     validity: Validity | Mapping[str, Any] | None = None,
     thresholds: Iterable[str | Threshold] = (),
     prices: Prices | None = None,
@@ -294,7 +295,8 @@ def build_summary(
 
     ``model`` defaults to ``config["model"]``; ``prices`` to the built-in table
     (:func:`~orchestrator.metrics.prices.builtin_prices`). ``late_starts`` / ``dropped_starts`` are
-    the supervisor's counts of arrivals that started late or never started. Raises
+    the supervisor's counts of arrivals that started late or never started;
+    ``held_starts`` those held by ``--respect-rate-limits`` (None: no gate). Raises
     ``ThresholdError`` for a bad threshold expression (before doing any other work)."""
     parsed = parse_thresholds(thresholds)
     config_out = redact_config(config)
@@ -324,6 +326,11 @@ def build_summary(
         "turn_error_rate": _rate(len(failed_turns), len(turns)),
         "late_starts": int(late_starts),
         "dropped_starts": int(dropped_starts),
+        "held_starts": None if held_starts is None else int(held_starts),
+        "rate_limited_turns": sum(
+            1 for t in turns if any(e.code == "rate_limit_exceeded" for e in t.errors)
+        ),
+        "rate_limited_sessions": sum(1 for s in sessions if s.rate_limited),
         "reconnects": sum(s.reconnects for s in sessions),
         "cost_usd": None if usd is None else round(usd, 6),
     }

@@ -107,6 +107,15 @@ def summary_text(summary: Mapping[str, Any]) -> str:
             dropped=totals.get("dropped_starts", 0),
         )
     )
+    if totals.get("held_starts") is not None or totals.get("rate_limited_turns"):
+        out.append(
+            "rate limits: {held} held starts; {turns} rate-limited turns in {sessions} "
+            "sessions".format(
+                held=totals.get("held_starts") or 0,
+                turns=totals.get("rate_limited_turns", 0),
+                sessions=totals.get("rate_limited_sessions", 0),
+            )
+        )
     out.extend(failure_reason_lines(summary))
     rows = [
         [name, *(fmt_number(stats.get(k)) for k in SUMMARY_STATS)]

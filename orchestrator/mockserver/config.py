@@ -11,6 +11,7 @@ import orjson
 
 from orchestrator.transport import Secret
 
+from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS
 from .faults import FaultConfig
 from .latency import LatencyModel
 
@@ -88,6 +89,8 @@ class ServerConfig:
     that holds one is its text (see :mod:`.hearing`; ``None`` = hearing off).
     ``greeting``: the assistant speaks this text first, as a response started when the
     first ``session.update`` of a connection has been answered (``None`` = off).
+    ``rate_limit_tokens_per_min`` / ``rate_limit_requests_per_min``: the server-wide
+    budgets of :mod:`.rate_limits` (responses past them fail with ``rate_limit_exceeded``).
     """
 
     host: str = "127.0.0.1"
@@ -106,6 +109,8 @@ class ServerConfig:
     ping_interval_s: float | None = None
     hearing_dir: Path | None = None
     greeting: str | None = None
+    rate_limit_tokens_per_min: int = RATE_LIMIT_TOKENS
+    rate_limit_requests_per_min: int = RATE_LIMIT_REQUESTS
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -119,6 +124,8 @@ class ServerConfig:
             raise ConfigError("max_message_size must be at least 1024 bytes")
         if self.greeting is not None and not self.greeting.strip():
             raise ConfigError("greeting must not be empty")
+        if self.rate_limit_tokens_per_min < 1 or self.rate_limit_requests_per_min < 1:
+            raise ConfigError("rate limits must be at least 1 per minute")
 
 
 def is_loopback(host: str) -> bool:

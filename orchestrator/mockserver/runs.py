@@ -21,7 +21,6 @@ import trio
 
 from orchestrator.protocol import Dialect
 
-from .defaults import RATE_LIMIT_REQUESTS, RATE_LIMIT_TOKENS
 from .errors import ClientError, error_event
 from .faults import FAULT_CLOSE_CODE, ResponseFaults
 from .groundtruth import GroundTruthRecord, Mark
@@ -51,6 +50,8 @@ class Run:
     #: ``previous_item_id`` of the output item the response added last
     prev_item: str | None = None
     cancel_reason: str | None = None
+    #: the ``rate_limit_exceeded`` error refusing this response (see :mod:`.rate_limits`)
+    refusal: dict[str, Any] | None = None
     wake: trio.Event = attrs.field(factory=trio.Event)
 
     def cancel(self, reason: str) -> None:
@@ -128,6 +129,9 @@ async def start_response(
     )
     in_conv = spec.conversation_id is not None
     run = Run(spec.response_id, in_conv, stream, anchor, faults, record)
+    run.refusal = actor.server.rate_limiter.admit(
+        actor.conv.session.get("model") or config.default_model, trio.current_time()
+    )
     actor.runs[spec.response_id] = run
     if in_conv:
         actor.active = run
@@ -153,6 +157,9 @@ async def run_response(actor: ConnectionActor, run: Run) -> None:
 
 async def _play(actor: ConnectionActor, run: Run) -> None:
     faults, record, stats = run.faults, run.record, actor.stats
+    if run.refusal is not None:
+        await _refuse(actor, run, run.refusal)
+        return
     shift = 0.0
     for step in run.stream.steps():
         if step.delta_index is not None:
@@ -187,6 +194,18 @@ async def _play(actor: ConnectionActor, run: Run) -> None:
             )
             return
         await _emit_step(actor, run, step, deadline)
+
+
+async def _refuse(actor: ConnectionActor, run: Run, error: dict[str, Any]) -> None:
+    """A rate-limited response: ``response.created``, then ``response.done`` failed."""
+    run.record.fault = "rate_limited"
+    actor.stats.faults["rate_limited"] += 1
+    created = next(iter(run.stream.steps()))
+    deadline = run.anchor + created.at
+    if deadline > trio.current_time():
+        await trio.sleep_until(deadline)
+    await _emit_step(actor, run, created, deadline)
+    await _finish(actor, run, "failed", {"type": "failed", "error": error})
 
 
 async def _finish(actor: ConnectionActor, run: Run, status: str, details: dict[str, Any]) -> None:
@@ -243,11 +262,14 @@ async def _emit_step(actor: ConnectionActor, run: Run, step: Step, intended: flo
         assert entry is not None and wire is not None  # every delta has a wire form
         entry.type = wire["type"]
     if etype == "response.created" and actor.dialect is Dialect.BETA:
-        await _rate_limits(actor, event["response"])
+        await _rate_limits(actor)
     if etype == "response.done":
         actor.stats.responses_done[event["response"]["status"]] += 1
+        if run.refusal is None:
+            used = (event["response"].get("usage") or {}).get("total_tokens", 0)
+            actor.server.rate_limiter.charge(used, trio.current_time())
         if actor.dialect is Dialect.GA:
-            await _rate_limits(actor, event["response"])
+            await _rate_limits(actor)
         if run.in_conversation:
             actor.arm_idle(step.audio_ms)
         if actor.faults.response_finished():
@@ -257,24 +279,8 @@ async def _emit_step(actor: ConnectionActor, run: Run, step: Step, intended: flo
             )
 
 
-async def _rate_limits(actor: ConnectionActor, response: dict[str, Any]) -> None:
-    used = (response.get("usage") or {}).get("total_tokens", 0)
-    limits = [
-        {
-            "name": "tokens",
-            "limit": RATE_LIMIT_TOKENS,
-            "remaining": RATE_LIMIT_TOKENS - used,
-            "reset_seconds": round(used * 60 / RATE_LIMIT_TOKENS, 3),
-        }
-    ]
-    if actor.dialect is Dialect.BETA:
-        limits.insert(
-            0,
-            {
-                "name": "requests",
-                "limit": RATE_LIMIT_REQUESTS,
-                "remaining": RATE_LIMIT_REQUESTS - 1,
-                "reset_seconds": 0.003,
-            },
-        )
+async def _rate_limits(actor: ConnectionActor) -> None:
+    limits = actor.server.rate_limiter.entries(
+        trio.current_time(), beta=actor.dialect is Dialect.BETA
+    )
     await actor.emit({"type": "rate_limits.updated", "rate_limits": limits})

@@ -38,6 +38,7 @@ from .errors import error_event
 from .faults import FreezeWindow, freeze_end, reject_handshake
 from .groundtruth import GroundTruthSink
 from .hearing import Hearing
+from .rate_limits import RateLimiter
 from .stats import ServerStats
 from .wire import encode
 
@@ -146,6 +147,7 @@ class MockServer:
     groundtruth: GroundTruthSink = attrs.field(init=False)
     audio_bank: AudioBank = attrs.field(init=False)
     hearing: Hearing | None = attrs.field(init=False)
+    rate_limiter: RateLimiter = attrs.field(init=False)
     port: int | None = None
     started_at: float | None = None
     _next_index: int = 0
@@ -160,6 +162,9 @@ class MockServer:
             seed=self.config.seed, chunk_ms=self.config.latency.audio_chunk_ms
         )
         self._handshake_rng = random.Random(f"{self.config.seed}:handshake")
+        self.rate_limiter = RateLimiter(
+            self.config.rate_limit_tokens_per_min, self.config.rate_limit_requests_per_min
+        )
         self._freezes = self.config.faults.freeze_windows
         hearing_dir = self.config.hearing_dir
         self.hearing = None if hearing_dir is None else Hearing(hearing_dir)
@@ -276,9 +281,12 @@ class MockServer:
         if isinstance(decision, Rejection):
             self.stats.rejected[decision.reason] += 1
             log.warning("handshake refused: HTTP %d (%s)", decision.status, decision.reason)
+            headers = [(b"content-type", b"application/json")]
+            if decision.status == 429:  # as the real service: when to try again
+                headers.append((b"retry-after", b"1"))
             await request.reject(
                 decision.status,
-                extra_headers=[(b"content-type", b"application/json")],
+                extra_headers=headers,
                 body=decision.body,
             )
             return

@@ -73,6 +73,8 @@ __all__ = ["Session", "SessionEnd", "open_session", "run_session"]
 log = logging.getLogger(__name__)
 
 _OUT_CAPACITY = 64
+#: how long ``close`` waits for the ``rate_limits.updated`` after a last ``response.done``
+RATE_LIMITS_LINGER_S = 0.25
 _UTTER_CAPACITY = 4
 _CALLS_CAPACITY = 32
 _ACTIONS_CAPACITY = 32
@@ -239,9 +241,13 @@ class Session:
         Cancellation: if cancelled while waiting, the actor is stopped at once (its
         socket closed without handshake) and ``Cancelled`` propagates.
         """
-        self._core.closing = True
-        self._link.close()
         try:
+            pending = self._core.rate_limits_pending
+            if pending is not None:  # the service sends it ~43 ms after response.done
+                with trio.move_on_after(RATE_LIMITS_LINGER_S):
+                    await pending.wait()
+            self._core.closing = True
+            self._link.close()
             await self._finished.wait()
         except trio.Cancelled:
             self.abort()
@@ -338,6 +344,8 @@ class Session:
             pacer_lateness_p50_ms=lateness.percentile(50),
             pacer_lateness_p99_ms=lateness.percentile(99),
             pacer_lateness_max_ms=lateness.max,
+            rate_limited=core.rate_limited,
+            rate_limits=dict(core.rate_limits) or None,
             **usage,
         )
 

@@ -48,6 +48,7 @@ from .reconnect import is_fatal_code
 from .spec import SessionSpec
 from .state import ConversationState
 from .subscription import Subscription
+from .transcribe import on_transcription_completed, on_transcription_failed
 from .turns import Turn, TurnStatus
 from .waiters import Waiter
 
@@ -128,6 +129,14 @@ class SessionCore:
         self.frames_dropped = 0
         self.session_errors: list[ErrorRecord] = []
         self.idle_event_counts: dict[str, int] = {}
+        #: the last ``rate_limits.updated``, flat: ``tokens_remaining``, ``tokens_limit``,
+        #: ``tokens_reset_s`` (and ``requests_*``); ``rate_limited``: refused responses
+        self.rate_limits: dict[str, float] = {}
+        self.rate_limited = 0
+        #: with a rate-limit observer: set when the ``rate_limits.updated`` that follows a
+        #: ``response.done`` (GA) arrives; ``close`` waits briefly for it
+        self.rate_limits_pending: trio.Event | None = None
+        self._rate_limits_seen = False
         self.lateness = LogHistogram()
         self.fatal: Failure | None = None
         self.expires_deadline: float | None = None
@@ -362,6 +371,11 @@ class SessionCore:
     def add_error(self, record: ErrorRecord, turn: Turn | None) -> None:
         """File an error on ``turn`` when open, else on the session."""
         self.errors_total += 1
+        if record.code == "rate_limit_exceeded":
+            self.rate_limited += 1
+            if self.spec.rate_limits is not None:
+                t = self.book.run_t0 + (record.t_s or 0.0)
+                self.spec.rate_limits.refused(record.message, t)
         if turn is not None and turn.status == "open":
             turn.timer.add_error(record)
         else:
@@ -423,6 +437,22 @@ class SessionCore:
         if self.fatal is None:
             self.fatal = failure
         self._stop(failure)
+
+    def _on_rate_limits(self, event: Any, t: float, turn: Turn | None) -> None:
+        self._rate_limits_seen = True
+        if self.rate_limits_pending is not None:
+            self.rate_limits_pending.set()
+            self.rate_limits_pending = None
+        for limit in event.rate_limits:
+            for key, value in (
+                ("limit", limit.limit),
+                ("remaining", limit.remaining),
+                ("reset_s", limit.reset_seconds),
+            ):
+                if limit.name and value is not None:
+                    self.rate_limits[f"{limit.name}_{key}"] = value
+        if self.spec.rate_limits is not None:
+            self.spec.rate_limits.update(event.rate_limits, t)
 
     def _on_session(self, event: Any, t: float, turn: Turn | None) -> None:
         if type(event) is P.SessionCreated:
@@ -519,6 +549,7 @@ class SessionCore:
             self.greeting.close()
 
     def _on_response_created(self, event: Any, t: float, turn: Turn | None) -> None:
+        self._rate_limits_seen = False  # beta: the update follows response.created
         self._end_quiet()
 
     def _on_item_added(self, event: Any, t: float, turn: Turn | None) -> None:
@@ -547,6 +578,8 @@ class SessionCore:
 
     def _on_response_done(self, event: Any, t: float, turn: Turn | None) -> None:
         r = event.response
+        if self.spec.rate_limits is not None and not self._rate_limits_seen:
+            self.rate_limits_pending = trio.Event()
         rid = r.id
         status = r.status or "completed"
         self.link_progress = True
@@ -625,4 +658,7 @@ _HANDLERS: dict[type, Callable[[SessionCore, Any, float, Turn | None], None]] = 
     P.ResponseOutputAudioDelta: _sc._on_audio_delta,
     P.ResponseFunctionCallArgumentsDone: _sc._on_arguments_done,
     P.ResponseDone: _sc._on_response_done,
+    P.RateLimitsUpdated: _sc._on_rate_limits,
+    P.ConversationItemInputAudioTranscriptionCompleted: on_transcription_completed,
+    P.ConversationItemInputAudioTranscriptionFailed: on_transcription_failed,
 }

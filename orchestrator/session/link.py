@@ -173,7 +173,12 @@ class Link:
                     message=f"gave up after {failures} reconnect attempt(s); last: {failure}",
                     traceback=None,
                 )
-            await trio.sleep(policy.delay(failures, self._rng))
+            delay = policy.delay(failures, self._rng)
+            # a 429 (or 503) handshake says when to try again: never sooner
+            retry_after = getattr(first_error(lost) or lost, "retry_after", None)
+            if isinstance(retry_after, int | float):
+                delay = max(delay, float(retry_after))
+            await trio.sleep(delay)
             failures += 1
         return None
 

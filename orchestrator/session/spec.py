@@ -20,8 +20,19 @@ __all__ = [
     "ConnectFactory",
     "ConnectionLike",
     "PacingSpec",
+    "RateLimitObserver",
     "SessionSpec",
 ]
+
+
+class RateLimitObserver(Protocol):
+    """Told of the server's rate-limit state (e.g. the supervisor's start gate):
+    ``update`` with each ``rate_limits.updated`` (its ``rate_limits`` list) and ``refused``
+    with the message of each ``rate_limit_exceeded`` error, both at trio time ``t``."""
+
+    def update(self, limits: Any, t: float) -> None: ...
+
+    def refused(self, message: str, t: float) -> None: ...
 
 
 class ConnectionLike(Protocol):
@@ -95,6 +106,7 @@ class SessionSpec:
     - ``event_buffer``: default capacity of an event subscription;
     - ``max_protocol_errors``: undecodable frames tolerated before failing;
     - ``on_turn``: called with every finished :class:`TurnRecord` (e.g. a results sink);
+    - ``rate_limits``: a :class:`RateLimitObserver` told of the server's rate limits;
     - ``playback_delay``: jitter-buffer delay (s) before assistant audio starts playing;
     - ``audible_dbfs``: the audibility threshold of ``ttfa_ms`` / ``greeting_ms``: the
       first assistant sample counts as audible once a 5 ms window reaches this RMS
@@ -127,6 +139,7 @@ class SessionSpec:
     event_buffer: int = 256
     max_protocol_errors: int = 10
     on_turn: Callable[[TurnRecord], None] | None = attrs.field(default=None, eq=False)
+    rate_limits: RateLimitObserver | None = attrs.field(default=None, eq=False)
     playback_delay: float = 0.0
     audible_dbfs: float = DEFAULT_AUDIBLE_DBFS
     wait_session_created: bool = True

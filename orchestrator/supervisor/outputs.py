@@ -129,6 +129,7 @@ def write_outputs(
         model=config.get("model"),
         late_starts=late,
         dropped_starts=meta.dropped_starts,
+        held_starts=(meta.monitor or {}).get("held_starts"),
         validity=validity if validity is not None else meta.validity,
         thresholds=thresholds,
         prices=prices,

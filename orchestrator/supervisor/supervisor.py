@@ -73,6 +73,7 @@ from orchestrator.supervisor.policy import (
     RestartPolicy,
     RestartType,
 )
+from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import ListSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, RateCounter, SupervisorSnapshot
 from orchestrator.transport import default_ssl_context
@@ -223,6 +224,8 @@ class Supervisor:
         self._idle.set()
         self._live_handles = 0
         self._auto_index = 0
+        #: ``--respect-rate-limits``: holds starts while the server's limits are low
+        self.rate_gate: RateGate | None = None
 
     # ------------------------------------------------------------------ state helpers
     def _set_state(self, handle: SessionHandle, state: SessionState) -> None:
@@ -347,6 +350,10 @@ class Supervisor:
         planned = handle.planned_start
         while True:
             await trio.sleep_until(planned)
+            decided = planned
+            gate = self.rate_gate
+            if gate is not None and await gate.wait_open(lambda: self.running):
+                decided = trio.current_time()  # a held start is neither late nor dropped
             # The breaker grant is held for exactly this block: an attempt that ends with an
             # outcome records it; every other exit (dropped start, Cancelled, a bug raising)
             # releases it when the block ends, so no path can leak a HALF_OPEN probe slot.
@@ -355,7 +362,7 @@ class Supervisor:
                 now = trio.current_time()
                 if handle.attempt == 0:
                     decision = decide_start(
-                        planned,
+                        decided,
                         now,
                         running=self.running,
                         max_concurrency=max_concurrency,
@@ -367,7 +374,9 @@ class Supervisor:
                         return
                     if decision.status == "late":
                         self.late_starts += 1
-                result = await self._attempt(handle, planned)
+                # a held start is planned anew for when the gate opened (its max_duration
+                # and lateness count from there)
+                result = await self._attempt(handle, decided)
                 end = trio.current_time()
                 if grant is not None and result.status != "cancelled":
                     grant.record(result.status == "completed", end)
@@ -413,6 +422,8 @@ class Supervisor:
         def on_turn(record: TurnRecord) -> None:
             self.sink.turn(record)  # on disk first
             self.live.observe_turn(record)
+            if self.rate_gate is not None:
+                self.rate_gate.turn_done((record.input_tokens or 0) + (record.output_tokens or 0))
             if record.failed and record.errors:
                 err = record.errors[-1]
                 self.last_error = f"{err.code}: {err.message}"
@@ -427,6 +438,7 @@ class Supervisor:
             run_t0=self.t0,
             pacing=pacing,
             on_turn=on_turn,
+            rate_limits=self.rate_gate if self.rate_gate is not None else spec.rate_limits,
         )
 
     async def _attempt(self, handle: SessionHandle, planned: float) -> SessionResult:
@@ -573,6 +585,8 @@ class Supervisor:
             out["breaker_trips"] = self.breaker.trips
         out["restarts"] = self.restarts
         out["gave_up"] = self.gave_up
+        if self.rate_gate is not None:
+            out.update(self.rate_gate.figures())
         return out
 
     def snapshot(self) -> SupervisorSnapshot:
@@ -645,6 +659,7 @@ async def open_supervisor(
     run_info: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
     seed: int = 0,
+    rate_gate: RateGate | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Run a :class:`Supervisor` for the duration of the block.
 
@@ -652,6 +667,7 @@ async def open_supervisor(
     ``sup.sink``). ``restart`` is the default :class:`RestartPolicy` (transient, 3
     restarts in 60 s, backoff 0.5 s doubling to 30 s with full jitter seeded by ``seed``).
     ``breaker``: a fleet-wide :class:`CircuitBreaker` (``None``: no breaker).
+    ``rate_gate``: hold starts while the server's rate limits are low (:mod:`.rate_gate`).
     ``monitor``: run the event-loop lag/CPU monitor. ``late_after_ms``/``drop_after_ms``:
     when a start counts as late / is dropped. ``timeline_interval_s``: how often a
     ``snapshot`` line goes to the sink (``None``: never). ``run_info``/``config``: when
@@ -684,6 +700,7 @@ async def open_supervisor(
         live_window_s=live_window_s,
         rate_window_s=rate_window_s,
     )
+    sup.rate_gate = rate_gate
     if run_info is not None or config is not None:
         sink.event("run", {"run": dict(run_info or {}), "config": dict(config or {})})
     interrupted = False
