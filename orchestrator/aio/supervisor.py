@@ -223,7 +223,10 @@ class AioSupervisor:
                 _settle_exception(fut, AioSupervisorClosed("the aio supervisor is closed"))
                 return
             if service:
-                nursery.start_soon(self._run_service, fn, args, fut, scope)
+                # nursery.start: the call is over once the service has started; the
+                # service runs on until the supervisor closes, and its failure after
+                # that ends the guest run (raised by the block).
+                nursery.start_soon(self._run_call, nursery.start, (fn, *args), fut, scope, None)
             else:
                 nursery.start_soon(self._run_call, fn, args, fut, scope, orphan)
 
@@ -267,33 +270,6 @@ class AioSupervisor:
             if _only_cancelled(exc) or not isinstance(exc, Exception):
                 raise
             return
-        finally:
-            if scope.cancelled_caught and not fut.done():
-                fut.cancel()
-
-    async def _run_service(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        fut: asyncio.Future[Any],
-        scope: trio.CancelScope,
-    ) -> None:
-        # A service runs until the supervisor closes; the asyncio awaiter only waits for
-        # it to be started. Its failure after that ends the guest run (raised by the block).
-        async def starter() -> Any:
-            assert self._services is not None
-            return await self._services.start(fn, *args)
-
-        try:
-            with scope:
-                value = await starter()
-                if not fut.done():
-                    fut.set_result(value)
-                return
-        except BaseException as exc:
-            _settle_from_trio(fut, exc)
-            if _only_cancelled(exc) or not isinstance(exc, Exception):
-                raise
         finally:
             if scope.cancelled_caught and not fut.done():
                 fut.cancel()
