@@ -68,13 +68,16 @@ def test_the_child_gets_the_config_run_would_serve_in_process(
     assert child == attrs.evolve(setup.server_config, port=0)
 
 
-def test_scenario_hints_reach_the_child(tmp_path: Path) -> None:
-    faq = str(Path(__file__).parent.parent / "examples" / "scenarios" / "weather_voice.toml")
-    if not Path(faq).exists():
-        pytest.skip("example scenario missing")
-    args = run_args(faq, "--out", str(tmp_path / "run"))
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
+
+
+@pytest.mark.parametrize("name", ["weather_voice.toml", "greeting.toml"])
+def test_scenario_hints_reach_the_child(name: str, tmp_path: Path) -> None:
+    """Every [server] hint (tool rules; the greeting) reaches the server process."""
+    args = run_args(str(EXAMPLES / name), "--out", str(tmp_path / "run"))
     setup = prepare(args, env={})
-    assert setup.server_config is not None and setup.server_config.tool_rules
+    assert setup.server_config is not None
+    assert setup.server_config.tool_rules or setup.server_config.greeting
     child = _child_config(args, setup.server_config, tmp_path / "gt.jsonl")
     assert child == attrs.evolve(
         setup.server_config, port=0, groundtruth_path=tmp_path / "gt.jsonl"

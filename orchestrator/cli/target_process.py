@@ -69,7 +69,15 @@ STOP_TIMEOUT_S = 5.0
 
 #: Options ``run`` decides itself (from the built config) rather than passing as typed.
 _FROM_CONFIG = frozenset(
-    {"seed", "stall-probability", "stall-ms", "ping-interval-s", "tool-rule", "spoken-transcript"}
+    {
+        "seed",
+        "stall-probability",
+        "stall-ms",
+        "ping-interval-s",
+        "tool-rule",
+        "spoken-transcript",
+        "greeting",
+    }
 )
 
 
@@ -149,6 +157,8 @@ def child_argv(
         argv += ["--tool-rule", f"{rule.pattern}=>{rule.tool}:{rule.arguments}"]
     for text in config.spoken_transcripts:
         argv += ["--spoken-transcript", text]
+    if config.greeting is not None:  # --server-greeting, or a scenario's [server] greeting
+        argv += ["--greeting", config.greeting]
     if groundtruth is not None:
         argv += ["--groundtruth", str(groundtruth)]
     return argv
