@@ -178,13 +178,16 @@ class TargetProcesses:
     async def mark_start(self) -> None:
         """Tell every process the run starts now (origin of scheduled faults).
 
-        Cancellation: raises ``Cancelled``; a process may then have missed it."""
+        A process that does not read its stdin within :data:`STOP_TIMEOUT_S` (hung) is
+        skipped rather than waited for. Cancellation: raises ``Cancelled``; a process may
+        then have missed it."""
         for proc in self.processes:
             assert proc.stdin is not None
-            try:
-                await proc.stdin.send_all(b"start\n")
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # exited: the watcher reports it
+            with trio.move_on_after(STOP_TIMEOUT_S):
+                try:
+                    await proc.stdin.send_all(b"start\n")
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # exited: the watcher reports it
 
 
 async def _read_ready(proc: trio.Process, what: str) -> int:

@@ -146,6 +146,7 @@ class ScenarioDriver:
     cache: VoiceCache | None = None
     _sources: list[AudioSource | None] = attrs.field(init=False, factory=list)
     _spoken: dict[int, SpokenLine] = attrs.field(init=False, factory=dict)
+    _prepared: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         problems: list[tuple[str, str]] = []
@@ -207,6 +208,8 @@ class ScenarioDriver:
         Raises :class:`ScenarioError` naming ``turns[i].speak`` (or ``voices.noise``) when
         an engine, the cache directory or the noise file fails.
         """
+        if self._prepared:
+            return
         cache = self.cache if self.cache is not None else VoiceCache()
         problems: list[tuple[str, str]] = []
         for index, spoken in self._spoken.items():
@@ -220,6 +223,7 @@ class ScenarioDriver:
             raise ScenarioError(self.scenario.origin, problems)
         for index, spoken in self._spoken.items():
             self._warn_of_pauses(index, spoken)
+        self._prepared = True
 
     def _warn_of_pauses(self, index: int, spoken: SpokenLine) -> None:
         """Log a warning when the server VAD the scenario asks for would end the caller's
@@ -233,9 +237,9 @@ class ScenarioDriver:
         source = spoken.source(0)
         if source.speech_start is None or source.speech_end is None:
             return
-        silence_ms = 200 if s.vad_silence_ms is None else s.vad_silence_ms
+        threshold, _, silence_ms = s.server_vad_params
         vad = EnergyVad(
-            threshold=0.5 if s.vad_threshold is None else s.vad_threshold,
+            threshold=threshold,
             prefix_padding_ms=0,
             silence_duration_ms=silence_ms,
         )
@@ -261,11 +265,9 @@ class ScenarioDriver:
         if s.type == "transcription":
             return transcription_session_config(
                 transcription_model=s.transcription_model or DEFAULT_TRANSCRIPTION_MODEL,
-                vad_silence_ms=200 if s.vad_silence_ms is None else s.vad_silence_ms,
-                vad_threshold=0.5 if s.vad_threshold is None else s.vad_threshold,
-                prefix_padding_ms=300
-                if s.vad_prefix_padding_ms is None
-                else s.vad_prefix_padding_ms,
+                vad_silence_ms=s.server_vad_params[2],
+                vad_threshold=s.server_vad_params[0],
+                prefix_padding_ms=s.server_vad_params[1],
             )
         pcm = P.AudioFormat(type="audio/pcm", rate=24000)
         turn_detection: Any
@@ -274,13 +276,12 @@ class ScenarioDriver:
         elif s.turn_detection == "semantic_vad":
             turn_detection = P.TurnDetection(type="semantic_vad", eagerness=s.vad_eagerness)
         else:
+            threshold, prefix_ms, silence_ms = s.server_vad_params
             turn_detection = P.TurnDetection(
                 type="server_vad",
-                threshold=0.5 if s.vad_threshold is None else s.vad_threshold,
-                prefix_padding_ms=300
-                if s.vad_prefix_padding_ms is None
-                else s.vad_prefix_padding_ms,
-                silence_duration_ms=200 if s.vad_silence_ms is None else s.vad_silence_ms,
+                threshold=threshold,
+                prefix_padding_ms=prefix_ms,
+                silence_duration_ms=silence_ms,
             )
         transcription = None
         if s.transcription:

@@ -161,6 +161,16 @@ class SessionSettings:
         """Whether the server detects turns."""
         return self.turn_detection != "none"
 
+    @property
+    def server_vad_params(self) -> tuple[float, int, int]:
+        """``(threshold, prefix_padding_ms, silence_duration_ms)`` of ``server_vad``, the
+        defaults (0.5 / 300 / 200) where not given."""
+        return (
+            0.5 if self.vad_threshold is None else self.vad_threshold,
+            300 if self.vad_prefix_padding_ms is None else self.vad_prefix_padding_ms,
+            200 if self.vad_silence_ms is None else self.vad_silence_ms,
+        )
+
 
 @attrs.frozen(kw_only=True)
 class ToolSpec:

@@ -41,10 +41,6 @@ class SpokenLine:
     variants: int = 32
     _pool: list[AudioSource] = attrs.field(init=False, factory=list)
 
-    @property
-    def prepared(self) -> bool:
-        return bool(self._pool)
-
     def prepare(self, cache: VoiceCache) -> None:
         """Synthesize (or load) every clip the callers can say and render the pool; does
         nothing when already prepared. Synchronous and possibly slow: call it before the
