@@ -126,8 +126,11 @@ async def test_sessions_record_the_rate_limit_state(
             sink=sink, timeline_interval_s=None, rate_gate=RateGate()
         ) as sup:
             await sup.run_workload(
-                Workload(model=ClosedModel(concurrency=1, sessions=2), spec=make_spec(),
-                         driver=conversation)
+                Workload(
+                    model=ClosedModel(concurrency=1, sessions=2),
+                    spec=make_spec(),
+                    driver=conversation,
+                )
             )
     for result in sink.sessions:
         assert result.rate_limits is not None and result.rate_limits["tokens_limit"] == BUDGET
@@ -155,3 +158,23 @@ async def test_a_429_handshake_is_retried_after_its_retry_after(
         async with open_session(attrs.evolve(spec, connect=connect)) as session:
             await session.create_response()
     assert len(attempts) == 2 and attempts[1] - attempts[0] >= 7.0
+
+
+async def test_a_held_start_is_dropped_by_drain(autojump_clock: trio.testing.MockClock) -> None:
+    """A start the gate holds (here for a minute) is released by drain at once: the
+    session is dropped, nothing waits for the gate to open."""
+    gate = RateGate()
+    gate.update(_tokens(600, 0, 60.0), trio.current_time())  # empty: held ~12 s
+    async with limited_server() as make_spec:
+        async with open_supervisor(
+            sink=ListSink(), timeline_interval_s=None, rate_gate=gate
+        ) as sup:
+            handle = await sup.start(make_spec(), BuiltinConversation())
+            await trio.sleep(1)
+            assert handle.state == "pending"
+            t0 = trio.current_time()
+            with trio.fail_after(1):
+                await sup.drain(0)
+            assert trio.current_time() - t0 < 1
+    assert handle.result is None or handle.result.status != "completed"
+    assert gate.held_starts == 0  # never opened

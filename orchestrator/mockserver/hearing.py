@@ -209,6 +209,10 @@ class TurnAudio:
     def take(self) -> np.ndarray:
         """The kept samples (at most ``max_s`` seconds); empties the turn."""
         out = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.int16)
+        self.clear()
+        return out[-self._cap :]
+
+    def clear(self) -> None:
+        """Forget the kept samples."""
         self._blocks.clear()
         self._n = 0
-        return out[-self._cap :]

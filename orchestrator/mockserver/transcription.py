@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.protocol.beta import FORMAT_TO_BETA
+
 from .errors import ClientError, missing_parameter
 from .session_checks import _keys, _obj
 from .session_update import apply_beta_update, apply_ga_update
@@ -76,7 +78,7 @@ def beta_session(session: dict[str, Any]) -> dict[str, Any]:
     """The beta ``TranscriptionSession`` (``transcription_session.updated``'s ``session``)."""
     inp = session["audio"]["input"]
     fmt = inp["format"]
-    codec = {"audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}.get(fmt["type"], "pcm16")
+    codec = FORMAT_TO_BETA[fmt["type"]]
     td = inp["turn_detection"]
     secret = {"value": "ek_mock_" + session["id"], "expires_at": session["expires_at"]}
     turn = None

@@ -179,5 +179,11 @@ class InputAudio:
         return self.take()
 
     def clear(self) -> None:
-        """Drop the buffered audio (``input_audio_buffer.clear``)."""
-        self.take()
+        """Drop the buffered audio (``input_audio_buffer.clear``); nothing of it is kept
+        for hearing."""
+        self._buffered = 0
+        if self._turn is not None:
+            self._turn.clear()
+        self._last_turn = None
+        if self._vad is not None:
+            self._vad.reset()

@@ -243,7 +243,8 @@ class Session:
         """
         try:
             pending = self._core.rate_limits_pending
-            if pending is not None:  # the service sends it ~43 ms after response.done
+            if pending is not None and not self._finished.is_set():
+                # the service sends it ~43 ms after response.done
                 with trio.move_on_after(RATE_LIMITS_LINGER_S):
                     await pending.wait()
             self._core.closing = True

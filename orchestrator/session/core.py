@@ -636,6 +636,9 @@ class SessionCore:
         for sub in self._subs:
             sub.close()
         self.greeting.release()
+        if self.rate_limits_pending is not None:  # no update comes on an ended session
+            self.rate_limits_pending.set()
+            self.rate_limits_pending = None
         if self.tail_stop is not None:
             self.tail_stop.set()
         self._calls.close()

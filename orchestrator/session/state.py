@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from orchestrator import protocol as P
+from orchestrator.protocol.beta import FORMAT_TO_BETA
 
 __all__ = [
     "ConversationState",
@@ -381,8 +382,8 @@ class ConversationState:
             self.bytes_per_ms = self.output_rate * (1 if found[0] != "pcm16" else 2) / 1000.0
 
 
-_G711 = {"audio/pcmu": "g711_ulaw", "g711_ulaw": "g711_ulaw"}
-_G711.update({"audio/pcma": "g711_alaw", "g711_alaw": "g711_alaw"})
+_G711 = {k: v for k, v in FORMAT_TO_BETA.items() if v.startswith("g711")}
+_G711.update({v: v for v in _G711.values()})  # the beta spelling names itself
 
 
 def _output_format(session: Any) -> tuple[str, int] | None:
