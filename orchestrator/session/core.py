@@ -525,10 +525,13 @@ class SessionCore:
 
     def _playback_stopped(self, t: float) -> None:
         """The playback stopped (or was dropped) at ``t``: audible marks due later were
-        never heard."""
+        never heard; the answers received so far are muted, so their onset scans stop
+        (no more decoding of deltas that will never play)."""
         for turn in self.book.open_turns():
             turn.timer.playback_stopped(t)
         self.greeting.playback_stopped(t)
+        for answer in self._answers.values():
+            answer.onset = None
 
     # ================================================================ greeting
     def _unprompted(self, rid: str) -> bool:
