@@ -22,7 +22,7 @@ from orchestrator.cli.mix import (
     parse_mix_arg,
     weighted_order,
 )
-from orchestrator.cli.run import UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.metrics import read_results
 from orchestrator.scenario import ScenarioDriver
 

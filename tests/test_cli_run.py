@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run import UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.metrics import ThresholdError, read_results
 from orchestrator.supervisor import ClosedModel, OpenModel, PlanError, read_run_meta
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run import UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.cli.serve import config_from_args
 from orchestrator.metrics import read_results
 from orchestrator.mockserver import FreezeWindow

@@ -21,15 +21,15 @@ import pytest
 import trio
 
 from orchestrator.cli import build_parser
-from orchestrator.cli.run import (
+from orchestrator.cli.run import execute
+from orchestrator.cli.run_setup import prepare
+from orchestrator.cli.signals import (
     EXIT_HANGUP,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     StopSignals,
-    _held_stop_signals,
-    execute,
     exit_code_for_signal,
-    prepare,
+    held_stop_signals,
 )
 from orchestrator.metrics import read_results
 from orchestrator.supervisor import read_run_meta
@@ -176,7 +176,7 @@ def test_exit_codes_are_128_plus_the_signal() -> None:
 def test_signals_outside_the_run_are_held_not_fatal() -> None:
     before = signal.getsignal(signal.SIGTERM)
     stop = StopSignals()
-    with _held_stop_signals(stop):
+    with held_stop_signals(stop):
         signal.raise_signal(signal.SIGTERM)
         signal.raise_signal(signal.SIGHUP)
     assert stop.signals == [signal.SIGTERM, signal.SIGHUP] and stop.first == signal.SIGTERM

@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run import prepare
+from orchestrator.cli.run_setup import prepare
 from orchestrator.metrics import SessionResult, ThresholdError, TurnRecord, parse_threshold
 from orchestrator.mockserver import (
     Distribution,

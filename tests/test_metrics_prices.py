@@ -16,7 +16,7 @@ import pytest
 from test_cli_run import QUICK, parse
 
 from orchestrator.cli import main
-from orchestrator.cli.run import UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.metrics.prices import (
     BUILTIN_PRICES_FILE,
     ModelPrice,

@@ -23,7 +23,7 @@ from orchestrator.audio import alaw_decode, b64_to_pcm16, rms_dbfs, ulaw_decode
 from orchestrator.audio.meter import dbfs_to_rms
 from orchestrator.audio.voices.layout import CACHE_ENV
 from orchestrator.cli import build_parser
-from orchestrator.cli.run import prepare
+from orchestrator.cli.run_setup import prepare
 from orchestrator.cli.serve import config_from_args
 from orchestrator.mockserver import (
     ConfigError,

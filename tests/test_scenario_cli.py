@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run import UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.metrics import read_results
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"

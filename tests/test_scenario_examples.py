@@ -25,7 +25,7 @@ import trio.testing
 from session_helpers import memory_factory
 
 from orchestrator.cli import build_parser
-from orchestrator.cli.run import RunSetup, make_spec, prepare
+from orchestrator.cli.run_setup import RunSetup, make_spec, prepare
 from orchestrator.protocol import Dialect
 from orchestrator.scenario import ScenarioDriver, TurnOutcome
 from orchestrator.session.actor import open_session

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run import SERVER_PREFIX, UsageError, prepare
+from orchestrator.cli.run_setup import SERVER_PREFIX, UsageError, prepare
 from orchestrator.cli.serve import config_from_args
 from orchestrator.cli.target_process import (
     EmbeddedTarget,

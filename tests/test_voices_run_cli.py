@@ -15,7 +15,7 @@ import voices_helpers
 from orchestrator.audio import speech_like, ulaw_encode
 from orchestrator.audio.voices import engines, layout
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run import UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.metrics import read_results
 
 QUICK = [
