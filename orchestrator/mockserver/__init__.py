@@ -67,6 +67,14 @@ Fidelity choices (where PROTOCOL_NOTES is silent, what this server does):
 - Leading silence (``LatencyModel.leading_silence_ms``): an audio answer's first deltas
   carry that much digital silence (counted in its audio), and its speech is loud from
   its first samples, so the first audible sample plays exactly first delta + silence.
+- MCP tools (:mod:`.mcp`): simulated, never contacting ``server_url``. An MCP server in
+  the session lists the configured tools (``ServerConfig.mcp_tools``) once per
+  connection; the tool rules choose its calls as for functions; a call runs in the
+  response (``response.mcp_call.*``, seeded duration and deterministic output) and the
+  answer follows in the same response. With ``require_approval`` the response asks
+  (``mcp_approval_request``) and ends; the next ``response.create`` after the client's
+  ``mcp_approval_response`` runs the approved call (none when denied). Beta has no MCP
+  events: there the items alone show the listing and the calls.
 - Greeting (``ServerConfig.greeting``): after the first ``session.update`` is answered,
   the server runs a normal response speaking that text (not tied to a user item), with
   the latency model, anchored at ``session.updated``.
@@ -76,13 +84,14 @@ Modules: ``config`` (ServerConfig, ToolRule), ``latency`` (Distribution, Latency
 ``session_update`` with ``session_checks`` and ``session_tools`` (pure validation of
 session and response fields), ``state`` (conversation state), ``vad`` (input buffer +
 turn detection), ``hearing`` with ``fingerprint`` (which cached caller line a turn
-holds), ``tools`` (tool-call rules), ``spec`` and ``responder`` (pure response plans),
+holds), ``tools`` (tool-call rules), ``mcp`` (simulated MCP tools), ``spec``,
+``responder`` with ``stream_parts`` and ``response_events`` (pure response plans),
 ``audio_bank`` (synthetic answer audio), ``groundtruth`` (typed records, JSONL sink),
 ``wire`` (frame decoding, dialect rendering). The per-connection actor:
 ``connection`` (its tasks: receiver, control, sender, timers), ``dispatch`` (the client
 event table), ``turns`` (VAD turns, transcription, idle timeout), ``planning`` (answer
 planning, pure), ``runs`` (response runs with faults and ground truth); ``server``
-(listener, handshake routing).
+(listener) with ``handshake`` (routing, auth).
 """
 
 from .config import ConfigError, ServerConfig, ToolRule

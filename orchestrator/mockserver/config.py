@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 import orjson
@@ -65,6 +67,64 @@ class ToolRule:
         return cls(pattern=pattern, tool=tool.strip(), arguments=args if colon else "{}")
 
 
+@attrs.frozen
+class McpToolDef:
+    """One tool the simulated MCP servers list: name, JSON schema of its input,
+    description, and whether it is read-only (``annotations.readOnlyHint``)."""
+
+    name: str
+    input_schema: Mapping[str, Any] = attrs.field(
+        factory=lambda: {"type": "object", "properties": {}}
+    )
+    description: str | None = None
+    read_only: bool = True
+
+    @classmethod
+    def parse(cls, spec: str) -> McpToolDef:
+        """Parse the CLI form ``NAME`` or ``NAME:{json schema}``; raises
+        :class:`ConfigError` naming the tool spec and what is wrong. Tools given so are
+        read-only (``annotations.readOnlyHint``)."""
+        name, colon, schema_text = spec.partition(":")
+        name = name.strip()
+        if not name or any(c.isspace() for c in name):
+            raise ConfigError(f"MCP tool {spec!r}: expected NAME[:JSON-SCHEMA]")
+        if not colon:
+            return cls(name)
+        try:
+            schema = orjson.loads(schema_text)
+        except orjson.JSONDecodeError:
+            raise ConfigError(
+                f"MCP tool {name!r}: the schema is not valid JSON: {schema_text!r}"
+            ) from None
+        if not isinstance(schema, dict):
+            raise ConfigError(f"MCP tool {name!r}: the schema must be a JSON object")
+        return cls(name, schema)
+
+    def listed(self) -> dict[str, Any]:
+        """The tool as an ``mcp_list_tools`` item lists it."""
+        return {
+            "name": self.name,
+            "input_schema": dict(self.input_schema),
+            "description": self.description,
+            "annotations": {"readOnlyHint": self.read_only},
+        }
+
+
+def _object(**props: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {k: {"type": v} for k, v in props.items()},
+        "required": list(props),
+    }
+
+
+DEFAULT_MCP_TOOLS: tuple[McpToolDef, ...] = (
+    McpToolDef("search_docs", _object(query="string"), "Search the documentation."),
+    McpToolDef("fetch_page", _object(url="string"), "Fetch a page by its URL."),
+    McpToolDef("create_ticket", _object(title="string"), "Open a ticket.", read_only=False),
+)
+
+
 def _key_converter(value: Secret | str | None) -> Secret | None:
     if value is None or isinstance(value, Secret):
         return value or None
@@ -91,6 +151,7 @@ class ServerConfig:
     first ``session.update`` of a connection has been answered (``None`` = off).
     ``rate_limit_tokens_per_min`` / ``rate_limit_requests_per_min``: the server-wide
     budgets of :mod:`.rate_limits` (responses past them fail with ``rate_limit_exceeded``).
+    ``mcp_tools``: the tools every simulated MCP server lists (see :mod:`.mcp`).
     """
 
     host: str = "127.0.0.1"
@@ -111,6 +172,7 @@ class ServerConfig:
     greeting: str | None = None
     rate_limit_tokens_per_min: int = RATE_LIMIT_TOKENS
     rate_limit_requests_per_min: int = RATE_LIMIT_REQUESTS
+    mcp_tools: tuple[McpToolDef, ...] = attrs.field(default=DEFAULT_MCP_TOOLS, converter=tuple)
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -124,6 +186,9 @@ class ServerConfig:
             raise ConfigError("max_message_size must be at least 1024 bytes")
         if self.greeting is not None and not self.greeting.strip():
             raise ConfigError("greeting must not be empty")
+        names = [t.name for t in self.mcp_tools]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"mcp_tools: a tool name is given twice: {names}")
         if self.rate_limit_tokens_per_min < 1 or self.rate_limit_requests_per_min < 1:
             raise ConfigError("rate limits must be at least 1 per minute")
 

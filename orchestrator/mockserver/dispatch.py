@@ -20,6 +20,7 @@ import trio
 from orchestrator.protocol import new_id
 
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
+from .mcp import list_mcp_tools
 from .nulls import drop_unset_nulls
 from .runs import response_create, start_response
 from .transcription import (
@@ -56,6 +57,7 @@ async def _session_update(actor: ConnectionActor, data: dict[str, Any], t: float
         await ga_transcription_update(actor, data["session"])
         return
     await actor.emit(actor.conv.update_session(data["session"]))
+    await list_mcp_tools(actor)
     actor.input.configure(actor.conv.session["audio"]["input"])
     actor.rearm_idle()
     greeting = actor.config.greeting

@@ -117,6 +117,8 @@ class FaultConfig:
     - ``transcription_failure_probability``: per input transcription, send
       ``conversation.item.input_audio_transcription.failed`` (see
       :func:`transcription_failed_event`) instead of its deltas and ``.completed``.
+    - ``mcp_failure_probability``: per MCP call, ``response.mcp_call.failed`` (the
+      item gets a ``tool_execution_error``) instead of ``.completed``.
     - ``reject_percent``: refuse this percentage of handshakes with HTTP 429.
     - ``session_max_s``: session lifetime; at expiry ``session_expired`` then close 1001.
     - ``freeze_at_s`` / ``freeze_ms``: one scheduled server-wide freeze (see
@@ -131,6 +133,7 @@ class FaultConfig:
     stall_probability: float = attrs.field(default=0.0, validator=_probability)
     stall_ms: float = attrs.field(default=0.0, validator=_non_negative_or_none)
     transcription_failure_probability: float = attrs.field(default=0.0, validator=_probability)
+    mcp_failure_probability: float = attrs.field(default=0.0, validator=_probability)
     reject_percent: float = 0.0
     session_max_s: float = attrs.field(default=3600.0, validator=_non_negative_or_none)
     freeze_at_s: float | None = attrs.field(default=None, validator=_non_negative_or_none)
@@ -193,6 +196,11 @@ class ConnectionFaults:
             takes_self=True,
         )
     )
+    _mcp_rng: random.Random = attrs.field(
+        default=attrs.Factory(
+            lambda self: random.Random(f"{self.rng.getstate()[1][:4]}:mcp"), takes_self=True
+        )
+    )
 
     def for_response(self, n_deltas: int) -> ResponseFaults:
         """Draw the faults of the next response, which will stream ``n_deltas`` deltas.
@@ -222,6 +230,10 @@ class ConnectionFaults:
         """The ``…input_audio_transcription.failed`` event for the transcription of
         ``item_id`` when it is drawn to fail (:meth:`transcription_fails`), else None."""
         return transcription_failed_event(item_id) if self.transcription_fails() else None
+
+    def mcp_call_fails(self) -> bool:
+        """Draw whether the next MCP call fails (its own stream, one draw each)."""
+        return self._mcp_rng.random() < self.config.mcp_failure_probability
 
     def response_finished(self) -> bool:
         """Count one finished response; True when ``close_after_responses`` is reached."""

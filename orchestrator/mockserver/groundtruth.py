@@ -11,7 +11,14 @@ Each record (all times in seconds on the server's ``trio.current_time()``):
 "status": "completed"|"cancelled"|"failed"|"incomplete", "reason": str|null,
 "modality": "audio"|"text", "tool_call": {"name", "arguments"}|null,
 "tool_calls": [{"name", "arguments"}, …], "text": str,
-"audio_ms": int, "leading_silence_ms": int, "stall_ms": float, "fault": str|null}``
+"audio_ms": int, "leading_silence_ms": int, "stall_ms": float, "fault": str|null,
+"mcp_calls": [{"name", "server_label", "arguments", "item_id", "status",
+"approval_request_id", "duration_ms", "output"}, …]}``
+
+``mcp_calls`` (only in records of responses that have them): the simulated MCP calls
+of the response (see :mod:`.mcp`), in output order, before its message; ``status``
+``approval_requested`` (an ``mcp_approval_request`` item, no call), ``completed`` or
+``failed`` (injected).
 
 "intended" is anchor + the latency model's draw; "actual" is the moment the frame
 was handed to the websocket. A client measuring from the same anchor should see the
@@ -32,6 +39,14 @@ the ``session.updated`` answering the connection's first ``session.update``; its
 answer started with (included in ``audio_ms``; 0 for text and function calls), so the
 first audible sample leaves at ``first_delta.actual`` and plays ``leading_silence_ms``
 later.
+
+A transcription session (:mod:`.transcription`) writes one record per committed turn
+instead (:class:`TranscriptionRecord`): ``{"kind": "transcription", "connection",
+"session_id", "item_id", "anchor": "committed", "anchor_time": t,
+"transcription_ms": drawn, "completed": {"intended": t, "actual": t},
+"status": "completed"|"failed", "text": str}``, ``completed`` being the
+``…transcription.completed`` (or ``.failed``) event, due ``transcription_ms`` after the
+turn was committed.
 
 ``send_late_ms``: the server's own send lateness, the larger ``actual - intended`` of
 ``created`` and ``first_delta`` in ms (never below 0), where a mark planned inside a
@@ -100,6 +115,7 @@ class GroundTruthRecord:
     audio_ms: int = 0
     stall_ms: float = 0.0
     fault: str | None = None
+    mcp_calls: list[dict[str, Any]] = attrs.field(factory=list)
 
     def mark(self, name: str, intended: float) -> Mark:
         """Start the mark ``name`` (``created`` / ``first_delta`` / ``done``)."""
@@ -111,7 +127,7 @@ class GroundTruthRecord:
         def mark(m: Mark | None) -> dict[str, Any] | None:
             return None if m is None else m.to_dict()
 
-        return {
+        out = {
             "connection": self.connection,
             "session_id": self.session_id,
             "conversation_id": self.conversation_id,
@@ -134,6 +150,38 @@ class GroundTruthRecord:
             "leading_silence_ms": self.leading_silence_ms,
             "stall_ms": self.stall_ms,
             "fault": self.fault,
+        }
+        if self.mcp_calls:
+            out["mcp_calls"] = self.mcp_calls
+        return out
+
+
+@attrs.define
+class TranscriptionRecord:
+    """One committed turn of a transcription session (fields as in the module
+    docstring); ``completed`` is stamped when its event leaves."""
+
+    connection: int
+    session_id: str
+    item_id: str
+    anchor_time: float
+    transcription_ms: float
+    text: str
+    completed: Mark | None = None
+    status: str = "completed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "transcription",
+            "connection": self.connection,
+            "session_id": self.session_id,
+            "item_id": self.item_id,
+            "anchor": "committed",
+            "anchor_time": self.anchor_time,
+            "transcription_ms": self.transcription_ms,
+            "completed": None if self.completed is None else self.completed.to_dict(),
+            "status": self.status,
+            "text": self.text,
         }
 
 
@@ -160,9 +208,9 @@ class GroundTruthSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
-    def write(self, record: GroundTruthRecord | dict[str, Any]) -> None:
+    def write(self, record: GroundTruthRecord | TranscriptionRecord | dict[str, Any]) -> None:
         """Append one record (``send_late_ms`` is added to it)."""
-        if isinstance(record, GroundTruthRecord):
+        if not isinstance(record, dict):
             record = record.to_dict()
         record["send_late_ms"] = _send_late_ms(record, self.held_until)
         if len(self.records) < self.keep:
@@ -177,8 +225,9 @@ class GroundTruthSink:
             self._file = None
 
 
-#: The marks whose lateness is the server's own (see ``send_late_ms``).
-MARKS = ("created", "first_delta")
+#: The marks whose lateness is the server's own (see ``send_late_ms``); ``completed``:
+#: a transcription record's.
+MARKS = ("created", "first_delta", "completed")
 
 
 def _send_late_ms(
@@ -210,12 +259,15 @@ def send_lateness(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The server's own send lateness over ``records`` and the ground truth's time to
     first delta, in ms: ``{"responses", "send_late_p50_ms", "send_late_p99_ms",
     "send_late_max_ms", "ttfb_intended_p99_ms", "ttfb_actual_p99_ms"}`` (``None`` where
-    no record has it). ``ttfb_*``: ``first_delta`` ``intended``/``actual`` minus
+    no record has it). ``responses`` counts response records; the lateness covers the
+    transcription records too. ``ttfb_*``: ``first_delta`` ``intended``/``actual`` minus
     ``anchor_time`` of answers (the latency model's draw, and what the server did)."""
     late: list[float] = []
     intended: list[float] = []
     actual: list[float] = []
+    responses = 0
     for record in records:
+        responses += record.get("kind") != "transcription"
         value = record.get("send_late_ms")
         late.append(float(value) if value is not None else _send_late_ms(record, None))
         first = record.get("first_delta")
@@ -229,7 +281,7 @@ def send_lateness(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     intended.sort()
     actual.sort()
     return {
-        "responses": len(late),
+        "responses": responses,
         "send_late_p50_ms": _percentile(late, 50),
         "send_late_p99_ms": _percentile(late, 99),
         "send_late_max_ms": late[-1] if late else None,

@@ -131,6 +131,8 @@ class LatencyModel:
     as fast as possible). ``response_words`` is the length of generated answers.
     ``leading_silence_ms``: digital silence at the start of every audio answer, part of
     its audio stream (real models often start with 75-341 ms of it; PROTOCOL_NOTES §8).
+    ``mcp_call_ms``: how long a simulated MCP call runs (``response.mcp_call.in_progress``
+    to ``.completed``).
     """
 
     response_created_ms: Distribution = Distribution("fixed", 5.0)
@@ -142,6 +144,7 @@ class LatencyModel:
     speech_ms_per_word: int = 350
     transcription_ms: Distribution = Distribution("fixed", 150.0)
     leading_silence_ms: Distribution = Distribution("fixed", 0.0)
+    mcp_call_ms: Distribution = Distribution("fixed", 200.0)
 
     def __attrs_post_init__(self) -> None:
         if not (self.realtime_factor >= 0 and math.isfinite(self.realtime_factor)):

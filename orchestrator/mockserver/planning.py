@@ -16,9 +16,10 @@ from orchestrator.protocol import Dialect, new_id
 from orchestrator.protocol.beta import FORMAT_TO_BETA
 
 from .audio_bank import AudioBank
-from .config import ToolRule
+from .config import McpToolDef, ToolRule
 from .errors import ClientError, invalid_value
 from .latency import LatencyModel, ResponseTiming
+from .mcp import McpDecision, approved, as_functions, decide_mcp
 from .spec import PlannedCall, ResponseSpec, make_sentence, new_call_id
 from .state import Conversation, item_text, normalize_item
 from .tools import ToolCall, decide_tool_calls
@@ -61,22 +62,27 @@ def decide_answer(
     transcripts: Mapping[str, str],
     tool_rules: Sequence[ToolRule],
     name_matching: bool,
-) -> tuple[str, list[ToolCall]]:
-    """Decide the answer: (text, function calls).
+    mcp_tools: Sequence[McpToolDef] = (),
+) -> tuple[str, list[ToolCall], list[McpDecision]]:
+    """Decide the answer: (text, function calls, MCP calls).
 
     After function outputs the answer mentions every output of the latest round
     (the trailing outputs, skipping the calls between them), in conversation order.
+    After an ``mcp_approval_response`` it makes the approved call (none when denied).
     Otherwise the latest user item (its text, else its spoken transcript) goes through
-    the tool rules; the text is a generated sentence of ``words`` words.
+    the tool rules, the MCP servers' tools (``mcp_tools``, see :mod:`.mcp`) taking part
+    as functions; the text is a generated sentence of ``words`` words.
     """
     last = None
     for i in range(len(context) - 1, -1, -1):
         item = context[i]
-        if item.get("type") == "function_call_output" or item.get("role") == "user":
+        if item.get("type") in _ANSWERED or item.get("role") == "user":
             last = i
             break
     if last is None:
-        return make_sentence(rng, words), []
+        return make_sentence(rng, words), [], []
+    if context[last].get("type") == "mcp_approval_response":
+        return make_sentence(rng, words), [], approved(context, context[last])
     if context[last].get("type") == "function_call_output":
         outputs: list[str] = []
         for item in reversed(context[: last + 1]):
@@ -84,17 +90,21 @@ def decide_answer(
                 outputs.append(" ".join(str(item.get("output", "")).split()[:60]))
             elif item.get("type") != "function_call":
                 break
-        return "Here is what I found: " + "; ".join(reversed(outputs)), []
+        return "Here is what I found: " + "; ".join(reversed(outputs)), [], []
     user = context[last]
     text = item_text(user) or transcripts.get(user["id"], "")
-    calls = decide_tool_calls(
-        text,
-        params["tools"],
-        params["tool_choice"],
-        tool_rules,
-        name_matching=name_matching,
-    )
-    return make_sentence(rng, words), calls
+    tools, by_name = as_functions(params["tools"], mcp_tools)
+    choice = params["tool_choice"]
+    if isinstance(choice, dict) and choice.get("type") == "mcp":
+        name = choice.get("name")
+        choice = {"type": "function", "name": name} if name else "required"
+    calls = decide_tool_calls(text, tools, choice, tool_rules, name_matching=name_matching)
+    functions, mcp = decide_mcp(calls, by_name)
+    return make_sentence(rng, words), functions, mcp
+
+
+#: client items a response answers besides user messages
+_ANSWERED = ("function_call_output", "mcp_approval_response")
 
 
 def plan_response(
@@ -102,17 +112,21 @@ def plan_response(
     *,
     text: str,
     calls: list[ToolCall],
+    mcp_calls: Sequence[PlannedCall] = (),
     timing: ResponseTiming,
     conv: Conversation,
     audio_bank: AudioBank,
     latency: LatencyModel,
     rng: random.Random,
 ) -> ResponseSpec:
-    """The :class:`ResponseSpec` of a response that says ``text`` or makes ``calls``."""
+    """The :class:`ResponseSpec` of a response that says ``text`` or makes ``calls``
+    (function calls) and ``mcp_calls`` (planned by :func:`.mcp.plan_mcp_calls`)."""
     in_conv = params["conversation"] != "none"
     response_id = new_id("resp_")
     codec = FORMAT_TO_BETA[params["format"]["type"]]
-    speaks = params["modality"] == "audio" and not calls
+    speaks = params["modality"] == "audio" and not calls and not any(
+        c.mcp is not None and c.mcp.approval for c in mcp_calls
+    )
     lead = audio_bank.silence(codec, timing.leading_silence_ms) if speaks else []
     max_tokens = params["max_output_tokens"]
     conversation_id = conv.conversation_id if in_conv else None
@@ -147,4 +161,5 @@ def plan_response(
         max_words=max_tokens if isinstance(max_tokens, int) else None,
         more_calls=tuple(PlannedCall(c, new_id("item_"), new_call_id()) for c in calls[1:]),
         lead_chunks=lead,
+        mcp_calls=tuple(mcp_calls),
     )

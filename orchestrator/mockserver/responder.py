@@ -2,7 +2,8 @@
 
 :class:`ResponseStream` yields :class:`Step` s (offset from the anchor in seconds, a
 GA-shaped event without ``event_id``, and an optional ground-truth mark / state effect)
-in the real service's order (PROTOCOL_NOTES §4):
+in the real service's order (PROTOCOL_NOTES §4); the event and item shapes are in
+:mod:`.response_events`:
 
 - audio: ``response.created`` -> ``output_item.added`` -> ``conversation.item.added`` ->
   ``content_part.added`` -> interleaved transcript deltas (running ahead) and audio
@@ -10,12 +11,19 @@ in the real service's order (PROTOCOL_NOTES §4):
   ``content_part.done`` -> ``conversation.item.done`` -> ``output_item.done`` ->
   ``response.done``;
 - text: the same with ``output_text.delta`` / ``.done``;
-- function call: ``output_item.added`` -> ``conversation.item.added`` ->
+- tool calls (:mod:`.stream_parts`): function call: ``output_item.added`` -> ``conversation.item.added`` ->
   ``function_call_arguments.delta`` x N -> ``.done`` -> ``conversation.item.done`` ->
   ``output_item.done`` -> ``response.done``. Several (parallel) calls follow one
   another in that shape, one output item each (``output_index`` 0..n-1, own item id and
   call id), the argument deltas continuing on the response's delta timeline; the one
-  ``response.done`` lists them all.
+  ``response.done`` lists them all;
+- MCP call (:mod:`.mcp`): the same with ``mcp_call_arguments.delta`` / ``.done``, then
+  ``response.mcp_call.in_progress`` and, the call's duration later,
+  ``.completed`` (or ``.failed``) before the item closes with its output; the answer
+  (audio or text, as above) follows in the same response, its timeline shifted to
+  start one ``response.created`` .. first-delta time after the call finished;
+- MCP approval request: ``output_item.added`` -> ``conversation.item.added`` ->
+  ``conversation.item.done`` -> ``output_item.done`` (no deltas) -> ``response.done``.
 
 The stream remembers how far it got, so :meth:`ResponseStream.finish` can end it early
 (cancelled / failed) with the closing events the real service sends for a partial
@@ -29,25 +37,29 @@ No I/O and no clock: the connection actor does the sleeping and sending.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from typing import Any
 
+from .response_events import (
+    arguments_delta,
+    content_event,
+    final_call_item,
+)
 from .spec import (
     PlannedCall,
     ResponseSpec,
     Step,
-    audio_ms_for,
     obfuscation,
     response_usage,
     split_words,
 )
+from .stream_parts import StreamParts
 
 #: the plan's data types live in :mod:`.spec`; importable from here too
 __all__ = ["PlannedCall", "ResponseSpec", "ResponseStream", "Step"]
 
 
-class ResponseStream:
+class ResponseStream(StreamParts):
     """Iterate :meth:`steps` for the full response; call :meth:`finish` to end early.
 
     State changes after each ``yield`` mean "that step was sent": the connection asks
@@ -55,60 +67,21 @@ class ResponseStream:
     exactly what the client has seen opened.
     """
 
-    def __init__(
-        self, spec: ResponseSpec, *, ms_per_word: int, rng: random.Random | None = None
-    ) -> None:
-        self.spec = spec
-        #: draws the delta padding (``obfuscation``); unseeded when not given
-        self.rng = rng if rng is not None else random.Random()
-        self.ms_per_word = ms_per_word
-        self.response = dict(spec.response_object)
-        self.item: dict[str, Any] | None = None
-        self.part_open = False
-        self.item_open = False
-        self.pieces_sent: list[str] = []
-        self.audio_ms = 0
-        self.args_sent = ""  # arguments streamed for the current call
-        self.finished = False
-        #: ``audio_end_ms`` of a truncate received while the item was streaming
-        self.truncated_ms: int | None = None
-        #: final snapshots of the output items closed so far (``response.done.output``)
-        self.done_items: list[dict[str, Any]] = []
-        self._calls = spec.calls()
-        self._call: PlannedCall | None = self._calls[0] if self._calls else None
-        self._output_index = 0
-        self._args_all = ""
-        self._item_done: dict[str, Any] | None = None  # conversation.item.done sent
-        self._args_done = False  # function_call_arguments.done sent
-        self._next_delta = 0
-        self._last_at = 0.0
-        text = spec.text
-        self.incomplete = False
-        if spec.max_words is not None and spec.tool_call is None:
-            words = text.split(" ")
-            if len(words) > spec.max_words:
-                text = " ".join(words[: spec.max_words])
-                self.incomplete = True
-        self.text = text
-
     @property
     def item_ids(self) -> list[str]:
         """The ids of the response's output items, in output order."""
-        return [c.item_id for c in self._calls] or [self.spec.item_id]
+        ids = [c.item_id for c in self._calls]
+        return ids + [self.spec.item_id] if self._speaks else ids
 
     def truncate(self, item_id: str, audio_end_ms: int) -> bool:
         """Record a ``conversation.item.truncate`` of this response's audio message item
         while it is still streaming; False when ``item_id`` is not such an item."""
-        if self._calls or self.spec.modality != "audio" or item_id != self.spec.item_id:
+        if not self._speaks or self.spec.modality != "audio" or item_id != self.spec.item_id:
             return False
         self.truncated_ms = audio_end_ms
         return True
 
     # -- common pieces -------------------------------------------------------------
-    def _ids(self) -> dict[str, Any]:
-        item_id = self._call.item_id if self._call is not None else self.spec.item_id
-        return {"response_id": self.spec.response_id, "item_id": item_id}
-
     def _said(self) -> str:
         # a truncated item keeps no transcript of the audio the user did not hear
         return "" if self.truncated_ms is not None else "".join(self.pieces_sent)
@@ -125,33 +98,15 @@ class ResponseStream:
             return [{"type": "output_audio", "transcript": said}]
         return [{"type": "output_text", "text": said}]
 
-    def _new_item(self) -> dict[str, Any]:
-        if self._call is not None:
-            return {
-                "id": self._call.item_id,
-                "type": "function_call",
-                "status": "in_progress",
-                "name": self._call.call.name,
-                "call_id": self._call.call_id,
-                "arguments": "",
-            }
-        return {
-            "id": self.spec.item_id,
-            "type": "message",
-            "status": "in_progress",
-            "role": "assistant",
-            "content": [],
-        }
-
     def _final_item(self, status: str) -> dict[str, Any]:
         assert self.item is not None
+        if self._call is not None:
+            ran = self._mcp_state == "done" and status == "completed"
+            return final_call_item(self.item, self._call, status, self.args_sent, ran)
         item = dict(self.item)
         item["status"] = status
-        if item["type"] == "function_call":
-            item["arguments"] = self.args_sent
-        else:
-            opened = self.part_open or self.pieces_sent or self.truncated_ms is not None
-            item["content"] = self._item_content() if opened else []
+        opened = self.part_open or self.pieces_sent or self.truncated_ms is not None
+        item["content"] = self._item_content() if opened else []
         return item
 
     # -- the plan ------------------------------------------------------------------
@@ -166,184 +121,73 @@ class ResponseStream:
         )
         if self.finished:
             return
-        t0 = t.first_delta_s
-        self._last_at = t0
+        self._last_at = t.first_delta_s
         if self._calls:
-            yield from self._function_calls()
-        else:
-            yield from self._open_item(t0)
+            yield from self._tool_calls()
             if self.finished:
                 return
-            yield Step(
-                t0,
-                {
-                    **self._ids(),
-                    "type": "response.content_part.added",
-                    "output_index": 0,
-                    "content_index": 0,
-                    "part": self._part(),
-                },
-                effect="add_part",
-            )
+        if self._speaks:
+            yield from self._answer()
             if self.finished:
                 return
-            self.part_open = True
-            if spec.modality == "audio":
-                yield from self._audio_steps()
-            else:
-                yield from self._text_steps()
-        if self.finished:
-            return
         status = "incomplete" if self.incomplete else "completed"
         yield from self._closing(self._last_at, status, None)
 
-    def _open_item(self, at: float) -> Iterator[Step]:
-        """``output_item.added`` + ``conversation.item.added`` of the next output item."""
-        self.item = self._new_item()
-        self._item_done = None
-        self._args_done = False
+    def _answer(self) -> Iterator[Step]:
+        """The message: after MCP calls, once the last one is closed."""
+        if self._calls:
+            yield from self._close_item(self._last_at, "completed", stoppable=True)
+            if self.finished:
+                return
+            self._call = None
+            self._output_index = len(self._calls)
+            self._shift = self._last_at - self.spec.timing.created_s
+        at = self._at(0)
+        self._last_at = at
+        yield from self._open_item(at)
+        if self.finished:
+            return
         yield Step(
             at,
-            {
-                "type": "response.output_item.added",
-                "response_id": self.spec.response_id,
-                "output_index": self._output_index,
-                "item": dict(self.item),
-            },
+            content_event(
+                "response.content_part.added", self._ids(), self._output_index, part=self._part()
+            ),
+            effect="add_part",
         )
         if self.finished:
             return
-        self.item_open = True
-        yield Step(
-            at,
-            {"type": "conversation.item.added", "previous_item_id": None, "item": dict(self.item)},
-            effect="add_item",
-        )
-
-    def _delta(
-        self, at: float, event: dict[str, Any], first: bool, audio_ms: int | None = None
-    ) -> Step:
-        idx = self._next_delta
-        self._next_delta += 1
-        self._last_at = at
-        return Step(
-            at,
-            event,
-            "first_delta" if first else None,
-            delta_index=idx,
-            audio_ms=self.audio_ms if audio_ms is None else audio_ms,
-        )
-
-    def _audio_chunks(self) -> list[tuple[str, int]]:
-        """(payload, ms) of every audio delta: the leading silence, then the speech."""
-        spec = self.spec
-        speech = audio_ms_for(self.text, self.ms_per_word, spec.chunk_ms) // spec.chunk_ms
-        bank = spec.audio_chunks
-        return [
-            *spec.lead_chunks,
-            *((bank[(spec.chunk_offset + k) % len(bank)], spec.chunk_ms) for k in range(speech)),
-        ]
-
-    @staticmethod
-    def _arg_pieces(args: str) -> list[str]:
-        return [args[i : i + 8] for i in range(0, len(args), 8)] or [""]
+        self.part_open = True
+        if self.spec.modality == "audio":
+            yield from self._audio_steps()
+        else:
+            yield from self._text_steps()
 
     def n_deltas(self) -> int:
         """How many streamed deltas (audio, text or argument) the full response has."""
-        if self._calls:
-            return sum(len(self._arg_pieces(c.call.arguments)) for c in self._calls)
+        n = sum(len(self._arg_pieces(c)) for c in self._calls)
+        if not self._speaks:
+            return n
         if self.spec.modality == "audio":
-            return len(self._audio_chunks())
-        return len(split_words(self.text))
+            return n + len(self._audio_chunks())
+        return n + len(split_words(self.text))
 
-    def _audio_steps(self) -> Iterator[Step]:
-        spec = self.spec
-        chunks = self._audio_chunks()
-        n_chunks = len(chunks)
-        pieces = split_words(self.text)
-        # transcript runs ahead: spread the words over the first half of the audio
-        ahead = max(1, (n_chunks + 1) // 2)
-        by_chunk: list[list[str]] = [[] for _ in range(n_chunks)]
-        for j, piece in enumerate(pieces):
-            by_chunk[min(n_chunks - 1, j * ahead // len(pieces))].append(piece)
-        for k, (payload, ms) in enumerate(chunks):
-            # paced by audio: a short (partial silence) chunk takes a shorter slot
-            at = spec.timing.delta_at(self.audio_ms / spec.chunk_ms)
-            for piece in by_chunk[k]:
-                yield Step(
-                    at,
-                    {
-                        **self._ids(),
-                        "type": "response.output_audio_transcript.delta",
-                        "output_index": 0,
-                        "content_index": 0,
-                        "delta": piece,
-                        "obfuscation": obfuscation(self.rng, piece),
-                    },
-                    audio_ms=self.audio_ms,
-                )
-                if self.finished:
-                    return
-                self.pieces_sent.append(piece)
-            yield self._delta(
-                at,
-                {
-                    **self._ids(),
-                    "type": "response.output_audio.delta",
-                    "output_index": 0,
-                    "content_index": 0,
-                    "delta": payload,
-                },
-                first=k == 0,
-                audio_ms=self.audio_ms + ms,
-            )
-            if self.finished:
-                return
-            self.audio_ms += ms
-
-    def _text_steps(self) -> Iterator[Step]:
-        for k, piece in enumerate(split_words(self.text)):
-            yield self._delta(
-                self.spec.timing.delta_at(k),
-                {
-                    **self._ids(),
-                    "type": "response.output_text.delta",
-                    "output_index": 0,
-                    "content_index": 0,
-                    "delta": piece,
-                    "obfuscation": obfuscation(self.rng, piece),
-                },
-                first=k == 0,
-            )
-            if self.finished:
-                return
-            self.pieces_sent.append(piece)
-
-    def _function_calls(self) -> Iterator[Step]:
+    def _tool_calls(self) -> Iterator[Step]:
         """Each call in turn: open its item, stream its arguments, close it (the last
-        one is closed by :meth:`_closing`). Deltas keep one timeline across calls."""
+        one is closed by :meth:`_answer` or :meth:`_closing`). Deltas keep one timeline
+        across calls."""
         last = len(self._calls) - 1
         for n, planned in enumerate(self._calls):
             self._call = planned
             self._output_index = n
             self.args_sent = ""
-            yield from self._open_item(self.spec.timing.delta_at(self._next_delta))
+            yield from self._open_item(max(self._at(self._next_delta), self._last_at))
             if self.finished:
                 return
-            for piece in self._arg_pieces(planned.call.arguments):
-                k = self._next_delta
-                yield self._delta(
-                    self.spec.timing.delta_at(k),
-                    {
-                        **self._ids(),
-                        "type": "response.function_call_arguments.delta",
-                        "output_index": n,
-                        "call_id": planned.call_id,
-                        "delta": piece,
-                        "obfuscation": obfuscation(self.rng, piece),
-                    },
-                    first=k == 0,
+            for piece in self._arg_pieces(planned):
+                event = arguments_delta(
+                    planned, self._ids(), n, piece, obfuscation(self.rng, piece)
                 )
+                yield self._delta(max(self._at(self._next_delta), self._last_at), event)
                 if self.finished:
                     return
                 self.args_sent += piece
@@ -361,67 +205,27 @@ class ResponseStream:
         ``stoppable``: closing an item in the middle of the plan, where :meth:`finish`
         may take over after any step (which then was not sent).
         """
-        spec = self.spec
         if self.item is not None and self._call is not None and self.item_open:
-            if not self._args_done:
-                yield Step(
-                    at,
-                    {
-                        **self._ids(),
-                        "type": "response.function_call_arguments.done",
-                        "output_index": self._output_index,
-                        "call_id": self._call.call_id,
-                        "name": self._call.call.name,
-                        "arguments": self.args_sent,
-                    },
-                )
-                if stoppable and self.finished:
-                    return
-                self._args_done = True
+            yield from self._close_call(at, item_status, stoppable)
+            if stoppable and self.finished:
+                return
+            at = max(at, self._last_at)
         if self.part_open:
             said = "".join(self.pieces_sent)
-            if spec.modality == "audio":
+            ids, index = self._ids(), self._output_index
+            if self.spec.modality == "audio":
+                done = content_event("response.output_audio.done", ids, index)
+                yield Step(at, done, audio_ms=self.audio_ms)
                 yield Step(
                     at,
-                    {
-                        **self._ids(),
-                        "type": "response.output_audio.done",
-                        "output_index": 0,
-                        "content_index": 0,
-                    },
-                    audio_ms=self.audio_ms,
-                )
-                yield Step(
-                    at,
-                    {
-                        **self._ids(),
-                        "type": "response.output_audio_transcript.done",
-                        "output_index": 0,
-                        "content_index": 0,
-                        "transcript": said,
-                    },
+                    content_event(
+                        "response.output_audio_transcript.done", ids, index, transcript=said
+                    ),
                 )
             else:
-                yield Step(
-                    at,
-                    {
-                        **self._ids(),
-                        "type": "response.output_text.done",
-                        "output_index": 0,
-                        "content_index": 0,
-                        "text": said,
-                    },
-                )
-            yield Step(
-                at,
-                {
-                    **self._ids(),
-                    "type": "response.content_part.done",
-                    "output_index": 0,
-                    "content_index": 0,
-                    "part": self._part(),
-                },
-            )
+                yield Step(at, content_event("response.output_text.done", ids, index, text=said))
+            part = content_event("response.content_part.done", ids, index, part=self._part())
+            yield Step(at, part)
             self.part_open = False
         if self.item is not None and self.item_open:
             final = self._item_done or self._final_item(item_status)
@@ -439,7 +243,7 @@ class ResponseStream:
                 at,
                 {
                     "type": "response.output_item.done",
-                    "response_id": spec.response_id,
+                    "response_id": self.spec.response_id,
                     "output_index": self._output_index,
                     "item": final,
                 },
@@ -454,6 +258,7 @@ class ResponseStream:
         self.finished = True
         item_status = "completed" if status == "completed" else "incomplete"
         yield from self._close_item(at, item_status)
+        at = max(at, self._last_at)
         output = list(self.done_items)
         resp = self._response(status, details)
         resp["output"] = output
@@ -469,6 +274,7 @@ class ResponseStream:
         """End the response now (``cancelled`` / ``failed``): the closing steps at ``at``."""
         if self.finished:
             return []
+        self._last_at = min(self._last_at, at)
         return list(self._closing(at, status, details))
 
     def _response(self, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

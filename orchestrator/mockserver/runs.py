@@ -25,6 +25,7 @@ from .errors import ClientError, error_event
 from .faults import FAULT_CLOSE_CODE, ResponseFaults
 from .groundtruth import GroundTruthRecord, Mark
 from .latency import plan_timing
+from .mcp import McpDecision, mcp_record, plan_mcp_calls
 from .planning import decide_answer, plan_response, response_context
 from .responder import ResponseStream, Step
 from .session_update import response_params
@@ -32,6 +33,10 @@ from .session_update import response_params
 if TYPE_CHECKING:  # avoids an import cycle
     from .connection import ConnectionActor, Hook
 
+TRANSCRIPTION_REFUSAL = (
+    "Responses are not supported in a transcription session (session.type is "
+    "'transcription'); update the session to type 'realtime' to create responses."
+)
 SERVER_ERROR_MESSAGE = (
     "The server had an error while processing your request. Sorry about that! (injected fault)"
 )
@@ -61,7 +66,12 @@ class Run:
 
 
 async def response_create(actor: ConnectionActor, raw: object, t_recv: float) -> None:
-    """Answer ``response.create`` (``raw``: its ``response`` field) received at ``t_recv``."""
+    """Answer ``response.create`` (``raw``: its ``response`` field) received at ``t_recv``.
+
+    A transcription session has no responses: refused with an ``invalid_request_error``
+    naming the session type (the real service's wording was not captured)."""
+    if actor.conv.transcription:
+        raise ClientError(None, TRANSCRIPTION_REFUSAL, "type")
     params = response_params(raw, actor.conv.session, beta=actor.dialect is Dialect.BETA)
     if params["conversation"] != "none" and actor.active is not None:
         raise ClientError(
@@ -88,8 +98,9 @@ async def start_response(
     config = actor.config
     latency = config.latency
     timing = plan_timing(latency, actor.rng)
+    mcp: list[McpDecision] = []
     if say is None:
-        text, calls = decide_answer(
+        text, calls, mcp = decide_answer(
             params,
             context,
             timing.words,
@@ -97,13 +108,21 @@ async def start_response(
             transcripts=actor.transcripts,
             tool_rules=config.tool_rules,
             name_matching=config.tool_name_matching,
+            mcp_tools=config.mcp_tools,
         )
     else:
         text, calls = say, []
+    mcp_calls = plan_mcp_calls(
+        mcp,
+        seed=config.seed,
+        duration_s=lambda: latency.mcp_call_ms.sample(actor.rng) / 1000.0,
+        fails=actor.faults.mcp_call_fails,
+    )
     spec = plan_response(
         params,
         text=text,
         calls=calls,
+        mcp_calls=mcp_calls,
         timing=timing,
         conv=actor.conv,
         audio_bank=actor.server.audio_bank,
@@ -124,7 +143,8 @@ async def start_response(
         kind="answer" if say is None else "greeting",
         modality=params["modality"],
         tool_calls=[{"name": c.name, "arguments": c.arguments} for c in calls],
-        text=stream.text if not calls else "",
+        text=stream.text if spec.speaks else "",
+        mcp_calls=[mcp_record(c) for c in mcp_calls],
         leading_silence_ms=sum(ms for _, ms in spec.lead_chunks),
     )
     in_conv = spec.conversation_id is not None

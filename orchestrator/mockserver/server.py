@@ -1,15 +1,6 @@
 """The listener and handshake routing of the embedded Realtime server.
 
-Handshake rules (the same for TCP and for :func:`serve_stream`):
-
-- paths: ``/v1/realtime?model=M``, ``/openai/v1/realtime?model=M`` (Azure GA) and
-  ``/openai/realtime?api-version=V&deployment=D`` (legacy Azure; the deployment is the
-  model). Anything else: HTTP 404. A missing model is accepted, then answered like the
-  real service: an ``invalid_request_error.missing_model`` error and close 4000.
-- dialect: beta when the ``OpenAI-Beta: realtime=v1`` header is present, GA otherwise.
-- auth: when a key is configured, ``Authorization: Bearer KEY`` or ``api-key: KEY`` is
-  required, otherwise HTTP 401 with an OpenAI-style JSON error body (no session).
-- fault ``reject_percent``: HTTP 429 with a ``rate_limit_exceeded`` body.
+Handshakes are decided by :func:`.handshake.route_request` (paths, dialect, auth).
 
 Scheduled freezes (``FaultConfig.freeze_windows``) count from :attr:`MockServer.started_at`
 and hold every outgoing frame of every connection (see :meth:`MockServer.hold_while_frozen`);
@@ -18,18 +9,15 @@ handshakes are still accepted while frozen.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import random
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import attrs
-import orjson
 import trio
 from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
-from orchestrator.protocol import Dialect, new_id
+from orchestrator.protocol import new_id
 
 from .audio_bank import AudioBank
 from .config import ServerConfig
@@ -37,95 +25,13 @@ from .connection import CLOSE_GRACE_S, ConnectionActor
 from .errors import error_event
 from .faults import FreezeWindow, freeze_end, reject_handshake
 from .groundtruth import GroundTruthSink
+from .handshake import Rejection, Route, error_body, route_request
 from .hearing import Hearing
 from .rate_limits import RateLimiter
 from .stats import ServerStats
 from .wire import encode
 
 log = logging.getLogger("orchestrator.mockserver")
-
-REALTIME_PATHS = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")
-
-
-@attrs.frozen
-class Route:
-    """What a handshake asked for."""
-
-    dialect: Dialect
-    model: str | None
-
-
-@attrs.frozen
-class Rejection:
-    """An HTTP refusal of a handshake."""
-
-    status: int
-    reason: str
-    body: bytes
-
-
-def _error_body(message: str, type_: str, code: str | None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
-
-
-def route_request(
-    path: str, headers: list[tuple[bytes, bytes]], config: ServerConfig
-) -> Route | Rejection:
-    """Decide a handshake from its path and headers (pure; never logs header values)."""
-    parts = urlsplit(path)
-    route_path = parts.path.rstrip("/") or "/"
-    if route_path not in REALTIME_PATHS:
-        return Rejection(
-            404,
-            "not_found",
-            _error_body(f"Invalid URL (GET {parts.path})", "invalid_request_error", None),
-        )
-    query = parse_qs(parts.query)
-    hdr = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
-    if config.api_key is not None:
-        presented = None
-        auth = hdr.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            presented = auth[7:].strip()
-        elif "api-key" in hdr:
-            presented = hdr["api-key"].strip()
-        if presented is None:
-            return Rejection(
-                401,
-                "unauthorized",
-                _error_body(
-                    "Missing bearer or basic authentication in header",
-                    "invalid_request_error",
-                    None,
-                ),
-            )
-        if not hmac.compare_digest(presented.encode(), config.api_key.reveal().encode()):
-            return Rejection(
-                401,
-                "unauthorized",
-                _error_body(
-                    "Incorrect API key provided. You can find your API key at "
-                    "https://platform.openai.com/account/api-keys.",
-                    "invalid_request_error",
-                    "invalid_api_key",
-                ),
-            )
-    if route_path == "/openai/realtime":
-        if not query.get("api-version"):
-            return Rejection(
-                400,
-                "bad_request",
-                _error_body(
-                    "Missing required query parameter: api-version", "invalid_request_error", None
-                ),
-            )
-        model = (query.get("deployment") or [None])[0]
-    else:
-        model = (query.get("model") or [None])[0]
-    beta = hdr.get("openai-beta", "").replace(" ", "").lower()
-    dialect = Dialect.BETA if "realtime=v1" in beta else Dialect.GA
-    return Route(dialect=dialect, model=model or None)
-
 
 @attrs.define(eq=False)
 class MockServer:
@@ -272,7 +178,7 @@ class MockServer:
             decision = Rejection(
                 429,
                 "fault_429",
-                _error_body(
+                error_body(
                     "Rate limit reached for requests (injected fault). Please try again later.",
                     "requests",
                     "rate_limit_exceeded",

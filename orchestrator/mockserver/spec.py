@@ -51,12 +51,30 @@ def obfuscation(rng: random.Random, piece: str) -> str:
 
 
 @attrs.frozen
+class McpPlan:
+    """What a planned MCP call does (simulated, never contacting the server's URL):
+    ``approval``: the response asks for approval (an ``mcp_approval_request`` item)
+    instead of calling; otherwise the call runs for ``duration_s`` and gives ``output``,
+    or fails with ``error`` (an injected fault). ``approval_request_id``: the approved
+    request this call carries out."""
+
+    server_label: str
+    approval: bool = False
+    approval_request_id: str | None = None
+    duration_s: float = 0.0
+    output: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
 class PlannedCall:
-    """One function call of a response: the call, its output item id and call id."""
+    """One tool call of a response: the call, its output item id and call id;
+    ``mcp``: set for an MCP call (or approval request), None for a function call."""
 
     call: ToolCall
     item_id: str
     call_id: str
+    mcp: McpPlan | None = None
 
 
 @attrs.frozen
@@ -65,6 +83,9 @@ class ResponseSpec:
 
     ``tool_call`` / ``item_id`` / ``call_id`` are the first (or only) function call;
     ``more_calls`` the further parallel calls of the same response, in order.
+    ``mcp_calls``: MCP calls or approval requests, output first (own item ids); when
+    the response makes MCP calls and no function call nor approval request, its
+    message (``item_id``) follows them (:attr:`speaks`).
     ``lead_chunks``: (payload, ms) of the digital silence an audio answer starts with,
     streamed as deltas before ``audio_chunks`` and counted in its audio length.
     """
@@ -86,12 +107,21 @@ class ResponseSpec:
     max_words: int | None = None
     more_calls: Sequence[PlannedCall] = ()
     lead_chunks: Sequence[tuple[str, int]] = ()
+    mcp_calls: Sequence[PlannedCall] = ()
 
     def calls(self) -> list[PlannedCall]:
-        """All function calls of the response in output order (empty for a message)."""
-        if self.tool_call is None:
-            return []
-        return [PlannedCall(self.tool_call, self.item_id, self.call_id), *self.more_calls]
+        """All tool calls of the response in output order (empty for a message)."""
+        calls = list(self.mcp_calls)
+        if self.tool_call is not None:
+            calls += [PlannedCall(self.tool_call, self.item_id, self.call_id), *self.more_calls]
+        return calls
+
+    @property
+    def speaks(self) -> bool:
+        """Whether the response has a message (after its MCP calls, if any)."""
+        return self.tool_call is None and not any(
+            c.mcp is not None and c.mcp.approval for c in self.mcp_calls
+        )
 
 
 @attrs.frozen

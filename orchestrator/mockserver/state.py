@@ -16,11 +16,14 @@ from orchestrator.audio import ms_for_samples
 from orchestrator.protocol import Dialect, new_id
 
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
+from .mcp import approval_response_item
 from .session_update import apply_beta_update, apply_ga_update
 from .spec import new_call_id
 
 Event = dict[str, Any]
 
+#: client item types (an ``mcp_approval_response`` is checked by :mod:`.mcp`)
+_ITEM_TYPES = ("message", "function_call", "function_call_output", "mcp_approval_response")
 _USER_PARTS = ("input_text", "input_audio", "input_image")
 _ASSISTANT_PARTS = {
     "output_text": "output_text",
@@ -98,7 +101,10 @@ class Conversation:
         """Handle ``conversation.item.create``: ``conversation.item.added`` + ``.done``."""
         if previous_item_id is not None and not isinstance(previous_item_id, str):
             raise invalid_type("previous_item_id", "a string", previous_item_id)
-        item, audio_ms = normalize_item(raw_item, self.dialect)
+        if isinstance(raw_item, dict) and raw_item.get("type") == "mcp_approval_response":
+            item, audio_ms = approval_response_item(raw_item, self.items), 0
+        else:
+            item, audio_ms = normalize_item(raw_item, self.dialect)
         prev = self.insert(item, previous_item_id)
         if audio_ms:
             self.audio_ms[item["id"]] = audio_ms
@@ -219,8 +225,8 @@ def normalize_item(raw: object, dialect: Dialect) -> tuple[dict[str, Any], int]:
     if "type" not in raw:
         raise missing_parameter("item.type")
     kind = raw["type"]
-    if kind not in ("message", "function_call", "function_call_output"):
-        raise invalid_value("item.type", kind, ("message", "function_call", "function_call_output"))
+    if kind not in _ITEM_TYPES[:3]:
+        raise invalid_value("item.type", kind, _ITEM_TYPES)
     item_id = raw.get("id")
     if item_id is None:
         item_id = new_id("item_")

@@ -11,17 +11,19 @@ after the seeded transcription latency, so a slow transcript never holds up cont
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from orchestrator.protocol import new_id
 
+from .groundtruth import Mark, TranscriptionRecord
 from .runs import start_response
 from .spec import make_sentence
 
 if TYPE_CHECKING:  # avoids an import cycle
-    from .connection import ConnectionActor
+    from .connection import ConnectionActor, Hook
 
 IDLE_PROMPT = "No user speech was detected for a while. Please review the recorded audio."
 
@@ -138,11 +140,15 @@ async def transcribe(
     actor: ConnectionActor, item_id: str, transcript: str, ms: float, model: str
 ) -> None:
     """After the seeded transcription latency: the deltas and ``.completed`` (or the
-    injected ``.failed``); the item's transcript is filled in."""
-    await trio.sleep(actor.config.latency.transcription_ms.sample(actor.rng) / 1000.0)
+    injected ``.failed``); the item's transcript is filled in. In a transcription
+    session the turn's ground truth is written when that event leaves."""
+    drawn = actor.config.latency.transcription_ms.sample(actor.rng)
+    anchor = trio.current_time()
+    await trio.sleep(drawn / 1000.0)
+    hook = _groundtruth_hook(actor, item_id, anchor, drawn, transcript)
     if (failed := actor.faults.transcription_failure(item_id)) is not None:
         actor.stats.faults["transcription_failed"] += 1
-        await actor.emit(failed)
+        await actor.emit(failed, hook("failed"))
         return
     for piece in transcript.split(" "):
         if piece:
@@ -168,8 +174,39 @@ async def transcribe(
             "content_index": 0,
             "transcript": transcript,
             "usage": usage,
-        }
+        },
+        hook("completed"),
     )
+
+
+def _groundtruth_hook(
+    actor: ConnectionActor, item_id: str, anchor: float, drawn_ms: float, text: str
+) -> Callable[[str], Hook]:
+    """For a transcription session: ``status`` -> the send hook writing the turn's
+    :class:`~.groundtruth.TranscriptionRecord` (None outside such sessions)."""
+
+    def for_status(status: str) -> Hook:
+        if not actor.conv.transcription:
+            return None
+        record = TranscriptionRecord(
+            connection=actor.index,
+            session_id=actor.session_id,
+            item_id=item_id,
+            anchor_time=anchor,
+            transcription_ms=drawn_ms,
+            text=text,
+            completed=Mark(anchor + drawn_ms / 1000.0),
+            status=status,
+        )
+
+        def sent(t: float) -> None:
+            assert record.completed is not None
+            record.completed.actual = t
+            actor.server.groundtruth.write(record)
+
+        return sent
+
+    return for_status
 
 
 async def idle_timeout(actor: ConnectionActor) -> None:
