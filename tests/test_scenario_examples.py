@@ -71,7 +71,9 @@ async def play(path: Path, *argv: str) -> tuple[list[TurnOutcome], Any]:
 
 def test_examples_exist() -> None:
     names = sorted(p.name for p in EXAMPLES.glob("*.toml"))
-    assert names == ["barge_in.toml", "faq_text.toml", "greeting.toml", "weather_voice.toml"]
+    assert names == [
+        "barge_in.toml", "faq_text.toml", "greeting.toml", "mcp_docs.toml", "weather_voice.toml"
+    ]  # fmt: skip
 
 
 def test_spoken_examples_carry_no_transcript_hints() -> None:
@@ -142,8 +144,49 @@ async def test_text_faq_uses_the_tool_then_none(autojump_clock: trio.testing.Moc
     assert roles == ["user", "assistant"]
 
 
+async def test_mcp_docs_asks_approval_then_calls_the_mcp_tool(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    outcomes, _ = await play(EXAMPLES / "mcp_docs.toml")
+    assert [o.failures for o in outcomes] == [()]
+    record = outcomes[0].turn.record
+    assert [(c.name, c.status, c.approval) for c in record.mcp_calls] == [
+        ("search_docs", "approval_requested", "approved"),
+        ("search_docs", "completed", "approved"),
+    ]
+    assert record.mcp_call_ms is not None and record.mcp_call_ms > 0
+
+
+async def test_a_denied_mcp_call_never_runs(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    scenario = await trio.Path(EXAMPLES / "mcp_docs.toml").read_text()
+    path = trio.Path(tmp_path / "denied.toml")
+    await path.write_text(scenario.replace('mcp_approval = "approve"', 'mcp_approval = "deny"'))
+    outcomes, _ = await play(Path(path))
+    record = outcomes[0].turn.record
+    assert [(c.status, c.approval) for c in record.mcp_calls] == [("approval_requested", "denied")]
+    assert record.mcp_call_ms is None
+
+
+def test_mcp_servers_of_a_scenario_are_checked_and_offered() -> None:
+    from orchestrator.scenario import load_scenario
+    from orchestrator.scenario.loader import parse_scenario
+
+    driver = ScenarioDriver(load_scenario(EXAMPLES / "mcp_docs.toml"))
+    (tool,) = driver.session_config().tools
+    assert (tool.type, tool.server_label, tool.require_approval) == ("mcp", "docs", "always")
+    assert tool.allowed_tools == ["search_docs"]
+    registry = driver.tool_registry()
+    assert registry is not None and registry.approve_mcp
+    with pytest.raises(Exception, match=r"mcp\[0\]\.server_label"):
+        parse_scenario({"name": "x", "mcp": [{"server_label": "bad label"}],
+                        "turns": [{"say": "hi"}]})  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "name", ["weather_voice.toml", "barge_in.toml", "faq_text.toml", "greeting.toml"]
+    "name",
+    ["weather_voice.toml", "barge_in.toml", "faq_text.toml", "greeting.toml", "mcp_docs.toml"],
 )
 async def test_every_example_completes_under_the_supervisor(
     autojump_clock: trio.testing.MockClock, name: str

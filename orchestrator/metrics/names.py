@@ -36,6 +36,7 @@ TURN_METRICS: tuple[str, ...] = (
     "response_ms",
     "tool_roundtrip_ms",
     "tool_to_audio_ms",
+    "mcp_call_ms",
     "barge_in_stop_ms",
     "playback_underrun_ms",
     "audio_out_ms",

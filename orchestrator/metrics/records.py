@@ -10,7 +10,10 @@ the JSON line (never 0).
 
 ``"kind": "turn"`` -> :class:`TurnRecord` (one per user turn)
     identity    ``session_id: str``, ``turn_index: int`` (0-based within the session),
-                ``label: str | None`` (scenario/turn name), ``mode: "audio"|"text"|"manual"``
+                ``label: str | None`` (the turn's name), ``mode: "audio"|"text"|"manual"``,
+                ``scenario: str | None`` (the session's scenario: a file's ``name``,
+                ``builtin:…`` for the built-in conversation), ``tags: dict[str, str] |
+                None`` (user tags: the run's ``--tag`` and the scenario's ``tags``)
     times       ``t_start_s``, ``t_end_s`` (seconds since run start; used for over-time plots)
     outcome     ``status: "completed"|"interrupted"|"failed"|"cancelled"|None`` (the turn's
                 final status: ``interrupted`` = cut off by a barge-in, ``cancelled`` = the
@@ -29,7 +32,10 @@ the JSON line (never 0).
                 frame -> the same), ``playback_underrun_ms`` (time the playback ran dry
                 inside the turn's answers; 0.0 for smooth audio, None without audio)
     tools       ``tool_calls: tuple[ToolCallRecord, ...]`` (name, call_id, roundtrip_ms, ok,
-                error)
+                error); ``mcp_calls: tuple[McpCallRecord, ...]`` (the server's MCP calls
+                and approval requests: name, server_label, status, approval,
+                duration_ms) and ``mcp_call_ms`` (``response.mcp_call.in_progress`` ->
+                ``.completed`` / ``.failed``, max over the turn's calls)
     response    ``response_id``, ``response_status`` ("completed"|"cancelled"|"failed"|
                 "incomplete"|...), ``status_reason``
     usage       ``input_tokens``, ``output_tokens``, ``input_text_tokens``,
@@ -50,10 +56,16 @@ the JSON line (never 0).
 ``"kind": "session"`` -> :class:`SessionResult` (one per session actor, written when it ends)
     ``session_id``, ``status: "completed"|"failed"|"cancelled"``, ``reason: str | None``
     ("TypeName: message" for failures), ``failure`` (the failure as a value:
-    ``{type, message, where, traceback}``; the summary groups by its ``type``), ``label`` (scenario name), ``attempt`` (0 for the
-    first run of this session id, +1 per supervisor restart), ``planned_start_s``,
+    ``{type, message, where, traceback, code}``; the summary groups by its ``type``),
+    ``label`` and ``scenario`` (both the scenario name), ``tags`` (as a turn's),
+    ``attempt`` (0 for the first run of this session id, +1 per supervisor restart: one
+    logical session may have several records, the summary counts it once, by its last
+    attempt), ``planned_start_s``,
     ``late_start_ms`` (actual minus planned start), ``connect_ms``, ``session_ready_ms``,
-    ``t_end_s``, ``turns`` (count; the turn lines are separate), ``reconnects``,
+    ``t_end_s``, ``turns`` (count; the turn lines are separate), ``connect_attempts``
+    (websocket handshakes tried by this attempt, reconnects included),
+    ``refused_by_status`` (handshakes the server refused, by HTTP status as a string:
+    ``{"429": 3}``; None when none), ``reconnects``,
     ``rollovers`` (planned moves to a fresh connection; included in ``reconnects``),
     ``gap_ms_total`` (time without a connection during reconnects), ``errors`` (count),
     ``protocol_errors`` (undecodable server frames; also counted in ``errors``),
@@ -68,8 +80,9 @@ the JSON line (never 0).
 
 Fields added later (``TurnRecord.status``/``reason``/``failure``/``user_transcript``/``gap_ms``/
 ``ttfa_ms``/``voice_to_voice_audible_ms``/``playback_underrun_ms``,
-``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``/``greeting_ms``)
-are optional with defaults, so older files still read.
+``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``/``greeting_ms``/
+``connect_attempts``/``refused_by_status``, ``scenario``/``tags`` of both) are optional
+with defaults, so older files still read.
 
 ``"kind": "snapshot"`` -> :class:`TimelinePoint` (optional; live status samples written by
     the supervisor): ``t_s``, ``active``, ``started``, ``completed``, ``failed``,
@@ -101,6 +114,7 @@ __all__ = [
     "ResultsFormatError",
     "SessionResult",
     "TimelinePoint",
+    "McpCallRecord",
     "ToolCallRecord",
     "TurnRecord",
     "USAGE_FIELDS",
@@ -161,7 +175,27 @@ class ToolCallRecord:
     failure: Failure | None = None
 
 
+@attrs.frozen(kw_only=True)
+class McpCallRecord:
+    """One MCP call the server made in a turn, or asked approval for: ``status``
+    ``completed`` / ``failed`` / ``in_progress`` (the turn ended first) /
+    ``approval_requested``; ``approval``: ``approved`` / ``denied`` when it was asked
+    (None: no approval asked, or not answered); ``duration_ms``:
+    ``response.mcp_call.in_progress`` -> ``.completed`` / ``.failed`` as received."""
+
+    name: str
+    server_label: str
+    status: str
+    approval: str | None = None
+    duration_ms: float | None = None
+
+
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _mcp_tuple(value: Any) -> tuple[McpCallRecord, ...]:
+    # typed Any: callers that spread ``**metrics`` dicts into a record stay well-typed
     return tuple(value)
 
 
@@ -175,6 +209,8 @@ class TurnRecord:
     turn_index: int
     label: str | None = None
     mode: Mode = "audio"
+    scenario: str | None = None
+    tags: dict[str, str] | None = attrs.field(default=None, hash=False)
     t_start_s: float
     t_end_s: float
     status: TurnStatus | None = None
@@ -200,6 +236,8 @@ class TurnRecord:
     pacer_lateness_p99_ms: float | None = None
     pacer_lateness_max_ms: float | None = None
     tool_calls: tuple[ToolCallRecord, ...] = attrs.field(default=(), converter=_tuple)
+    mcp_call_ms: float | None = None
+    mcp_calls: tuple[McpCallRecord, ...] = attrs.field(default=(), converter=_mcp_tuple)
 
     response_id: str | None = None
     response_status: str | None = None
@@ -239,6 +277,8 @@ class SessionResult:
     reason: str | None = None
     failure: Failure | None = None
     label: str | None = None
+    scenario: str | None = None
+    tags: dict[str, str] | None = attrs.field(default=None, hash=False)
     attempt: int = 0
     planned_start_s: float
     late_start_ms: float | None = None
@@ -246,6 +286,8 @@ class SessionResult:
     session_ready_ms: float | None = None
     t_end_s: float
     turns: int = 0
+    connect_attempts: int = 0
+    refused_by_status: dict[str, int] | None = attrs.field(default=None, hash=False)
     reconnects: int = 0
     rollovers: int = 0
     gap_ms_total: float = 0.0

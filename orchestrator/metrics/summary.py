@@ -6,19 +6,35 @@ Layout of the dict returned by :func:`build_summary` (JSON-ready, stable key ord
     run           run info from the caller (redacted), plus computed ``duration_s``
     config        the run config, passed through :func:`redact_config`
     totals        flat scalars (names.SCALAR_METRICS): sessions_total/_completed/_failed/
-                  _cancelled, session_error_rate = failed / all sessions, turns_total,
+                  _cancelled (sessions counted once: a session restarted by the supervisor
+                  has a record per attempt, its last attempt says how it ended),
+                  session_error_rate = failed / all sessions, turns_total,
                   turns_failed, turn_error_rate = failed turns / all turns (a turn fails
                   when its status is "failed", it has an error record or a "failed"
                   response; see ``TurnRecord.failed``), late_starts,
                   dropped_starts, reconnects, cost_usd
+    connections   attempts (websocket handshakes tried, reconnects included), refused
+                  (handshakes refused with an HTTP status), refused_by_status
+                  (``{"429": n}``), reconnects, restarts (supervisor restarts: session
+                  records after a session's first)
     sessions      by_status, failure_types (``failure.type`` -> count), failure_reasons
                   (full reason -> count, most common 20), gap_ms_total
     turns         by_mode, by_status (turn status -> count; "(unknown)" for records
                   without one), by_response_status, by_error_code, failure_reasons (failed
                   turns: reason -> count, most common 20; the turn's reason, else its
                   response's status_reason, else its first error code, else "(no reason)")
+    failure_groups [{scope: "session"|"turn", type, code, template, count, example,
+                  distinct}], largest first (at most 50): failures of the same type and
+                  code whose texts differ only in ids, numbers and quoted text
+                  (:func:`~orchestrator.metrics.failure.failure_template`); ``example``
+                  is the first one's full text (every text stays in the records),
+                  ``distinct`` how many different texts the group holds
     metrics       {metric: {count, mean, min, p50, p90, p95, p99, max}} for every
                   names.DISTRIBUTION_METRICS entry (count 0 and nulls when unmeasured)
+    breakdown     {"scenario": {NAME: {sessions, completed, failed, metrics}},
+                   "label": {LABEL: {turns, failed, metrics}}}: the same per scenario
+                  (sessions counted once) and per turn label ("(none)" for records
+                  without one), ``metrics`` holding only the metrics with samples
     tokens        usage totals (USAGE_FIELDS)
     cost          {model, usd, note, prices_per_1m, prices_source}
     validity      {valid, reasons}: from the supervisor's self-monitoring
@@ -44,11 +60,12 @@ from typing import Any
 import attrs
 import numpy as np
 
+from orchestrator.metrics.failure import group_failures, turn_failure_kind
 from orchestrator.metrics.names import DISTRIBUTION_METRICS, SESSION_METRICS, TURN_METRICS
 from orchestrator.metrics.prices import ModelPrice, PriceTable, builtin_prices
 from orchestrator.metrics.records import USAGE_FIELDS, SessionResult, TurnRecord
 from orchestrator.metrics.stats import clean_values, summarize
-from orchestrator.metrics.thresholds import Threshold, evaluate, parse_thresholds
+from orchestrator.metrics.thresholds import Threshold, evaluate, matches, parse_thresholds
 
 __all__ = [
     "CSV_COLUMNS",
@@ -57,6 +74,7 @@ __all__ = [
     "Validity",
     "build_summary",
     "estimate_cost",
+    "last_attempts",
     "metric_samples",
     "price_for",
     "redact_config",
@@ -67,6 +85,10 @@ __all__ = [
 SCHEMA = 1
 #: How many distinct failure reasons (sessions, turns) the summary lists.
 FAILURE_REASONS_TOP = 20
+#: How many failure groups the summary lists.
+FAILURE_GROUPS_TOP = 50
+#: The key of records without a scenario or a turn label in ``breakdown``.
+NO_NAME = "(none)"
 
 
 #: The built-in prices (USD per 1M tokens) by model name (read from ``prices.toml``).
@@ -266,6 +288,159 @@ def _turn_failure_reason(turn: TurnRecord) -> str:
     return "(no reason)"
 
 
+def last_attempts(sessions: Sequence[SessionResult]) -> list[SessionResult]:
+    """One record per session id (a session restarted by the supervisor has one per
+    attempt): its last attempt (highest ``attempt``; a later record wins a tie), in the
+    order the sessions first appear."""
+    last: dict[str, SessionResult] = {}
+    for s in sessions:
+        seen = last.get(s.session_id)
+        if seen is None or s.attempt >= seen.attempt:
+            last[s.session_id] = s
+    return list(last.values())
+
+
+def connection_counts(sessions: Sequence[SessionResult]) -> dict[str, Any]:
+    """``summary["connections"]`` of every session record (attempts included):
+    handshake ``attempts``, ``refused`` (with an HTTP status) and ``refused_by_status``,
+    ``reconnects``, and ``restarts`` (records of attempts after a session's first)."""
+    refused: collections.Counter[str] = collections.Counter()
+    for s in sessions:
+        refused.update(s.refused_by_status or {})
+    return {
+        "attempts": sum(s.connect_attempts for s in sessions),
+        "refused": sum(refused.values()),
+        "refused_by_status": dict(sorted(refused.items())),
+        "reconnects": sum(s.reconnects for s in sessions),
+        "restarts": sum(1 for s in sessions if s.attempt > 0),
+    }
+
+
+def _counts(turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]) -> dict[str, Any]:
+    """The session and turn counts of ``totals`` (sessions counted once)."""
+    logical = last_attempts(sessions)
+    by_status = collections.Counter(s.status for s in logical)
+    failed_turns = sum(1 for t in turns if t.failed)
+    return {
+        "sessions_total": len(logical),
+        "sessions_completed": by_status.get("completed", 0),
+        "sessions_failed": by_status.get("failed", 0),
+        "sessions_cancelled": by_status.get("cancelled", 0),
+        "session_error_rate": _rate(by_status.get("failed", 0), len(logical)),
+        "turns_total": len(turns),
+        "turns_failed": failed_turns,
+        "turn_error_rate": _rate(failed_turns, len(turns)),
+    }
+
+
+def _stats(values: np.ndarray) -> dict[str, Any]:
+    return {k: _round(v) for k, v in summarize(values).to_dict().items()}
+
+
+def _measured(turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]) -> dict[str, Any]:
+    """The stats of the metrics with samples (a breakdown group's ``metrics``)."""
+    return {
+        name: _stats(values)
+        for name, values in metric_samples(turns, sessions).items()
+        if values.size
+    }
+
+
+class _Tagged:
+    """The records of a run by scenario, label and user tags: the summary's
+    ``breakdown`` and the records a threshold's selector matches."""
+
+    def __init__(self, turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]) -> None:
+        self.turns = turns
+        self.sessions = sessions
+        # a turn written before records carried ``scenario`` takes its session's
+        self._scenario_of = {s.session_id: s.scenario or s.label for s in sessions}
+
+    def scenario(self, record: TurnRecord | SessionResult) -> str | None:
+        if isinstance(record, SessionResult):
+            return record.scenario or record.label
+        return record.scenario or self._scenario_of.get(record.session_id)
+
+    def scoped(
+        self, selector: tuple[tuple[str, str], ...]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """Samples and counts of the records ``selector`` matches (None: none); a session
+        matches a ``label`` when one of its turns has that label."""
+        turns = [
+            t
+            for t in self.turns
+            if matches(selector, scenario=self.scenario(t), label=t.label or "", tags=t.tags)
+        ]
+        labelled = {t.session_id for t in turns}
+        wants_label = any(k == "label" for k, _ in selector)
+        sessions = [
+            s
+            for s in self.sessions
+            if matches(selector, scenario=self.scenario(s), label=None, tags=s.tags)
+            and (not wants_label or s.session_id in labelled)
+        ]
+        if not turns and not sessions:
+            return None
+        return metric_samples(turns, sessions), _counts(turns, sessions)
+
+    def breakdown(self) -> dict[str, Any]:
+        """``summary["breakdown"]`` (see the module docstring)."""
+        by_scenario: dict[str, tuple[list[TurnRecord], list[SessionResult]]] = {}
+        for s in self.sessions:
+            by_scenario.setdefault(self.scenario(s) or NO_NAME, ([], []))[1].append(s)
+        for t in self.turns:
+            by_scenario.setdefault(self.scenario(t) or NO_NAME, ([], []))[0].append(t)
+        scenarios = {}
+        for name, (turns, sessions) in sorted(by_scenario.items()):
+            status = collections.Counter(s.status for s in last_attempts(sessions))
+            scenarios[name] = {
+                "sessions": sum(status.values()),
+                "completed": status.get("completed", 0),
+                "failed": status.get("failed", 0),
+                "metrics": _measured(turns, sessions),
+            }
+        by_label: dict[str, list[TurnRecord]] = {}
+        for t in self.turns:
+            by_label.setdefault(t.label or NO_NAME, []).append(t)
+        labels = {
+            label: {
+                "turns": len(turns),
+                "failed": sum(1 for t in turns if t.failed),
+                "metrics": _measured(turns, ()),
+            }
+            for label, turns in sorted(by_label.items())
+        }
+        return {"scenario": scenarios, "label": labels}
+
+
+def _turn_failure_text(turn: TurnRecord) -> str:
+    if turn.reason:
+        return turn.reason
+    for err in turn.errors:
+        return f"{err.code}: {err.message}" if err.code else err.message or "(no reason)"
+    return turn.status_reason or "(no reason)"
+
+
+def _failures(
+    sessions: Sequence[SessionResult], turns: Sequence[TurnRecord]
+) -> Iterable[tuple[str, str, str | None, str]]:
+    """``(scope, type, code, text)`` of every failed session (last attempts) and turn."""
+    for s in sessions:
+        code = s.failure.code if s.failure is not None else None
+        yield "session", _failure_type(s), code, s.reason or "(no reason)"
+    for t in turns:
+        first = t.errors[0] if t.errors else None
+        kind, code = turn_failure_kind(
+            failure=t.failure,
+            error_event=None if first is None else first.event_type or "error",
+            error_code=None if first is None else first.code,
+            response_status=t.response_status,
+            status_reason=t.status_reason,
+            status=t.status,
+        )
+        yield "turn", kind, code, _turn_failure_text(t)
+
+
 def _validity_dict(validity: Validity | Mapping[str, Any] | None) -> dict[str, Any]:
     if validity is None:
         return Validity().to_dict()
@@ -307,8 +482,9 @@ def build_summary(
         ends = [s.t_end_s for s in sessions] + [t.t_end_s for t in turns]
         run_out["duration_s"] = _round(max(ends, default=0.0))
 
-    by_status = collections.Counter(s.status for s in sessions)
-    failed_sessions = [s for s in sessions if s.status == "failed"]
+    logical = last_attempts(sessions)
+    by_status = collections.Counter(s.status for s in logical)
+    failed_sessions = [s for s in logical if s.status == "failed"]
     failed_turns = [t for t in turns if t.failed]
     tokens = token_totals(turns, sessions)
     table = builtin_prices() if prices is None else _table(prices)
@@ -316,35 +492,29 @@ def build_summary(
     price = table.price_for(model)
 
     totals: dict[str, Any] = {
-        "sessions_total": len(sessions),
-        "sessions_completed": by_status.get("completed", 0),
-        "sessions_failed": by_status.get("failed", 0),
-        "sessions_cancelled": by_status.get("cancelled", 0),
-        "session_error_rate": _rate(len(failed_sessions), len(sessions)),
-        "turns_total": len(turns),
-        "turns_failed": len(failed_turns),
-        "turn_error_rate": _rate(len(failed_turns), len(turns)),
+        **_counts(turns, sessions),
         "late_starts": int(late_starts),
         "dropped_starts": int(dropped_starts),
         "held_starts": None if held_starts is None else int(held_starts),
         "rate_limited_turns": sum(
             1 for t in turns if any(e.code == "rate_limit_exceeded" for e in t.errors)
         ),
-        "rate_limited_sessions": sum(1 for s in sessions if s.rate_limited),
+        "rate_limited_sessions": sum(1 for s in logical if s.rate_limited),
         "reconnects": sum(s.reconnects for s in sessions),
         "cost_usd": None if usd is None else round(usd, 6),
     }
     samples = metric_samples(turns, sessions)
-    metrics = {
-        name: {k: _round(v) for k, v in summarize(values).to_dict().items()}
-        for name, values in samples.items()
-    }
-    threshold_results = [r.to_dict() for r in evaluate(parsed, samples=samples, scalars=totals)]
+    metrics = {name: _stats(values) for name, values in samples.items()}
+    tagged = _Tagged(turns, sessions)
+    threshold_results = [
+        r.to_dict() for r in evaluate(parsed, samples=samples, scalars=totals, scoped=tagged.scoped)
+    ]
     return {
         "schema": SCHEMA,
         "run": run_out,
         "config": config_out,
         "totals": totals,
+        "connections": connection_counts(sessions),
         "sessions": {
             "by_status": dict(sorted(by_status.items())),
             "failure_types": dict(
@@ -376,7 +546,12 @@ def build_summary(
                 )
             ),
         },
+        "failure_groups": [
+            g.to_dict()
+            for g in group_failures(_failures(failed_sessions, failed_turns), FAILURE_GROUPS_TOP)
+        ],
         "metrics": metrics,
+        "breakdown": tagged.breakdown(),
         "tokens": tokens,
         "cost": {
             "model": model,

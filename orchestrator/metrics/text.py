@@ -9,6 +9,8 @@ from orchestrator.metrics.stats import SUMMARY_STATS
 
 __all__ = [
     "all_failed_warning",
+    "breakdown_lines",
+    "connection_line",
     "failure_reason_lines",
     "fmt_number",
     "format_table",
@@ -20,6 +22,14 @@ __all__ = [
 TOP_REASONS = 3
 #: Longest failure reason printed in full; longer ones are cut with an ellipsis.
 REASON_WIDTH = 200
+#: The metrics of the per-scenario / per-label tables (p95 of each, when measured).
+BREAKDOWN_METRICS: tuple[str, ...] = (
+    "connect_ms",
+    "voice_to_voice_ms",
+    "ttfb_ms",
+    "response_ms",
+    "tool_roundtrip_ms",
+)
 
 
 def fmt_number(value: Any, digits: int = 1) -> str:
@@ -42,12 +52,18 @@ def truncate(text: str, width: int) -> str:
 def failure_reason_lines(
     summary: Mapping[str, Any], *, top: int = TOP_REASONS, width: int = REASON_WIDTH
 ) -> list[str]:
-    """The most frequent session and turn failure reasons of ``summary`` (its
-    ``sessions.failure_reasons`` / ``turns.failure_reasons``, already redacted), as
-    ``  COUNT x REASON`` lines under a heading per kind; no lines when nothing failed."""
+    """The largest session and turn failure groups of ``summary`` (``failure_groups``:
+    ``  COUNT x TYPE [CODE]: TEMPLATE``, or ``  COUNT x TEXT`` when every failure of the
+    group said the same), or for a summary written before groups existed
+    its most frequent ``sessions.failure_reasons`` / ``turns.failure_reasons`` (``  COUNT
+    x REASON``), under a heading per kind; no lines when nothing failed."""
     out: list[str] = []
+    groups = summary.get("failure_groups")
     for section, label in (("sessions", "session"), ("turns", "turn")):
-        reasons = summary.get(section, {}).get("failure_reasons") or {}
+        if groups is not None:
+            reasons = {_group_text(g): g["count"] for g in groups if g.get("scope") == label}
+        else:
+            reasons = summary.get(section, {}).get("failure_reasons") or {}
         if not reasons:
             continue
         shown = list(reasons.items())[:top]
@@ -56,6 +72,63 @@ def failure_reason_lines(
         heading += f" (top {len(shown)} of {len(reasons)}):" if more > 0 else ":"
         out.append(heading)
         out.extend(f"  {count} x {truncate(str(reason), width)}" for reason, count in shown)
+    return out
+
+
+def _group_text(group: Mapping[str, Any]) -> str:
+    """The group's one full text when all its failures said the same, else its type,
+    code and template."""
+    if group.get("distinct") == 1:
+        return str(group.get("example"))
+    code = f" [{group['code']}]" if group.get("code") else ""
+    return f"{group.get('type')}{code}: {group.get('template')}"
+
+
+def connection_line(summary: Mapping[str, Any]) -> str | None:
+    """``connections: A handshakes, R refused (429: n), N reconnects, S restarts`` when
+    anything beyond one handshake per session happened, else None."""
+    conn = summary.get("connections")
+    if not conn:
+        return None
+    sessions = summary.get("totals", {}).get("sessions_total", 0)
+    if not (conn.get("refused") or conn.get("reconnects") or conn.get("restarts")) and (
+        conn.get("attempts", 0) <= sessions
+    ):
+        return None
+    by_status = ", ".join(f"{k}: {v}" for k, v in (conn.get("refused_by_status") or {}).items())
+    refused = f"{conn.get('refused', 0)} refused" + (f" ({by_status})" if by_status else "")
+    return (
+        f"connections: {conn.get('attempts', 0)} handshakes, {refused}, "
+        f"{conn.get('reconnects', 0)} reconnects, {conn.get('restarts', 0)} restarts"
+    )
+
+
+def breakdown_lines(summary: Mapping[str, Any]) -> list[str]:
+    """A compact table per breakdown dimension of ``summary`` with more than one entry:
+    per scenario (sessions, completed, failed) and per turn label (turns, failed), each
+    with the p95 of :data:`BREAKDOWN_METRICS` measured in any row."""
+    out: list[str] = []
+    breakdown = summary.get("breakdown") or {}
+    for key, counts in (
+        ("scenario", ("sessions", "completed", "failed")),
+        ("label", ("turns", "failed")),
+    ):
+        groups = breakdown.get(key) or {}
+        if len(groups) < 2:
+            continue
+        shown = [
+            m for m in BREAKDOWN_METRICS if any(m in g.get("metrics", {}) for g in groups.values())
+        ]
+        rows = [
+            [
+                name,
+                *(str(g.get(c, 0)) for c in counts),
+                *(fmt_number(g.get("metrics", {}).get(m, {}).get("p95")) for m in shown),
+            ]
+            for name, g in groups.items()
+        ]
+        headers = [key, *counts, *(f"{m.removesuffix('_ms')} p95" for m in shown)]
+        out.append(format_table(headers, rows).rstrip())
     return out
 
 
@@ -90,8 +163,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def summary_text(summary: Mapping[str, Any]) -> str:
-    """Human-readable run summary: totals, the top failure reasons, metric table (only
-    measured metrics), validity, cost and threshold results."""
+    """Human-readable run summary: totals, connection counts (when anything was refused,
+    retried or restarted), the largest failure groups, metric table (only measured
+    metrics), per-scenario / per-label tables (when there are several), validity, cost
+    and threshold results."""
     totals = summary.get("totals", {})
     out = []
     out.append(
@@ -116,6 +191,9 @@ def summary_text(summary: Mapping[str, Any]) -> str:
                 sessions=totals.get("rate_limited_sessions", 0),
             )
         )
+    conn = connection_line(summary)
+    if conn is not None:
+        out.append(conn)
     out.extend(failure_reason_lines(summary))
     rows = [
         [name, *(fmt_number(stats.get(k)) for k in SUMMARY_STATS)]
@@ -123,6 +201,7 @@ def summary_text(summary: Mapping[str, Any]) -> str:
         if stats.get("count")
     ]
     out.append(format_table(["metric", *SUMMARY_STATS], rows).rstrip())
+    out.extend(breakdown_lines(summary))
     validity = summary.get("validity", {})
     if validity and not validity.get("valid", True):
         out.append("RESULTS NOT VALID: " + "; ".join(validity.get("reasons", [])))

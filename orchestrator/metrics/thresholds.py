@@ -1,12 +1,18 @@
 """k6-style pass/fail thresholds: ``'voice_to_voice_ms.p95<800'``, ``'sessions_failed==0'``.
 
-Grammar: ``METRIC[.STAT] OP NUMBER``.
+Grammar: ``METRIC[{SELECTOR}][.STAT] OP NUMBER``.
 
 - ``METRIC``: a distribution metric (:data:`~orchestrator.metrics.names.DISTRIBUTION_METRICS`,
   needs a ``STAT``) or a scalar (:data:`~orchestrator.metrics.names.SCALAR_METRICS`, no
   ``STAT``).
 - ``STAT``: ``avg``/``mean``, ``min``, ``max``, ``count``, ``med`` (= p50), ``pNN`` or
   ``pNN.N`` (any percentile 0..100; k6's ``p(95)`` spelling is accepted too).
+- ``SELECTOR`` (k6's tag filter): ``key:value`` pairs, comma-separated, all of which a
+  record must carry to count: ``scenario:NAME`` (the session's scenario), ``label:NAME``
+  (the turn's label; a session matches when one of its turns has it) or any user tag
+  (``env:staging``). ``ttfb_ms{scenario:checkout,label:question}.p95<800``. A selector
+  that matches no record at all fails its threshold (``note`` says so): k6 leaves a
+  threshold without data unjudged, which in CI would let a typo pass.
 - ``OP``: ``<  <=  >  >=  ==  !=``.
 - an optional ``:abort`` suffix (k6's ``abortOnFail``): the threshold is also judged
   during the run, on rolling windows, and a failure stops the run
@@ -31,11 +37,16 @@ from orchestrator.metrics.names import DISTRIBUTION_METRICS, SCALAR_METRICS
 from orchestrator.metrics.stats import clean_values, percentile
 
 __all__ = [
+    "TAG_NAME",
     "Threshold",
     "ThresholdError",
     "ThresholdResult",
+    "check_tags",
     "evaluate",
     "evaluate_summary",
+    "format_selector",
+    "matches",
+    "parse_tag",
     "parse_threshold",
     "parse_thresholds",
     "threshold_result",
@@ -52,6 +63,38 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _SPLIT = re.compile(r"^\s*(?P<lhs>[^<>=!]*?)\s*(?P<op>[<>=!]+)\s*(?P<rhs>.*?)\s*$")
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PCT = re.compile(r"^p\(?(?P<q>\d+(?:\.\d+)?)\)?$")
+_LHS = re.compile(r"^(?P<metric>[^{}.]*)(?:\{(?P<selector>[^{}]*)\})?(?P<rest>.*)$")
+#: What a tag name (a selector key, a scenario's ``tags`` key, ``--tag NAME=...``) may be.
+TAG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def check_tags(tags: Mapping[str, str], where: str) -> dict[str, str]:
+    """``tags`` as a plain dict; raises ``ValueError`` naming ``where`` and the tag when a
+    name is not a :data:`TAG_NAME` or a value is not a non-empty string."""
+    out = dict(tags)
+    for key, value in out.items():
+        if not (isinstance(key, str) and TAG_NAME.match(key)):
+            raise ValueError(
+                f"{where}: bad tag name {key!r} (a letter or _, then letters, digits, _ . -)"
+            )
+        if not (isinstance(value, str) and value.strip()):
+            raise ValueError(f"{where}: tag {key!r} needs a non-empty string value, got {value!r}")
+    return out
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` (a ``--tag`` argument) as ``(name, value)``; raises ``ValueError``
+    naming the argument when the ``=`` is missing, the name is not a :data:`TAG_NAME` or
+    the value is empty."""
+    name, eq, value = text.partition("=")
+    if not eq:
+        raise ValueError(f"--tag {text!r}: expected NAME=VALUE, e.g. env=staging")
+    (pair,) = check_tags({name.strip(): value.strip()}, f"--tag {text!r}").items()
+    return pair
+
+
+#: Selector keys that are not user tags.
+SELECTOR_FIELDS: tuple[str, ...] = ("scenario", "label")
 _STAT_ALIASES = {"avg": "mean", "mean": "mean", "min": "min", "max": "max", "count": "count"}
 
 
@@ -62,7 +105,8 @@ class ThresholdError(ValueError):
 @attrs.frozen(kw_only=True)
 class Threshold:
     """A parsed threshold. ``stat`` is ``None`` for scalar metrics; ``q`` is the percentile
-    (0..100) when ``stat`` is ``"pNN"``; ``mean`` is the canonical name of ``avg``."""
+    (0..100) when ``stat`` is ``"pNN"``; ``mean`` is the canonical name of ``avg``;
+    ``selector`` the ``(key, value)`` pairs of ``{key:value,...}`` (empty: every record)."""
 
     expr: str
     metric: str
@@ -70,6 +114,7 @@ class Threshold:
     q: float | None
     op: str
     target: float
+    selector: tuple[tuple[str, str], ...] = ()
     abort: bool = False
     """``:abort`` was given: judged live too, and a live failure aborts the run."""
 
@@ -91,6 +136,7 @@ class ThresholdResult:
     actual: float | None
     ok: bool
     note: str | None = None
+    selector: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (for ``summary.json``)."""
@@ -115,11 +161,56 @@ def _parse_stat(expr: str, metric: str, raw: str) -> tuple[str, float | None]:
     )
 
 
+def _parse_selector(expr: str, raw: str) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        key, colon, value = part.partition(":")
+        key, value = key.strip(), value.strip().strip("'\"")
+        if not colon or not TAG_NAME.match(key) or not value:
+            raise ThresholdError(
+                f"threshold {expr!r}: bad selector item {part.strip()!r} in {{{raw}}} "
+                "(write {key:value,...}, e.g. {label:question} or {scenario:checkout})"
+            )
+        if any(k == key for k, _ in pairs):
+            raise ThresholdError(f"threshold {expr!r}: selector key {key!r} given twice")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def matches(
+    selector: Iterable[tuple[str, str]],
+    *,
+    scenario: str | None,
+    label: str | None,
+    tags: Mapping[str, str] | None,
+) -> bool:
+    """Whether a record with this ``scenario``, turn ``label`` and user ``tags`` carries
+    every ``(key, value)`` of ``selector`` (``label`` None: the label is not checked,
+    the caller decides for records without one)."""
+    for key, value in selector:
+        if key == "scenario":
+            if scenario != value:
+                return False
+        elif key == "label":
+            if label is not None and label != value:
+                return False
+        elif (tags or {}).get(key) != value:
+            return False
+    return True
+
+
+def format_selector(selector: Iterable[tuple[str, str]]) -> str:
+    """``{key:value,...}`` as written in a threshold."""
+    return "{" + ",".join(f"{k}:{v}" for k, v in selector) + "}"
+
+
 def parse_threshold(expr: str) -> Threshold:
     """Parse one expression; raises :class:`ThresholdError` saying what is wrong."""
     if not isinstance(expr, str) or not expr.strip():
         raise ThresholdError(f"threshold {expr!r}: empty expression")
     body, colon, option = expr.rpartition(":")
+    if "}" in option:  # the colon was a selector's, not an option's
+        body, colon, option = expr, "", ""
     if colon and option.strip() != "abort":
         raise ThresholdError(
             f"threshold {expr!r}: unknown option {option.strip()!r} (only ':abort')"
@@ -135,7 +226,18 @@ def parse_threshold(expr: str) -> Threshold:
         )
     if not lhs:
         raise ThresholdError(f"threshold {expr!r}: missing metric before {op!r}")
-    metric, dot, raw_stat = lhs.partition(".")
+    parts = _LHS.match(lhs)
+    if parts is not None and "{" in parts["rest"]:
+        raise ThresholdError(
+            f"threshold {expr!r}: the {{key:value}} selector goes right after the metric "
+            "name, before the stat (e.g. 'ttfb_ms{label:question}.p95<800')"
+        )
+    if parts is None or (parts["rest"] and not parts["rest"].startswith(".")):
+        raise ThresholdError(
+            f"threshold {expr!r}: expected METRIC[{{key:value}}][.STAT] before {op!r}"
+        )
+    selector = () if parts["selector"] is None else _parse_selector(expr, parts["selector"])
+    metric, dot, raw_stat = parts["metric"], parts["rest"][:1], parts["rest"][1:]
     metric = metric.strip()
     if not _METRIC.match(metric) or (
         metric not in DISTRIBUTION_METRICS and metric not in SCALAR_METRICS
@@ -163,7 +265,14 @@ def parse_threshold(expr: str) -> Threshold:
     if not math.isfinite(target):
         raise ThresholdError(f"threshold {expr!r}: bad number {rhs!r} (must be finite)")
     return Threshold(
-        expr=expr.strip(), metric=metric, stat=stat, q=q, op=op, target=target, abort=abort
+        expr=expr.strip(),
+        metric=metric,
+        stat=stat,
+        q=q,
+        op=op,
+        target=target,
+        selector=selector,
+        abort=abort,
     )
 
 
@@ -189,6 +298,7 @@ def threshold_result(
         actual=actual,
         ok=(missing_ok and actual is None) or t.passes(actual),
         note=note if actual is None else None,
+        selector=dict(t.selector) or None,
     )
 
 
@@ -204,19 +314,49 @@ def _stat_of(values: np.ndarray, t: Threshold) -> float | None:
     return float(values.min() if t.stat == "min" else values.max())
 
 
+Samples = Mapping[str, Iterable[float | None] | np.ndarray]
+#: The samples and scalars of the records a selector matches (None: it matches none).
+Scoped = Callable[[tuple[tuple[str, str], ...]], tuple[Samples, Mapping[str, float | None]] | None]
+
+
 def evaluate(
     thresholds: Iterable[str | Threshold],
     *,
-    samples: Mapping[str, Iterable[float | None] | np.ndarray],
+    samples: Samples,
     scalars: Mapping[str, float | None],
+    scoped: Scoped | None = None,
 ) -> list[ThresholdResult]:
     """Evaluate thresholds on raw samples (exact, any percentile) and run scalars.
 
     ``samples`` maps distribution metric names to their values (missing = no samples);
     ``scalars`` maps :data:`SCALAR_METRICS` names to values (missing/``None`` = fails).
+    ``scoped(selector)`` gives both for the records a threshold's selector matches (None
+    when it matches none: that threshold fails); without it a threshold with a selector
+    raises :class:`ThresholdError`.
     """
     results = []
     for t in parse_thresholds(thresholds):
+        if t.selector:
+            if scoped is None:
+                raise ThresholdError(
+                    f"threshold {t.expr!r}: a {{key:value}} selector needs the run's records"
+                )
+            found = scoped(t.selector)
+            if found is None:
+                results.append(
+                    threshold_result(
+                        t,
+                        None,
+                        f"no record matches {format_selector(t.selector)} (selector keys: "
+                        "scenario, label or a user tag)",
+                    )
+                )
+                continue
+            results.extend(
+                evaluate([attrs.evolve(t, selector=())], samples=found[0], scalars=found[1])
+            )
+            results[-1] = attrs.evolve(results[-1], selector=dict(t.selector))
+            continue
         if t.stat is None:
             results.append(
                 threshold_result(t, _float_or_none(scalars.get(t.metric)), _NOT_MEASURED)
@@ -237,11 +377,28 @@ def evaluate_summary(
 ) -> list[ThresholdResult]:
     """Evaluate thresholds against a stored ``summary.json`` dict (``summary["metrics"]``,
     ``summary["totals"]``). Only the stats a summary keeps are available (count, mean,
-    min, max, p50, p90, p95, p99); other percentiles raise :class:`ThresholdError`."""
-    metrics = summary.get("metrics", {})
+    min, max, p50, p90, p95, p99); other percentiles raise :class:`ThresholdError`. A
+    selector of one ``scenario`` or one ``label`` on a distribution metric reads
+    ``summary["breakdown"]``; other selectors raise :class:`ThresholdError` (evaluate them
+    on the results file)."""
     totals = summary.get("totals", {})
     results = []
     for t in parse_thresholds(thresholds):
+        metrics = summary.get("metrics", {})
+        if t.selector:
+            (key, value), *more = t.selector
+            if more or key not in SELECTOR_FIELDS or t.stat is None:
+                raise ThresholdError(
+                    f"threshold {t.expr!r}: a stored summary breaks distributions down by "
+                    "one scenario or one label only; evaluate it on the results file"
+                )
+            group = summary.get("breakdown", {}).get(key, {}).get(value)
+            if group is None:
+                results.append(
+                    threshold_result(t, None, f"no record matches {format_selector(t.selector)}")
+                )
+                continue
+            metrics = group.get("metrics", {})
         if t.stat is None:
             results.append(threshold_result(t, _float_or_none(totals.get(t.metric)), _NOT_MEASURED))
             continue

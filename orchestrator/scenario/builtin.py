@@ -8,7 +8,11 @@ seeded), then ``tail_ms`` of silence; or the WAV file ``audio`` as it is. It is 
 real time (or ``realtime_factor`` times faster); the server's VAD ends the turn
 (``server_vad``, ``vad_silence_ms`` of silence). The conversation succeeds when the
 assistant answered (the turn's response completed); anything else fails the session with
-:class:`ScenarioFailed`, so "no answer" counts as an error in the run, not as a fast turn.
+:class:`Unanswered` (a :class:`ScenarioFailed`), so "no answer" counts as an error in the
+run, not as a fast turn. Its failure type and code are the turn's own
+(:func:`~orchestrator.metrics.failure.turn_failure_kind`: ``ServerError`` with the
+server's error code, the exception that failed the turn, ``turn_interrupted``…), so the
+summary groups these failures by what went wrong, not as one generic type.
 """
 
 from __future__ import annotations
@@ -21,13 +25,26 @@ import trio
 from orchestrator import protocol as P
 from orchestrator.audio.voices.cache import Line, VoiceCache
 from orchestrator.audio.voices.variation import Variation
+from orchestrator.metrics.failure import turn_failure_kind
 from orchestrator.session.actor import Session
 from orchestrator.session.sources import AudioSource
 
 from .errors import ScenarioFailed
 from .spoken import SpokenLine
 
-__all__ = ["BuiltinConversation", "ScenarioFailed", "voice_session_config"]
+__all__ = ["BuiltinConversation", "ScenarioFailed", "Unanswered", "voice_session_config"]
+
+
+class Unanswered(ScenarioFailed):
+    """The built-in conversation's question got no completed answer. ``failure_type`` /
+    ``failure_code`` name what went wrong (see the module docstring); the session's
+    ``Failure`` takes them (:meth:`orchestrator.metrics.failure.Failure.from_exception`).
+    """
+
+    def __init__(self, message: str, failure_type: str, failure_code: str | None) -> None:
+        super().__init__(message)
+        self.failure_type = failure_type
+        self.failure_code = failure_code
 
 
 def voice_session_config(
@@ -110,6 +127,11 @@ class BuiltinConversation:
         return "builtin:one-question"
 
     @property
+    def tags(self) -> dict[str, str]:
+        """No user tags of its own (the run's ``--tag`` apply)."""
+        return {}
+
+    @property
     def speaks(self) -> bool:
         """Whether callers say a synthesized line (``speak``): only then is there anything
         for the embedded server to hear."""
@@ -150,14 +172,26 @@ class BuiltinConversation:
     async def __call__(self, session: Session) -> None:
         """Speak the question, wait for the answer.
 
-        Raises :class:`ScenarioFailed` when the turn did not complete. Cancellation:
+        Raises :class:`Unanswered` when the turn did not complete. Cancellation:
         raises ``Cancelled``; the session is closed by its owner.
         """
         source = self.source(session.spec.seed or 0)
         turn = await session.say_audio(source, commit="vad", label=self.label)
         if turn.status != "completed":
-            raise ScenarioFailed(
-                f"turn 0 ({self.label}) {turn.status}: {turn.reason or 'no reason given'}"
+            record = turn.record
+            first = record.errors[0] if record.errors else None
+            kind, code = turn_failure_kind(
+                failure=turn.failure,
+                error_event=None if first is None else first.event_type or "error",
+                error_code=None if first is None else first.code,
+                response_status=record.response_status,
+                status_reason=record.status_reason,
+                status=turn.status,
+            )
+            raise Unanswered(
+                f"turn 0 ({self.label}) {turn.status}: {turn.reason or 'no reason given'}",
+                kind,
+                code,
             )
         if self.linger_ms:
             await trio.sleep(self.linger_ms / 1000.0)

@@ -48,7 +48,7 @@ from orchestrator.session.turns import Turn
 
 from .errors import ScenarioError, ScenarioFailed
 from .expect import ExpectationFailure, Observed, check_turn
-from .model import BUDGET_METRICS, Scenario, ToolSpec, TurnSpec, VoiceSettings
+from .model import BUDGET_METRICS, McpServerSpec, Scenario, ToolSpec, TurnSpec, VoiceSettings
 from .spoken import SpokenLine
 from .transcription import transcription_session_config
 
@@ -194,6 +194,11 @@ class ScenarioDriver:
         return self.scenario.name
 
     @property
+    def tags(self) -> dict[str, str]:
+        """The scenario file's user ``tags`` (for ``SessionSpec.tags``)."""
+        return dict(self.scenario.tags)
+
+    @property
     def speaks(self) -> bool:
         """Whether callers say synthesized lines (``speak`` turns): only then is there
         anything for the embedded server to hear."""
@@ -288,8 +293,14 @@ class ScenarioDriver:
             transcription = P.Transcription(
                 model=s.transcription_model or DEFAULT_TRANSCRIPTION_MODEL
             )
+        tools = None
+        if self.scenario.mcp:  # the session adds function tools only to a config without any
+            registry = self.tool_registry()
+            functions = registry.function_tools() if registry is not None else []
+            tools = [*functions, *(_mcp_tool(m) for m in self.scenario.mcp)]
         return P.SessionConfig(
             output_modalities=[s.output_modality],
+            tools=tools,
             instructions=s.instructions,
             tool_choice=s.tool_choice,
             audio=P.AudioConfig(
@@ -303,9 +314,9 @@ class ScenarioDriver:
     def tool_registry(self) -> ToolRegistry | None:
         """The scenario's tools as a registry the session runs for function calls (None
         when the scenario declares no tools)."""
-        if not self.scenario.tools:
+        if not self.scenario.tools and not self.scenario.mcp:
             return None
-        registry = ToolRegistry()
+        registry = ToolRegistry(approve_mcp=self.scenario.session.mcp_approval == "approve")
         for tool in self.scenario.tools:
             registry.add(
                 tool.name,
@@ -466,3 +477,12 @@ async def _await_transcription(session: Session, item_id: str | None) -> None:
                 and ev.item_id == item_id
             )
         )
+
+
+def _mcp_tool(spec: McpServerSpec) -> P.McpTool:
+    return P.McpTool(
+        server_label=spec.server_label,
+        server_url=spec.server_url,
+        require_approval=spec.require_approval,
+        allowed_tools=None if spec.allowed_tools is None else list(spec.allowed_tools),
+    )

@@ -5,6 +5,7 @@ The format (every key is optional unless marked *required*; unknown keys are err
 
     name = "weather-by-voice"                  # required
     description = "..."
+    tags = { team = "voice", suite = "smoke" } # user tags on every record of its sessions
 
     [session]                                  # session.update settings
     type = "realtime"                          # "realtime" | "transcription" (speech to text)
@@ -19,6 +20,7 @@ The format (every key is optional unless marked *required*; unknown keys are err
     transcription = true                       # transcribe user audio
     transcription_model = "gpt-4o-mini-transcribe"
     tool_choice = "auto"                       # "auto" | "none" | "required"
+    mcp_approval = "approve"                   # answer to MCP approval requests: or "deny"
     wait_for_greeting = false                  # the assistant speaks first: wait for it
     greeting_timeout_ms = 5000                 # with wait_for_greeting; none -> session fails
 
@@ -41,6 +43,12 @@ The format (every key is optional unless marked *required*; unknown keys are err
     parameters = { type = "object", properties = { city = { type = "string" } }, required = ["city"] }
     result_template = "It is 18 degrees and sunny in {city}."   # or: result = <any value>
     delay_ms = 50                              # simulated tool run time
+
+    [[mcp]]                                    # a remote MCP server the model may use
+    server_label = "docs"                      # required
+    server_url = "https://mcp.example.com/mcp" # the embedded server never contacts it
+    require_approval = "always"                # "always" | "never"; [session] mcp_approval
+    allowed_tools = ["search_docs"]            #   answers ("approve" | "deny")
 
     [[history]]                                # seeded before turn 0
     role = "user"                              # "user" | "assistant" | "system"

@@ -19,11 +19,13 @@ from typing import Any, Literal
 import attrs
 
 from orchestrator.metrics.names import TURN_METRICS
+from orchestrator.metrics.thresholds import TAG_NAME
 
 __all__ = [
     "BUDGET_METRICS",
     "FieldProblems",
     "HistoryItem",
+    "McpServerSpec",
     "Scenario",
     "ServerHints",
     "SessionSettings",
@@ -90,7 +92,9 @@ class SessionSettings:
     (``transcription_model``, default ``gpt-4o-mini-transcribe``). ``wait_for_greeting``:
     the assistant speaks first; the caller waits for that greeting to finish (at most
     ``greeting_timeout_ms``, default 5000; no greeting by then fails the session) before
-    the first turn. ``type``: ``realtime`` (default) or ``transcription``, a speech-to-text
+    the first turn. ``mcp_approval``: the answer to the server's MCP approval requests
+    (``approve``, the default, or ``deny``). ``type``: ``realtime`` (default) or
+    ``transcription``, a speech-to-text
     session (:mod:`orchestrator.scenario.transcription`): each audio turn ends with its
     transcription (``transcription_ms``) and gets no answer; server VAD only.
     """
@@ -107,6 +111,7 @@ class SessionSettings:
     transcription: bool = False
     transcription_model: str | None = None
     tool_choice: Literal["auto", "none", "required"] | None = None
+    mcp_approval: Literal["approve", "deny"] = "approve"
     wait_for_greeting: bool = False
     greeting_timeout_ms: float | None = None
 
@@ -170,6 +175,33 @@ class SessionSettings:
             300 if self.vad_prefix_padding_ms is None else self.vad_prefix_padding_ms,
             200 if self.vad_silence_ms is None else self.vad_silence_ms,
         )
+
+
+@attrs.frozen(kw_only=True)
+class McpServerSpec:
+    """``[[mcp]]``: a remote MCP server offered to the model (a GA ``mcp`` tool).
+
+    The server calls it, not the client: the embedded server simulates it (never
+    contacting ``server_url``). ``require_approval``: ``always`` / ``never`` (absent:
+    the service's default, which asks); the session answers approval requests as
+    ``[session] mcp_approval`` says. ``allowed_tools``: the tools the model may use.
+    """
+
+    server_label: str
+    server_url: str = "https://mcp.example.invalid/mcp"
+    require_approval: Literal["always", "never"] | None = None
+    allowed_tools: tuple[str, ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        c = _Checks()
+        if not _TOOL_NAME.match(self.server_label):
+            c.add(
+                "server_label",
+                f"must be 1-64 letters, digits, '_' or '-', got {self.server_label!r}",
+            )
+        if not self.server_url.startswith(("https://", "http://")):
+            c.add("server_url", f"must be an http(s) URL, got {self.server_url!r}")
+        c.done()
 
 
 @attrs.frozen(kw_only=True)
@@ -373,6 +405,7 @@ class TurnSpec:
     max_response_ms: float | None = None
     max_tool_roundtrip_ms: float | None = None
     max_tool_to_audio_ms: float | None = None
+    max_mcp_call_ms: float | None = None
     max_barge_in_stop_ms: float | None = None
     max_playback_underrun_ms: float | None = None
 
@@ -508,10 +541,12 @@ class Scenario:
     description: str | None = None
     session: SessionSettings = attrs.field(factory=SessionSettings)
     tools: tuple[ToolSpec, ...] = ()
+    mcp: tuple[McpServerSpec, ...] = ()
     history: tuple[HistoryItem, ...] = ()
     turns: tuple[TurnSpec, ...] = ()
     server: ServerHints = attrs.field(factory=ServerHints)
     voices: VoiceSettings = attrs.field(factory=VoiceSettings)
+    tags: dict[str, str] = attrs.field(factory=dict, hash=False)
     origin: str = "<scenario>"
 
     def __attrs_post_init__(self) -> None:
@@ -576,9 +611,17 @@ class Scenario:
                         _join(path, "expect_user_transcript_regex"),
                         "needs session.transcription = true for audio turns",
                     )
+        # MCP tools are listed by the MCP server: any name when one of them allows any
+        mcp_open = any(m.allowed_tools is None for m in self.mcp)
+        mcp_names = {name for m in self.mcp for name in m.allowed_tools or ()}
         for i, rule in enumerate(self.server.tool_rules):
-            if rule.tool not in names:
+            if rule.tool not in names and not mcp_open and rule.tool not in mcp_names:
                 c.add(
                     f"server.tool_rules[{i}].tool", f"unknown tool {rule.tool!r} (tools: {known})"
                 )
+        for key, value in self.tags.items():
+            if not TAG_NAME.match(key):
+                c.add(f"tags[{key}]", "a tag name is a letter or _ then letters, digits, _ . -")
+            elif not value.strip():
+                c.add(f"tags[{key}]", "must not be empty")
         c.done()

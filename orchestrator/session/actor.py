@@ -65,6 +65,7 @@ from .spec import SessionSpec
 from .state import ConversationState, text_message
 from .subscription import Subscription
 from .tool_task import ToolTask
+from .transcribe import session_update
 from .turns import Turn, TurnCheck
 from .waiters import Waiter, await_waiter
 
@@ -326,6 +327,8 @@ class Session:
             reason=None if end.failure is None else str(end.failure),
             failure=end.failure,
             label=self.spec.label,
+            scenario=self.spec.label,
+            tags=dict(self.spec.tags) or None,
             attempt=self.spec.attempt,
             planned_start_s=self._planned - run_t0,
             late_start_ms=(self._t_start - self._planned) * 1000.0,
@@ -333,6 +336,8 @@ class Session:
             session_ready_ms=link.session_ready_ms,
             t_end_s=t - run_t0,
             turns=len(self.turns),
+            connect_attempts=link.connect_attempts,
+            refused_by_status=dict(link.refused_by_status) or None,
             reconnects=link.reconnects,
             rollovers=link.rollovers,
             gap_ms_total=link.gap_ms_total,
@@ -394,8 +399,8 @@ class Session:
         """Send ``session.update`` with ``config`` (a ``SessionConfig``; partial configs
         merge server-side) and return the ``session`` of the ``session.updated`` answer.
         The config is re-sent after every reconnect."""
-        event = P.SessionUpdate(session=config, event_id=P.new_id("event_"))
-        result = await self._request(event, lambda ev: type(ev) is P.SessionUpdated)
+        event, answered = session_update(config, self._core.dialect)
+        result = await self._request(event, answered)
         self._core.configs.append(config)
         return result.session
 

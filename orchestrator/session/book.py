@@ -37,11 +37,14 @@ class TurnBook:
     final :class:`TurnRecord`; ``unprompted(response_id)`` is asked about a response
     nobody claimed and returns True when it belongs to no turn. ``gap_start`` is when the
     connection was lost (None while connected): a turn that ends while disconnected
-    counts the gap so far."""
+    counts the gap so far. ``scenario`` and ``tags`` go on every record (the session's
+    scenario name and user tags)."""
 
     state: ConversationState
     session_id: str
     run_t0: float
+    scenario: str | None = attrs.field(default=None, kw_only=True)
+    tags: dict[str, str] | None = attrs.field(default=None, kw_only=True)
     server_mode: Callable[[], Mode]
     on_turn: Callable[[TurnRecord], None] | None = None
     unprompted: Callable[[str], bool] | None = None
@@ -173,6 +176,8 @@ class TurnBook:
             mode=turn.mode,
             run_t0=self.run_t0,
             label=turn.label,
+            scenario=self.scenario,
+            tags=self.tags,
             transcript=turn.transcript,
             status=turn.status if final else None,
             reason=None if turn.status in ("open", "completed") else turn.reason,

@@ -114,6 +114,8 @@ class SessionCore:
             server_mode=lambda: "audio" if self.server_vad() else "text",
             on_turn=spec.on_turn,
             unprompted=self._unprompted,
+            scenario=spec.label,
+            tags=dict(spec.tags) or None,
         )
         self.configs: list[Any] = []
         if spec.config is not None:
@@ -430,10 +432,10 @@ class SessionCore:
             self.book.drop_newest_claim()
         self.add_error(self._error(code, err.message or "", "error", t), turn)
         if is_fatal_code(code) or err.type == "authentication_error":
-            self._fatal(f"{err.type}.{code}: {err.message}")
+            self._fatal(f"{err.type}.{code}: {err.message}", code)
 
-    def _fatal(self, message: str) -> None:
-        failure = Failure(type="ServerError", message=message[:500], where="server")
+    def _fatal(self, message: str, code: str | None = None) -> None:
+        failure = Failure(type="ServerError", message=message[:500], where="server", code=code)
         if self.fatal is None:
             self.fatal = failure
         self._stop(failure)
@@ -562,13 +564,26 @@ class SessionCore:
             self._end_quiet()
 
     def _on_arguments_done(self, event: Any, t: float, turn: Turn | None) -> None:
+        self._queue_call(event.response_id, event.call_id, t, turn)
+
+    def _on_output_item_done(self, event: Any, t: float, turn: Turn | None) -> None:
+        # an MCP approval request is answered like a function call (see ``state``)
+        call = self.state.calls_in_flight.get(getattr(event.item, "id", None) or "")
+        if call is not None and call.kind == "mcp_approval":
+            self._queue_call(event.response_id, call.call_id, t, turn)
+
+    def _on_mcp_call(self, event: Any, t: float, turn: Turn | None) -> None:
+        if turn is not None:
+            turn.mcp_call_event(event, t)
+
+    def _queue_call(self, rid: str, call_id: str, t: float, turn: Turn | None) -> None:
+        """Hand call ``call_id`` of response ``rid`` to the tool task."""
         if self.spec.tools is None or turn is None:
             return
-        rid = event.response_id
         batch = self._batches.get(rid)
         if batch is None:
             batch = self._batches[rid] = _Batch(turn=turn)
-        call = self.state.calls_in_flight.get(event.call_id)
+        call = self.state.calls_in_flight.get(call_id)
         if call is None:
             return
         try:
@@ -600,7 +615,7 @@ class SessionCore:
             message = getattr(error, "message", None) or ""
             self.add_error(self._error(code, message, "response.done", t), turn)
             if is_fatal_code(code):
-                self._fatal(f"response failed: {code}: {message}")
+                self._fatal(f"response failed: {code}: {message}", code)
         if turn is None or turn.status != "open":
             return
         resp = self.state.responses.get(rid)
@@ -663,6 +678,10 @@ _HANDLERS: dict[type, Callable[[SessionCore, Any, float, Turn | None], None]] = 
     P.ConversationItemCreated: _sc._on_item_added,
     P.ResponseOutputAudioDelta: _sc._on_audio_delta,
     P.ResponseFunctionCallArgumentsDone: _sc._on_arguments_done,
+    P.ResponseOutputItemDone: _sc._on_output_item_done,
+    P.ResponseMcpCallInProgress: _sc._on_mcp_call,
+    P.ResponseMcpCallCompleted: _sc._on_mcp_call,
+    P.ResponseMcpCallFailed: _sc._on_mcp_call,
     P.ResponseDone: _sc._on_response_done,
     P.RateLimitsUpdated: _sc._on_rate_limits,
     P.ConversationItemInputAudioTranscriptionCompleted: on_transcription_completed,

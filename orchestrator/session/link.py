@@ -25,13 +25,14 @@ import trio
 
 from orchestrator import protocol as P
 from orchestrator.metrics.failure import Failure, first_error
-from orchestrator.transport import TransportError
+from orchestrator.transport import HandshakeRejected, TransportError
 
 from .core import SessionCore
 from .errors import ConnectTimeout, RequestRejected, SessionFailure, SessionReadyTimeout
 from .messages import Out
 from .reconnect import FINAL_CLOSE_CODES, RolloverRequested
 from .spec import ConnectionLike, SessionSpec
+from .transcribe import session_update
 from .waiters import Waiter, await_waiter
 
 __all__ = ["Link", "LinkOutcome"]
@@ -51,7 +52,9 @@ class Link:
     """See the module docstring.
 
     Public state: ``connect_ms`` / ``session_ready_ms`` (of the first connection, from
-    the planned start), ``reconnects`` (connections made ready after the first, rollovers
+    the planned start), ``connect_attempts`` (connections tried: every handshake, the
+    first one and each reconnect), ``refused_by_status`` (handshakes the server refused,
+    by HTTP status), ``reconnects`` (connections made ready after the first, rollovers
     included), ``rollovers``, ``gap_ms_total`` (time without a ready connection between
     them), ``ready_gen`` (connections made ready so far), ``started_at`` (trio time the
     current connection opened; None while there is none).
@@ -72,6 +75,8 @@ class Link:
         self._rng = random.Random(spec.seed)
         self.connect_ms: float | None = None
         self.session_ready_ms: float | None = None
+        self.connect_attempts = 0
+        self.refused_by_status: dict[str, int] = {}
         self.reconnects = 0
         self.rollovers = 0
         self.gap_ms_total = 0.0
@@ -148,6 +153,7 @@ class Link:
         failures = 0
         while not self._closing:
             core.link_started()
+            self.connect_attempts += 1
             lost = await self._connection(factory, started)
             was_ready, self._ready = self._ready, False
             self.started_at = None
@@ -222,6 +228,9 @@ class Link:
                     )
         except* TransportError as group:
             lost = first_error(group)
+        if isinstance(lost, HandshakeRejected):
+            status = str(lost.status_code)
+            self.refused_by_status[status] = self.refused_by_status.get(status, 0) + 1
         return lost
 
     async def _serve(
@@ -289,8 +298,8 @@ class Link:
         if not core.configs and self._spec.wait_session_created:
             await core.session_created.wait()
         for i, config in enumerate(list(core.configs)):
-            event = P.SessionUpdate(session=config, event_id=P.new_id("event_"))
-            waiter = Waiter(lambda ev: type(ev) is P.SessionUpdated, event.event_id, event.type)
+            event, answered = session_update(config, core.dialect)
+            waiter = Waiter(answered, event.event_id, event.type)
             try:
                 await self._exchange(conn, [event], waiter)
             except RequestRejected as exc:

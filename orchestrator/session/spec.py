@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import attrs
 
 from orchestrator.metrics.records import TurnRecord
+from orchestrator.metrics.thresholds import check_tags
 from orchestrator.protocol.dialect import Dialect
 
 from .audible import DEFAULT_AUDIBLE_DBFS
@@ -77,6 +78,10 @@ class PacingSpec:
             raise ValueError(f"PacingSpec.max_tail_ms must be >= 0, got {self.max_tail_ms}")
 
 
+def _tag_dict(tags: Mapping[str, str]) -> dict[str, str]:
+    return check_tags(tags, "SessionSpec.tags")
+
+
 @attrs.frozen(kw_only=True)
 class SessionSpec:
     """Everything one session actor needs.
@@ -100,7 +105,10 @@ class SessionSpec:
     - ``rollover_after``: connection age (s) after which the next turn boundary moves
       to a fresh connection; ``expiry_margin``: roll over that long before the
       server's ``expires_at``;
-    - ``session_id``, ``label``, ``attempt``: identity in the records;
+    - ``session_id``, ``label``, ``attempt``: identity in the records; ``label`` names
+      the session's scenario (every turn and session record carries it as
+      ``scenario``); ``tags``: user tags (``{"env": "staging"}``) copied into every
+      record of the session;
     - ``planned_start`` (trio time; default: when the actor starts) and ``run_t0``
       (trio time that ``*_s`` record fields count from; default ``planned_start``);
     - ``event_buffer``: default capacity of an event subscription;
@@ -133,6 +141,7 @@ class SessionSpec:
     expiry_margin: float = 60.0
     session_id: str = "session"
     label: str | None = None
+    tags: dict[str, str] = attrs.field(factory=dict, hash=False, converter=_tag_dict)
     attempt: int = 0
     planned_start: float | None = None
     run_t0: float | None = None

@@ -10,7 +10,11 @@ It mirrors what the server holds, from server events only:
   (``response.created`` .. ``response.done``);
 - the **current audio** output (response, item, content index) and how much audio each
   item received (counted from the base64 length, never decoded here);
-- **tool calls** whose arguments are done and whose output has not been seen yet.
+- **tool calls** whose arguments are done and whose output has not been seen yet, and
+  MCP approval requests not answered yet (``ToolCall.kind == "mcp_approval"``: the
+  client answers them like function calls, with an ``mcp_approval_response``);
+- the **MCP calls** the server made (or asked approval for) per response
+  (:class:`McpCall`, from the output items and ``response.mcp_call.*``).
 
 ``apply(event)`` dispatches on the event class through a dict; unknown classes are
 ignored. It never raises for odd-but-legal server behaviour (unknown ids, duplicates).
@@ -19,7 +23,7 @@ ignored. It never raises for odd-but-legal server behaviour (unknown ids, duplic
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -29,6 +33,7 @@ from orchestrator.protocol.beta import FORMAT_TO_BETA
 __all__ = [
     "ConversationState",
     "ItemState",
+    "McpCall",
     "ResponseState",
     "ToolCall",
     "b64_decoded_len",
@@ -58,13 +63,31 @@ def text_message(role: str, text: str, item_id: str | None = None) -> Any:
 
 @attrs.define(slots=True, eq=False)
 class ToolCall:
-    """A function call whose arguments are complete."""
+    """A function call whose arguments are complete, or (``kind`` ``mcp_approval``) an
+    MCP approval request to answer: ``call_id`` is then the request's item id."""
 
     call_id: str
     name: str
     arguments: str
     item_id: str | None
     response_id: str | None
+    kind: Literal["function", "mcp_approval"] = "function"
+    server_label: str | None = None
+
+
+@attrs.define(slots=True, eq=False)
+class McpCall:
+    """An MCP call the server made, or asked approval for: ``status``
+    ``approval_requested``, ``in_progress``, ``completed`` or ``failed``;
+    ``approval_request_id``: the request it carries out; ``approve``: the answer the
+    client gave to this request (None: not asked, or not answered yet)."""
+
+    item_id: str
+    name: str
+    server_label: str
+    status: str
+    approval_request_id: str | None = None
+    approve: bool | None = None
 
 
 @attrs.define(slots=True, eq=False)
@@ -107,6 +130,7 @@ class ResponseState:
     status: str = "in_progress"
     output_item_ids: list[str] = attrs.field(factory=list)
     function_calls: list[ToolCall] = attrs.field(factory=list)
+    mcp_calls: list[McpCall] = attrs.field(factory=list)
     final: Any = None  # the Response object of response.done
 
     @property
@@ -129,6 +153,7 @@ class ConversationState:
     audio_item_id: str | None = None
     audio_content_index: int = 0
     calls_in_flight: dict[str, ToolCall] = attrs.field(factory=dict)
+    mcp_by_item: dict[str, McpCall] = attrs.field(factory=dict)
     session: Any = None
     expires_at: int | None = None
     bytes_per_ms: float = 48.0
@@ -251,8 +276,15 @@ class ConversationState:
                 self.order.append(item_id)
             else:
                 self.order.insert(idx + 1, item_id)
-        if getattr(item, "type", None) == "function_call_output":
+        kind = getattr(item, "type", None)
+        if kind == "function_call_output":
             self.calls_in_flight.pop(getattr(item, "call_id", None) or "", None)
+        elif kind == "mcp_approval_response":
+            request = item.approval_request_id or ""
+            self.calls_in_flight.pop(request, None)
+            asked = self.mcp_by_item.get(request)
+            if asked is not None:
+                asked.approve = item.approve
         _take_input_transcript(st)
         return st
 
@@ -314,6 +346,58 @@ class ConversationState:
         elif item_id is not None:
             # out-of-band responses (conversation "none") never get conversation.item.added
             self._pending_owner[item_id] = ev.response_id
+        if resp is not None and item_id is not None:
+            self._mcp_item(resp, item)
+
+    def _mcp_item(self, resp: ResponseState, item: Any) -> McpCall | None:
+        """The :class:`McpCall` of an ``mcp_call`` / ``mcp_approval_request`` output item
+        (made when first seen), None for other items."""
+        kind = getattr(item, "type", None)
+        if kind not in ("mcp_call", "mcp_approval_request"):
+            return None
+        call = self.mcp_by_item.get(item.id)
+        if call is None:
+            call = McpCall(
+                item_id=item.id,
+                name=item.name or "",
+                server_label=item.server_label or "",
+                status="in_progress" if kind == "mcp_call" else "approval_requested",
+                approval_request_id=getattr(item, "approval_request_id", None),
+            )
+            self.mcp_by_item[item.id] = call
+            resp.mcp_calls.append(call)
+        return call
+
+    def _on_output_item_done(self, ev: Any) -> None:
+        resp = self.responses.get(ev.response_id)
+        item = ev.item
+        if resp is None or getattr(item, "id", None) is None:
+            return
+        call = self._mcp_item(resp, item)
+        if call is None:
+            return
+        if item.type == "mcp_call":
+            if getattr(item, "error", None) is not None:
+                call.status = "failed"
+            elif call.status == "in_progress" and getattr(item, "output", None) is not None:
+                call.status = "completed"
+        elif call.approve is None and item.id not in self.calls_in_flight:
+            request = ToolCall(
+                call_id=item.id,
+                name=call.name,
+                arguments=item.arguments or "",
+                item_id=item.id,
+                response_id=ev.response_id,
+                kind="mcp_approval",
+                server_label=call.server_label,
+            )
+            self.calls_in_flight[item.id] = request
+            resp.function_calls.append(request)
+
+    def _on_mcp_call_ended(self, ev: Any) -> None:
+        call = self.mcp_by_item.get(ev.item_id)
+        if call is not None:
+            call.status = "failed" if type(ev) is P.ResponseMcpCallFailed else "completed"
 
     def _on_audio_delta(self, ev: Any) -> None:
         n = self.last_delta_bytes = b64_decoded_len(ev.delta)
@@ -372,6 +456,8 @@ class ConversationState:
 
     def _on_session(self, ev: Any) -> None:
         s = ev.session
+        if type(ev) is P.TranscriptionSessionUpdated and getattr(s, "type", None) is None:
+            s = attrs.evolve(s, type="transcription")  # beta sessions have no type
         self.session = s
         expires = getattr(s, "expires_at", None)
         if expires is not None:
@@ -441,6 +527,7 @@ _cs = ConversationState
 _DISPATCH: dict[type, Callable[[ConversationState, Any], None]] = {
     P.SessionCreated: _cs._on_session,
     P.SessionUpdated: _cs._on_session,
+    P.TranscriptionSessionUpdated: _cs._on_session,
     P.ConversationItemAdded: _cs._on_item_added,
     P.ConversationItemCreated: _cs._on_item_added,
     P.ConversationItemDone: _cs._on_item_done,
@@ -456,5 +543,8 @@ _DISPATCH: dict[type, Callable[[ConversationState, Any], None]] = {
     P.ResponseOutputAudioTranscriptDone: _cs._on_transcript_done,
     P.ResponseOutputTextDone: _cs._on_text_done,
     P.ResponseFunctionCallArgumentsDone: _cs._on_arguments_done,
+    P.ResponseOutputItemDone: _cs._on_output_item_done,
+    P.ResponseMcpCallCompleted: _cs._on_mcp_call_ended,
+    P.ResponseMcpCallFailed: _cs._on_mcp_call_ended,
     P.ResponseDone: _cs._on_response_done,
 }

@@ -262,6 +262,8 @@ class TurnTimer:
         mode: str,
         run_t0: float,
         label: str | None = None,
+        scenario: str | None = None,
+        tags: dict[str, str] | None = None,
         transcript: str | None = None,
         status: str | None = None,
         reason: str | None = None,
@@ -278,6 +280,8 @@ class TurnTimer:
             session_id=session_id,
             turn_index=turn_index,
             label=label,
+            scenario=scenario,
+            tags=tags,
             mode=mode,  # type: ignore[arg-type]
             t_start_s=start - run_t0,
             t_end_s=max(end, start) - run_t0,

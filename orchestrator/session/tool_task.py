@@ -1,7 +1,8 @@
 """The tool task: runs function calls as soon as their arguments are done, concurrently,
-and sends each ``function_call_output``. The follow-up ``response.create`` is the
-core's decision (once the response is done and every output is out), carried out by the
-effects task."""
+and sends each ``function_call_output``; answers MCP approval requests the same way,
+with an ``mcp_approval_response`` (the registry's ``approve_mcp``). The follow-up
+``response.create`` is the core's decision (once the response is done and every output
+or answer is out), carried out by the effects task."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ class ToolTask:
         assert registry is not None  # the core queues calls only when there is one
         core = self._core
         call, turn = job.call, job.turn
+        if call.kind == "mcp_approval":
+            if job.epoch != core.epoch:
+                return  # the request was made on a connection that is gone
+            answer = P.McpApprovalResponseItem(
+                approval_request_id=call.call_id, approve=registry.approve_mcp
+            )
+            await self._out.send(Out(P.ConversationItemCreate(item=answer), turn))
+            core.tool_output_sent(job)
+            return
         outcome = await registry.call(call.name, call.arguments)
         if job.epoch != core.epoch:
             return  # the connection this call belonged to is gone

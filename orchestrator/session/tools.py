@@ -75,10 +75,12 @@ def _failure(message: str, failure: Failure | None = None) -> ToolOutcome:
 
 @attrs.define(eq=False)
 class ToolRegistry:
-    """Named tools plus a default per-call ``deadline`` in seconds."""
+    """Named tools plus a default per-call ``deadline`` in seconds; ``approve_mcp``: the
+    answer to the server's MCP approval requests (``mcp_approval_response``)."""
 
     deadline: float = 10.0
     tools: dict[str, Tool] = attrs.field(factory=dict)
+    approve_mcp: bool = True
 
     def add(
         self,

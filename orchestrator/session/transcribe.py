@@ -6,15 +6,38 @@ In such a session server VAD commits the user's audio and the server sends
 response, so the turn is finished by its ``.completed`` (``completed``) or ``.failed``
 (``failed``). ``transcription_ms`` (planned last speech frame -> ``.completed``) is
 stamped by the turn's timer. In a realtime session these events change nothing here.
+In the beta dialect the session is configured with ``transcription_session.update``
+(:func:`session_update`); its ``transcription_session.updated`` marks the state's
+session as a transcription session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from orchestrator import protocol as P
 
 if TYPE_CHECKING:  # avoids an import cycle
     from .core import SessionCore
     from .turns import Turn
+
+
+def session_update(config: Any, dialect: P.Dialect) -> tuple[Any, Callable[[Any], bool]]:
+    """The client event that sends the session ``config`` and the test of its answer.
+
+    A transcription session's config (``type = "transcription"``) in the beta dialect
+    goes as ``transcription_session.update``, answered by
+    ``transcription_session.updated`` (beta has no ``session.type``); anything else as
+    ``session.update``, answered by ``session.updated``. The event gets a fresh
+    ``event_id`` (the server names it in a refusal)."""
+    event_id = P.new_id("event_")
+    if dialect is P.Dialect.BETA and getattr(config, "type", None) == "transcription":
+        event: Any = P.TranscriptionSessionUpdate(session=config, event_id=event_id)
+        return event, lambda ev: type(ev) is P.TranscriptionSessionUpdated
+    return P.SessionUpdate(session=config, event_id=event_id), (
+        lambda ev: type(ev) is P.SessionUpdated
+    )
 
 
 def is_transcription_session(core: SessionCore) -> bool:

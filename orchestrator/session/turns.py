@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 import trio
 
+from orchestrator import protocol as P
 from orchestrator.metrics.failure import Failure
-from orchestrator.metrics.records import ErrorRecord, TurnRecord
+from orchestrator.metrics.records import ErrorRecord, McpCallRecord, TurnRecord
 
-from .state import ToolCall
+from .state import McpCall, ToolCall
 from .timing import TurnTimer
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class Turn:
     _record: TurnRecord | None = None
     _transcript: str | None = None
     _user_text: str | None = None
+    _mcp_started: dict[str, float] = attrs.field(factory=dict)
+    _mcp_ms: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def done(self) -> bool:
@@ -118,8 +121,50 @@ class Turn:
         for rid in self.response_ids:
             resp = self.book.state.responses.get(rid)
             if resp is not None:
-                out.extend(resp.function_calls)
+                out.extend(c for c in resp.function_calls if c.kind == "function")
         return out
+
+    @property
+    def mcp_calls(self) -> list[McpCall]:
+        """MCP calls the server made in this turn (and approval requests), in order."""
+        out: list[McpCall] = []
+        for rid in self.response_ids:
+            resp = self.book.state.responses.get(rid)
+            if resp is not None:
+                out.extend(resp.mcp_calls)
+        return out
+
+    def mcp_call_event(self, event: Any, t: float) -> None:
+        """``response.mcp_call.in_progress`` / ``.completed`` / ``.failed`` of this turn
+        received at ``t`` (fed by the core): the call's ``mcp_call_ms``."""
+        if type(event) is P.ResponseMcpCallInProgress:
+            self._mcp_started.setdefault(event.item_id, t)
+        elif event.item_id in self._mcp_started and event.item_id not in self._mcp_ms:
+            self._mcp_ms[event.item_id] = (t - self._mcp_started[event.item_id]) * 1000.0
+
+    def _with_mcp(self, record: TurnRecord) -> TurnRecord:
+        """``record`` with this turn's MCP calls (none: unchanged)."""
+        calls = self.mcp_calls
+        if not calls:
+            return record
+        # a call carrying out an approved request shows that request's answer
+        asked = {c.item_id: c.approve for c in calls if c.status == "approval_requested"}
+        entries = []
+        for c in calls:
+            approve = c.approve if c.approve is not None else asked.get(c.approval_request_id or "")
+            entries.append(
+                McpCallRecord(
+                    name=c.name,
+                    server_label=c.server_label,
+                    status=c.status,
+                    approval=None if approve is None else "approved" if approve else "denied",
+                    duration_ms=self._mcp_ms.get(c.item_id),
+                )
+            )
+        durations = list(self._mcp_ms.values())
+        return attrs.evolve(
+            record, mcp_calls=entries, mcp_call_ms=max(durations) if durations else None
+        )
 
     @property
     def errors(self) -> list[ErrorRecord]:
@@ -130,7 +175,7 @@ class Turn:
         """The turn's metrics as one ``TurnRecord`` (a snapshot while still open)."""
         if self._record is not None:
             return self._record
-        return self.book.record_of(self)
+        return self._with_mcp(self.book.record_of(self))
 
     async def wait(self) -> Turn:
         """Wait until the turn is over and return it.
@@ -154,7 +199,7 @@ class Turn:
             self.timer.closed_at = t
         self._transcript = self.book.assistant_text(self.response_ids)
         self._run_check(t)
-        self._record = self.book.record_of(self)
+        self._record = self._with_mcp(self.book.record_of(self))
         self._done.set()
         return True
 

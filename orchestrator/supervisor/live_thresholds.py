@@ -13,7 +13,8 @@ the sink, see :class:`~.tee.TeeSink`) and judges:
   ``reconnects``, ...) run to date: a count only grows, a window would forget.
 
 No samples is not a failure while the run goes (the final judgement still fails it).
-``cost_usd`` is not known live and is refused with ``:abort``.
+``cost_usd`` is not known live and is refused with ``:abort``, as are thresholds with a
+``{key:value}`` selector (the live windows are not kept per tag).
 
 :func:`watch_abort_thresholds` is the task that judges every ``interval_s`` once
 ``grace_s`` seconds of the run have passed (k6's ``delayAbortEval``: the first failures of
@@ -60,6 +61,11 @@ def abort_thresholds(exprs: Iterable[str | Threshold]) -> list[Threshold]:
     a bad expression or an ``:abort`` on a metric that is not known during the run."""
     chosen = [t for t in parse_thresholds(exprs) if t.abort]
     for t in chosen:
+        if t.selector:
+            raise ThresholdError(
+                f"threshold {t.expr!r}: a {{key:value}} selector is judged after the run "
+                "only; drop ':abort' (or the selector) to use it"
+            )
         if t.metric in NOT_LIVE:
             raise ThresholdError(
                 f"threshold {t.expr!r}: {t.metric} is only known after the run; "

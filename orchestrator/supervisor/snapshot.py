@@ -4,7 +4,9 @@ A snapshot is a plain frozen value: the progress display renders it, library use
 (``sup.snapshot()``), and :meth:`SupervisorSnapshot.timeline_point` turns it into the
 ``"snapshot"`` line of ``results.jsonl``.
 
-Session lifecycle counted here (each session *attempt* is in exactly one state)::
+Session lifecycle counted here (each session *attempt* is in exactly one state; the
+``started`` / ``completed`` / ``failed`` / ``cancelled`` counts are of sessions, each
+counted once by its last attempt, ``attempts`` of attempts)::
 
     pending ──► connecting ──► active ──► completed | failed | cancelled
        ▲                                       │
@@ -49,19 +51,31 @@ class SupervisorSnapshot:
     active: int = 0
     restarting: int = 0
     started: int = 0
+    """Sessions started (first attempts; a restart is not a new session)."""
+    attempts: int = 0
+    """Session attempts started (first attempts and restarts)."""
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    """Sessions done, by the outcome of their last attempt."""
     restarts: int = 0
     gave_up: int = 0
     late_starts: int = 0
     dropped_starts: int = 0
+    connect_attempts: int = 0
+    """Websocket handshakes tried by ended attempts (first connections and reconnects)."""
+    refused: int = 0
+    """Handshakes the server refused with an HTTP status (ended attempts)."""
+    refused_by_status: dict[str, int] = attrs.field(factory=dict)
+    """``refused`` by HTTP status (``{"429": 3}``)."""
+    reconnects: int = 0
+    """Reconnects of ended attempts."""
     turns: int = 0
     turns_failed: int = 0
     start_rate: float = 0.0
-    """Session starts per second over the last ``rate_window_s``."""
+    """Session starts (first attempts) per second over the last ``rate_window_s``."""
     finish_rate: float = 0.0
-    """Session ends per second over the last ``rate_window_s``."""
+    """Sessions done per second over the last ``rate_window_s``."""
     errors_per_s: float = 0.0
     """Failed turns + failed sessions per second over the live window."""
     metrics: dict[str, MetricPercentiles] = attrs.field(factory=dict)
@@ -83,7 +97,7 @@ class SupervisorSnapshot:
 
     @property
     def done(self) -> int:
-        """Ended session attempts (completed + failed + cancelled)."""
+        """Sessions done (completed + failed + cancelled), each counted once."""
         return self.completed + self.failed + self.cancelled
 
     def timeline_point(self) -> TimelinePoint:

@@ -28,7 +28,10 @@ next start. Turn records go to the sink as each turn finishes (the session actor
 
 Restarts follow OTP (:mod:`.policy`): per session restart type, intensity (N restarts in
 T s) and exponential backoff with jitter on trio's clock; a restarted attempt is planned at
-the end of its backoff, and its ``connect_ms``/``session_ready_ms`` count from there. The
+the end of its backoff, and its ``connect_ms``/``session_ready_ms`` count from there. A
+session is counted once, whatever its attempts: ``started`` counts first attempts,
+``completed`` / ``failed`` / ``cancelled`` the outcome of its last attempt (when no further
+attempt follows); ``attempts`` and ``restarts`` count the rest. The
 fleet-wide :class:`~.breaker.CircuitBreaker` holds new attempts (as *pending*) while the
 target fails.
 
@@ -52,6 +55,7 @@ import trio
 
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
 from orchestrator.metrics.failure import Failure
+from orchestrator.metrics.thresholds import check_tags
 from orchestrator.session.actor import Session, open_session
 from orchestrator.session.pacer import Pacer, Ticker
 from orchestrator.session.spec import SessionSpec
@@ -187,8 +191,11 @@ class Supervisor:
         drop_after_ms: float | None,
         live_window_s: float,
         rate_window_s: float,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.sink = sink
+        #: user tags of the run, added to every session's own (the run's win)
+        self.tags = check_tags(tags or {}, "open_supervisor(tags=...)")
         self.restart = restart
         self.breaker = breaker
         self.monitor = monitor
@@ -212,6 +219,7 @@ class Supervisor:
             ("pending", "connecting", "active", "restarting"), 0
         )
         self.started = 0
+        self.attempts = 0
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
@@ -219,6 +227,9 @@ class Supervisor:
         self.gave_up = 0
         self.late_starts = 0
         self.dropped_starts = 0
+        self.connect_attempts = 0
+        self.refused_by_status: dict[str, int] = {}
+        self.reconnects = 0
         self.last_error: str | None = None
         self._idle = trio.Event()
         self._idle.set()
@@ -338,6 +349,8 @@ class Supervisor:
                 if handle.state == "pending" and not handle.results and handle.dropped is None:
                     self._drop(handle, "cancelled", trio.current_time())
                 self._set_state(handle, "done")
+            if handle.results:
+                self._tally(handle.results[-1])
             handle.session = None  # do not keep a finished actor's state alive
             if self.handles.get(handle.session_id) is handle:
                 del self.handles[handle.session_id]
@@ -432,6 +445,7 @@ class Supervisor:
 
         return attrs.evolve(
             spec,
+            tags={**spec.tags, **self.tags},
             session_id=handle.session_id,
             attempt=handle.attempt,
             planned_start=planned,
@@ -449,8 +463,10 @@ class Supervisor:
         itself, and its ``open_session`` block cancels a driver still running
         ``driver_grace`` seconds later."""
         self._set_state(handle, "connecting")
-        self.started += 1
-        self._starts.add(trio.current_time())
+        self.attempts += 1
+        if handle.attempt == 0:
+            self.started += 1
+            self._starts.add(trio.current_time())
         result: SessionResult | None = None
         session: Session | None = None
         try:
@@ -507,6 +523,8 @@ class Supervisor:
             reason=None if failure is None else str(failure),
             failure=failure,
             label=handle.spec.label,
+            scenario=handle.spec.label,
+            tags={**handle.spec.tags, **self.tags} or None,
             attempt=handle.attempt,
             planned_start_s=planned - self.t0,
             late_start_ms=None,
@@ -517,13 +535,21 @@ class Supervisor:
         self.sink.session(result)  # on disk before anything else
         handle.results.append(result)
         self._set_state(handle, "done")
-        self._ends.add(trio.current_time())
         self.live.observe_session(result)
+        self.connect_attempts += result.connect_attempts
+        self.reconnects += result.reconnects
+        for status, count in (result.refused_by_status or {}).items():
+            self.refused_by_status[status] = self.refused_by_status.get(status, 0) + count
+        if result.status == "failed":
+            self.last_error = result.reason
+
+    def _tally(self, result: SessionResult) -> None:
+        """Count a session once, by its last attempt's outcome (it is done)."""
+        self._ends.add(trio.current_time())
         if result.status == "completed":
             self.completed += 1
         elif result.status == "failed":
             self.failed += 1
-            self.last_error = result.reason
         else:
             self.cancelled += 1
 
@@ -604,10 +630,15 @@ class Supervisor:
             active=self._counts["active"],
             restarting=self._counts["restarting"],
             started=self.started,
+            attempts=self.attempts,
             completed=self.completed,
             failed=self.failed,
             cancelled=self.cancelled,
             restarts=self.restarts,
+            connect_attempts=self.connect_attempts,
+            refused=sum(self.refused_by_status.values()),
+            refused_by_status=dict(self.refused_by_status),
+            reconnects=self.reconnects,
             gave_up=self.gave_up,
             late_starts=self.late_starts,
             dropped_starts=self.dropped_starts,
@@ -660,6 +691,7 @@ async def open_supervisor(
     config: Mapping[str, Any] | None = None,
     seed: int = 0,
     rate_gate: RateGate | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Run a :class:`Supervisor` for the duration of the block.
 
@@ -668,6 +700,9 @@ async def open_supervisor(
     restarts in 60 s, backoff 0.5 s doubling to 30 s with full jitter seeded by ``seed``).
     ``breaker``: a fleet-wide :class:`CircuitBreaker` (``None``: no breaker).
     ``rate_gate``: hold starts while the server's rate limits are low (:mod:`.rate_gate`).
+    ``tags``: the run's user tags (``--tag env=staging``), added to every session's own
+    ``SessionSpec.tags`` (the run's win on a clash) and so to every record; a bad tag
+    name or an empty value raises ``ValueError`` before anything starts.
     ``monitor``: run the event-loop lag/CPU monitor. ``late_after_ms``/``drop_after_ms``:
     when a start counts as late / is dropped. ``timeline_interval_s``: how often a
     ``snapshot`` line goes to the sink (``None``: never). ``run_info``/``config``: when
@@ -699,6 +734,7 @@ async def open_supervisor(
         drop_after_ms=drop_after_ms,
         live_window_s=live_window_s,
         rate_window_s=rate_window_s,
+        tags=tags,
     )
     sup.rate_gate = rate_gate
     if run_info is not None or config is not None:
