@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.metrics.compare import COMPARE_STATS, compare, render_compare
+from orchestrator.metrics.compare import COMPARE_STATS, compare
+from orchestrator.metrics.compare_render import build_comparison, render_text
 from orchestrator.metrics.records import SessionResult, TurnRecord
 from orchestrator.metrics.summary import build_summary
 
@@ -52,10 +53,9 @@ def test_compare_metric_missing_on_one_side() -> None:
 def test_render_compare() -> None:
     a = summary_of([100.0, 200.0], failed=0)
     b = summary_of([150.0, 250.0], failed=1)
-    text = render_compare(compare(a, b), label_a="run-a", label_b="run-b")
+    text = render_text(build_comparison(a, b, label_a="run-a", label_b="run-b"))
     lines = text.splitlines()
-    assert lines[0].split() == ["metric", "stat", "run-a", "run-b", "delta", "delta", "%"]
-    mean_line = next(
-        line for line in lines if line.startswith("voice_to_voice_ms") and " mean " in line
-    )
-    assert mean_line.split() == ["voice_to_voice_ms", "mean", "150", "200", "+50", "+33.3%"]
+    assert lines[:2] == ["A = run-a", "B = run-b"]
+    row = next(line for line in lines if line.split()[:1] == ["voice_to_voice_ms"] and "->" in line)
+    # count, p50, p95, p99: A -> B; two samples each, so every change is within noise
+    assert "150 -> 200 ~+33.3%" in row and "2 -> 2" in row

@@ -99,8 +99,9 @@ def test_report_well_formed_with_svg_per_plot_escaped_and_offline() -> None:
     checker = parse(html)
     measured = [m for m, s in summary["metrics"].items() if s["count"]]
     assert measured == ["connect_ms", "voice_to_voice_ms", "ttfb_ms", "response_ms"]
-    # 3 over-time plots + histogram and CDF per measured metric
-    assert checker.counts["svg"] == 3 + 2 * len(measured)
+    # over time: one latency plot per main metric measured (voice_to_voice_ms, ttfb_ms)
+    # and 4 others; then a histogram and a CDF per measured metric
+    assert checker.counts["svg"] == 2 + 4 + 2 * len(measured)
     titles = [t for t in checker.text if t.endswith(("histogram", "CDF"))]
     assert "voice_to_voice_ms histogram" in titles and "connect_ms CDF" in titles
     # escaping: the injected tag never appears raw, only as text
@@ -137,7 +138,7 @@ def test_report_shows_turn_status_counts() -> None:
 def test_report_of_empty_run_still_renders() -> None:
     html = render_report(build_summary([], []), [], [])
     checker = parse(html)
-    assert checker.counts["svg"] == 3  # the over-time plots say "no data"
+    assert checker.counts["svg"] == 5  # the over-time plots say "no data"
     assert "no data" in html
 
 

@@ -5,11 +5,17 @@
     ``report.html``; prints the summary. ``--threshold`` re-evaluates thresholds (default:
     the ones the run was started with); exit 2 when one fails.
 ``orchestrator report --compare DIR_A DIR_B``
-    prints the metric deltas of B against A (from each ``summary.json``, rebuilt from
-    ``results.jsonl`` when missing).
+    compares B against A (each ``summary.json``, rebuilt from ``results.jsonl`` when
+    missing): the verdict, the changes beyond run-to-run noise, the config keys that
+    differ, and per-metric tables (:mod:`orchestrator.metrics.compare_render`).
+    ``--threshold`` is judged on B; ``--max-regression 'ttfb_ms.p95=10%'`` gates B's
+    change against A (:mod:`orchestrator.metrics.compare_gates`); ``--format
+    text|md|json``; ``-q`` prints only the verdict line and the failed checks (text and
+    md; json is always whole).
 
 Exit codes: 0 fine, 1 the command could not do its job (no such directory, unreadable
-results, bad threshold), 2 a threshold failed.
+results, bad threshold or gate, an option that does not apply), 2 a threshold or a
+regression gate failed.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.options import EXIT_ERROR, EXIT_OK, EXIT_THRESHOLDS, add_subcommand, fail
-from orchestrator.metrics import (
-    ResultsFormatError,
-    ThresholdError,
-    compare,
-    parse_threshold,
-    render_compare,
-    summary_text,
+from orchestrator.metrics import ResultsFormatError, ThresholdError, parse_threshold, summary_text
+from orchestrator.metrics.compare_gates import GateError, parse_gate
+from orchestrator.metrics.compare_render import (
+    build_comparison,
+    comparison_json,
+    render_markdown,
+    render_text,
 )
 from orchestrator.supervisor.outputs import (
     REPORT_FILE,
@@ -55,7 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--compare",
         nargs=2,
         metavar=("DIR_A", "DIR_B"),
-        help="print metric deltas of DIR_B against DIR_A",
+        help="compare DIR_B against DIR_A: verdict, changes beyond noise, config diff",
     )
     parser.add_argument(
         "--threshold",
@@ -63,9 +69,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         metavar="EXPR",
         help="threshold to evaluate, e.g. 'voice_to_voice_ms.p95<800' (repeatable; "
-        "default: the run's own thresholds)",
+        "default: the run's own thresholds; with --compare: judged on DIR_B, none by default)",
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    parser.add_argument(
+        "--max-regression",
+        action="append",
+        default=None,
+        metavar="GATE",
+        help="with --compare: fail (exit 2) when DIR_B is worse than DIR_A by more than "
+        "this, e.g. 'ttfb_ms.p95=10%%', 'voice_to_voice_ms.p99=25ms', 'sessions_failed=0' "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "md", "json"),
+        default=None,
+        help="with --compare: output format (md: for pull-request comments; default text)",
+    )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print nothing on success; with --compare: only the verdict and failed checks",
+    )
     return parser
 
 
@@ -78,7 +104,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.compare and args.dir:
         return _err("give either DIR or --compare DIR_A DIR_B, not both")
     if args.compare:
-        return _compare(args.compare[0], args.compare[1], quiet=args.quiet)
+        return _compare(args)
+    if args.max_regression or args.format:
+        return _err("--max-regression and --format apply to --compare DIR_A DIR_B only")
     if not args.dir:
         return _err("missing DIR (a run directory with results.jsonl) or --compare DIR_A DIR_B")
     return _rebuild(Path(args.dir), args.threshold, quiet=args.quiet)
@@ -106,18 +134,35 @@ def _rebuild(run_dir: Path, thresholds: list[str] | None, *, quiet: bool) -> int
     return EXIT_OK
 
 
-def _compare(dir_a: str, dir_b: str, *, quiet: bool) -> int:
+def _compare(args: argparse.Namespace) -> int:
+    dir_a, dir_b = args.compare
+    try:
+        gates = [parse_gate(expr) for expr in args.max_regression or ()]
+        thresholds = [parse_threshold(expr) for expr in args.threshold or ()]
+    except (GateError, ThresholdError) as exc:
+        return _err(str(exc))
     summaries = []
     for d in (dir_a, dir_b):
         try:
             summaries.append(load_summary(d))
         except (OSError, ValueError) as exc:
             return _err(str(exc))
-    rows = compare(summaries[0], summaries[1])
-    if not quiet:
-        print(f"A = {dir_a}\nB = {dir_b}")
-        if rows:
-            print(render_compare(rows, label_a="A", label_b="B"), end="")
-        else:
-            print("no metrics measured in either run")
-    return EXIT_OK
+    try:
+        comparison = build_comparison(
+            summaries[0],
+            summaries[1],
+            label_a=dir_a,
+            label_b=dir_b,
+            gates=gates,
+            thresholds=thresholds,
+        )
+    except ThresholdError as exc:
+        return _err(str(exc))
+    if args.format == "json":
+        sys.stdout.buffer.write(comparison_json(comparison))
+        sys.stdout.flush()
+    elif args.format == "md":
+        print(render_markdown(comparison, quiet=args.quiet), end="")
+    else:
+        print(render_text(comparison, quiet=args.quiet), end="")
+    return EXIT_OK if comparison.ok else EXIT_THRESHOLDS

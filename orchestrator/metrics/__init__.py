@@ -8,11 +8,12 @@ Imports nothing from session/supervisor/cli/mockserver. Modules:
 - ``thresholds``: k6-style ``parse_threshold``/``evaluate``/``evaluate_summary``
 - ``summary``: ``build_summary`` (``summary.json``), ``summary_csv``, ``redact_config``, cost
 - ``report_html``: ``render_report`` (offline HTML with inline SVG); ``svg``: chart helpers
-- ``compare``: ``compare``/``render_compare``; ``text``: ``summary_text``,
+- ``compare``: ``compare``/``config_diff`` (``compare_noise``, ``compare_gates``,
+  ``compare_render``: noise model, regression gates, output); ``text``: ``summary_text``,
   ``all_failed_warning``
 """
 
-from orchestrator.metrics.compare import CompareRow, compare, render_compare
+from orchestrator.metrics.compare import CompareRow, compare
 from orchestrator.metrics.records import (
     ErrorRecord,
     ResultsFile,
@@ -65,7 +66,6 @@ __all__ = [
     "parse_threshold",
     "read_results",
     "redact_config",
-    "render_compare",
     "render_report",
     "summarize",
     "summary_csv",

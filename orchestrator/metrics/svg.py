@@ -102,43 +102,67 @@ def _frame(
     x0, x1 = x_domain
     y0, y1 = y_domain
     pw, ph = WIDTH - _ML - _MR, HEIGHT - _MT - _MB
+    placed, legend_rows = _legend_layout(legend, pw)
+    top = _MT + _LEGEND_ROW * legend_rows
+    height = HEIGHT + _LEGEND_ROW * legend_rows
 
     def sx(x: float) -> float:
         return _ML + (x - x0) / (x1 - x0) * pw
 
     def sy(y: float) -> float:
-        return _MT + ph - (y - y0) / (y1 - y0) * ph
+        return top + ph - (y - y0) / (y1 - y0) * ph
 
     parts = [
         f'<svg class="chart" width="{WIDTH}" '
-        f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{esc(title)}">',
+        f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{esc(title)}">',
         f"<title>{esc(title)}</title>",
         f'<text x="{_ML}" y="18" class="t">{esc(title)}</text>',
-        f'<rect x="{_ML}" y="{_MT}" width="{pw}" height="{ph}" class="plot"/>',
+        f'<rect x="{_ML}" y="{top}" width="{pw}" height="{ph}" class="plot"/>',
     ]
     for v in nice_ticks(x0, x1):
         x = _num(sx(v))
-        parts.append(f'<line x1="{x}" y1="{_MT}" x2="{x}" y2="{_MT + ph}" class="g"/>')
-        parts.append(f'<text x="{x}" y="{_MT + ph + 14}" class="xt">{esc(_tick_label(v))}</text>')
+        parts.append(f'<line x1="{x}" y1="{top}" x2="{x}" y2="{top + ph}" class="g"/>')
+        parts.append(f'<text x="{x}" y="{top + ph + 14}" class="xt">{esc(_tick_label(v))}</text>')
     for v in nice_ticks(y0, y1):
         y = _num(sy(v))
         parts.append(f'<line x1="{_ML}" y1="{y}" x2="{_ML + pw}" y2="{y}" class="g"/>')
         parts.append(f'<text x="{_ML - 4}" y="{y}" class="yt">{esc(_tick_label(v))}</text>')
-    parts.append(f'<text x="{_ML + pw / 2:.0f}" y="{HEIGHT - 6}" class="xl">{esc(x_label)}</text>')
+    parts.append(f'<text x="{_ML + pw / 2:.0f}" y="{height - 6}" class="xl">{esc(x_label)}</text>')
     parts.append(
-        f'<text x="12" y="{_MT + ph / 2:.0f}" class="yl" '
-        f'transform="rotate(-90 12 {_MT + ph / 2:.0f})">{esc(y_label)}</text>'
+        f'<text x="12" y="{top + ph / 2:.0f}" class="yl" '
+        f'transform="rotate(-90 12 {top + ph / 2:.0f})">{esc(y_label)}</text>'
     )
     parts.extend(layer(sx, sy) for layer in layers)
-    for i, (name, color) in enumerate(legend):
-        ly = _MT + 12 + 14 * i
-        lx = _ML + pw - 150
+    for (name, color), (lx, row) in zip(legend, placed, strict=True):
+        ly = _MT + _LEGEND_ROW * row - 4
         parts.append(f'<rect x="{lx}" y="{ly - 8}" width="10" height="10" fill="{esc(color)}"/>')
         parts.append(f'<text x="{lx + 14}" y="{ly + 1}" class="lg">{esc(name)}</text>')
     if note:
         parts.append(f'<text x="{_ML + pw}" y="18" class="nt">{esc(note)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+#: Height of one legend row; legends sit in rows between the title and the plot, so
+#: they never cover data (the chart grows by one row per legend row).
+_LEGEND_ROW = 14
+_LEGEND_CHAR_PX = 6.5
+
+
+def _legend_layout(
+    legend: Sequence[tuple[str, str]], width: float
+) -> tuple[list[tuple[int, int]], int]:
+    """``(x, row)`` of each legend entry, left to right, wrapping at ``width``; and the
+    number of rows (0 without a legend)."""
+    placed: list[tuple[int, int]] = []
+    x, row = 0.0, 1
+    for name, _ in legend:
+        w = 14 + _LEGEND_CHAR_PX * len(name) + 12
+        if x and x + w > width:
+            x, row = 0.0, row + 1
+        placed.append((round(_ML + x), row))
+        x += w
+    return placed, (row if legend else 0)
 
 
 def empty_chart(title: str, message: str = "no data") -> str:
