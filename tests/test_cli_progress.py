@@ -37,7 +37,7 @@ SNAP = SupervisorSnapshot(
 
 
 def test_plain_line_has_the_key_numbers() -> None:
-    line = format_line(SNAP)
+    line = format_line(SNAP, 0.5)
     for part in (
         "[   12.3s]",
         "done 43/100 (40 ok, 3 failed, 0 cancelled)",
@@ -45,7 +45,7 @@ def test_plain_line_has_the_key_numbers() -> None:
         "5.0 starts/s",
         "v2v p50 812 p95 990 ms",
         "ttfb p50 351 p95 420 ms",
-        "errors 0.10/s",
+        "failed sessions 0.5/s, failed turns 0",
         "late 2 dropped 1",
         "breaker OPEN",
     ):

@@ -79,7 +79,6 @@ def test_failed_threshold_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
         (["--url", "ws://127.0.0.1:1/v1", "--api-key-env", "NOPE_KEY"], UsageError, "NOPE_KEY"),
         (["--url", "ftp://example"], UsageError, "--url"),
         (["--server-ttfb-ms", "bogus:1"], UsageError, "--server-ttfb-ms: distribution 'bogus:1'"),
-        (["--server-stall-rate", "0.5"], UsageError, "--server-stall-ms"),
         (["my_script.json"], UsageError, "my_script.json"),
         (["--rate", "0", "--duration", "-1"], SystemExit, ""),
     ],

@@ -1,15 +1,16 @@
 """The ``orchestrator`` command line: argument parsing, exit codes, progress display.
 
-Each subcommand lives in its own module (``serve``, ``run``, ``report``, ``speak``,
-``validate``) exposing ``add_parser(subparsers)``, which registers the subcommand and sets
-``handler`` (a function taking the parsed namespace and returning the exit code). ``main``
-only dispatches.
+Each subcommand lives in its own module (``serve``, ``run``, ``test``, ``report``,
+``speak``, ``validate``) exposing ``add_parser(subparsers)``, which registers the
+subcommand and sets ``handler`` (a function taking the parsed namespace and returning the
+exit code). ``main`` only dispatches.
 
 Exit codes (:data:`~orchestrator.cli.options.EXIT_CODES_HELP`, shown by every ``--help``):
 0 ok; 1 usage or configuration error, nothing ran (argparse's own errors included: it
 would exit 2, the code of a failed threshold, so :class:`Parser` exits 1); 2 a threshold
-failed; 3 ``run --fail-on-expectations`` and a session failed an expectation; 130 / 143 /
-129 interrupted by SIGINT / SIGTERM / SIGHUP.
+failed; 3 expectations failed (``test``: a scenario under its pass rate; ``run
+--fail-on-expectations``: a session failed an expectation); 130 / 143 / 129 interrupted by
+SIGINT / SIGTERM / SIGHUP.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from orchestrator.cli.options import EXIT_CODES_HELP, EXIT_USAGE, EpilogAsWritte
 
 __all__ = ["SUBCOMMANDS", "Parser", "build_parser", "main"]
 
-SUBCOMMANDS = ("run", "validate", "serve", "report", "speak")
+SUBCOMMANDS = ("run", "test", "validate", "serve", "report", "speak")
 
 
 class Parser(argparse.ArgumentParser):

@@ -40,7 +40,11 @@ from orchestrator.mockserver import (
     ServerConfig,
     ToolRule,
 )
-from orchestrator.mockserver.config import DEFAULT_MAX_MESSAGE_SIZE
+from orchestrator.mockserver.config import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MCP_TOOLS,
+    McpToolDef,
+)
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -83,11 +87,11 @@ EXIT_EXPECTATIONS = 3
 #: The exit codes as the ``--help`` epilogs state them (one table for every subcommand).
 EXIT_CODES_HELP = """\
 exit codes:
-  0        ok (failed sessions alone do not change it; gate with --threshold)
+  0        ok (run: failed sessions alone do not change it; gate with --threshold)
   1        usage or configuration error: nothing ran (also: the run could not be done)
   2        a --threshold failed (also an ':abort' threshold that stopped the run)
-  3        run --fail-on-expectations: a session failed a scenario expectation
-           (and no threshold failed: 2 takes precedence over 3)
+  3        expectations failed: 'test' (a scenario under its pass rate) or
+           run --fail-on-expectations (and no threshold failed: 2 takes precedence)
   130/143/129  interrupted by SIGINT (Ctrl-C) / SIGTERM / SIGHUP
 """
 
@@ -185,6 +189,18 @@ def tool_rule(text: str) -> ToolRule:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def mcp_tool(text: str) -> McpToolDef:
+    """A simulated MCP tool ``NAME[:JSON-SCHEMA]``."""
+    try:
+        return McpToolDef.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _mcp_tools(tools: list[McpToolDef]) -> tuple[McpToolDef, ...]:
+    return tuple(tools) or DEFAULT_MCP_TOOLS
+
+
 # --------------------------------------------------------------------------- subcommands
 
 
@@ -195,11 +211,11 @@ def add_subcommand(
     help: str,  # noqa: A002 - argparse's own name
     description: str,
     handler: Callable[[argparse.Namespace], int],
-    epilog: str | None = None,
+    epilog: str | None = EXIT_CODES_HELP,
 ) -> argparse.ArgumentParser:
     """Register subcommand ``name`` whose ``handler`` gets the namespace and returns the
-    exit code (see :mod:`orchestrator.cli`). An ``epilog`` is shown as written (its line
-    breaks kept); the description is wrapped as usual."""
+    exit code (see :mod:`orchestrator.cli`). The ``epilog`` (default: the exit codes) is
+    shown as written (its line breaks kept); the description is wrapped as usual."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=help,
@@ -213,7 +229,23 @@ def add_subcommand(
 
 class EpilogAsWrittenFormatter(argparse.HelpFormatter):
     """Wraps the description as argparse does, keeps the epilog's lines as written (the
-    exit code table)."""
+    exit code table), and writes the usage as ``PROG [options] POSITIONALS``: the options
+    are listed below it, and spelling out each of them (``run`` has about a hundred)
+    buried the positionals under dozens of lines."""
+
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Any,
+        groups: Any,
+        prefix: str | None = None,
+    ) -> None:
+        if usage is None:
+            positionals = [a for a in actions if not a.option_strings]
+            words = ["%(prog)s", "[options]"] if len(positionals) < len(actions) else ["%(prog)s"]
+            words += [self._format_args(a, a.dest) for a in positionals]
+            usage = " ".join(words)
+        super().add_usage(usage, actions, groups, prefix)
 
     def add_text(self, text: str | None) -> None:
         if text is not None and text.startswith("exit codes:"):
@@ -231,6 +263,9 @@ def fail(command: str, message: str) -> int:
 # --------------------------------------------------------------------------- server options
 
 Section = Literal["latency", "behaviour", "connection", "faults"]
+
+#: Length of a stall when only its probability is given (see :func:`build_server_config`).
+STALL_MS = 2000.0
 
 SECTION_TITLES: Mapping[Section, str] = {
     "latency": "latency model (ms, seeded)",
@@ -308,11 +343,18 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
     ServerOption("leading-silence", "latency", "latency.leading_silence_ms", distribution,
                  "digital silence at the start of every audio answer (part of its audio)",
                  default=Distribution("fixed", 0.0), default_help="default 0", metavar="DIST"),
+    ServerOption("mcp-call-latency", "latency", "latency.mcp_call_ms", distribution,
+                 "how long a simulated MCP call runs", default=Distribution("fixed", 200.0),
+                 default_help="default fixed:200", metavar="DIST"),
     ServerOption("groundtruth", "behaviour", "groundtruth_path", Path,
                  "append one JSON line per response", metavar="PATH"),
     ServerOption("tool-rule", "behaviour", "tool_rules", tool_rule,
                  "call TOOL with JSON args when REGEX matches the user's text (repeatable)",
                  default=[], metavar="REGEX=>TOOL[:JSON]", repeat=True, to_field=tuple),
+    ServerOption("mcp-tool", "behaviour", "mcp_tools", mcp_tool,
+                 "a tool every simulated MCP server lists, replacing the default list "
+                 "(search_docs, fetch_page, create_ticket); repeatable",
+                 default=[], metavar="NAME[:JSON-SCHEMA]", repeat=True, to_field=_mcp_tools),
     ServerOption("no-tool-name-matching", "behaviour", "tool_name_matching", None,
                  "do not call a tool just because its name appears in the text",
                  default=False, to_field=operator.not_),
@@ -333,9 +375,8 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
                  default=DEFAULT_MAX_MESSAGE_SIZE,
                  default_help="default 16 MiB", metavar="BYTES"),
     ServerOption("ping-interval-s", "connection", "ping_interval_s", nonneg_float,
-                 "websocket PING interval; 0 = off", default=20.0, default_help="default 20",
-                 prefixed_default_help="default off", metavar="S",
-                 to_field=lambda s: s or None),
+                 "websocket PING interval (the real service: ~20 s); 0 = off", default=0.0,
+                 default_help="default off", metavar="S", to_field=lambda s: s or None),
     ServerOption("close-after-s", "faults", "faults.close_after_s", nonneg_float,
                  "close each connection after S seconds (1011)", metavar="S"),
     ServerOption("close-after-responses", "faults", "faults.close_after_responses",
@@ -347,11 +388,12 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
                  "per response: server_error event, response failed", default=0.0,
                  metavar="P", aliases=("error-rate",)),
     ServerOption("stall-probability", "faults", "faults.stall_probability", probability,
-                 "per response: go silent mid-response", default=0.0, metavar="P",
-                 prefixed_default_help="needs --server-stall-ms", aliases=("stall-rate",)),
+                 "per response: go silent mid-response", metavar="P",
+                 default_help=f"default 0; given alone, stalls last {STALL_MS:g} ms",
+                 aliases=("stall-rate",)),
     ServerOption("stall-ms", "faults", "faults.stall_ms", nonneg_float,
-                 "length of a stall", default=2000.0, default_help="default 2000",
-                 prefixed_default_help="alone: every response stalls", metavar="MS"),
+                 "length of a stall", metavar="MS",
+                 default_help=f"default {STALL_MS:g}; given alone, every response stalls"),
     ServerOption("freeze", "faults", "faults.freezes", freeze_window,
                  "freeze the whole server for MS ms from AT_S s after it started (with run: "
                  "after the run started): handshakes and client frames are accepted, but "
@@ -361,6 +403,9 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
                  "faults.transcription_failure_probability", probability,
                  "per input transcription: input_audio_transcription.failed instead of "
                  ".completed", default=0.0, metavar="P"),
+    ServerOption("mcp-failure-rate", "faults", "faults.mcp_failure_probability",
+                 probability, "per MCP call: response.mcp_call.failed instead of .completed",
+                 default=0.0, metavar="P"),
     ServerOption("reject-percent", "faults", "faults.reject_percent", percent,
                  "refuse this %% of handshakes with HTTP 429", default=0.0, metavar="PCT"),
     ServerOption("session-max-s", "faults", "faults.session_max_s", positive_float,
@@ -497,9 +542,17 @@ def build_server_config(values: Mapping[str, Any], **fixed: Any) -> ServerConfig
     value keep the server's defaults. ``fixed``: further :class:`ServerConfig` fields
     (``host``, ``port``, ``api_key``, ``default_model`` ...).
 
+    Stalls, the same for ``serve`` and ``run``: a stall probability alone stalls for
+    :data:`STALL_MS`; a stall length alone makes every response stall (probability 1).
+
     Raises ``ConfigError`` / ``DistributionError`` / ``ValueError`` for combinations the
     server refuses.
     """
+    values = dict(values)
+    if "stall-ms" in values:
+        values.setdefault("stall-probability", 1.0)
+    elif "stall-probability" in values:
+        values["stall-ms"] = STALL_MS
     parts: dict[str, dict[str, Any]] = {"latency": {}, "faults": {}, "": dict(fixed)}
     for opt in SERVER_OPTIONS:
         if opt.name in values:

@@ -22,6 +22,12 @@ Options: every ``--server-*`` option of the run becomes the child's option as ty
 a test checks that ``serve`` builds the same :class:`ServerConfig` from it as ``run``
 does in-process.
 
+Log: the servers' own log (their stderr, warnings and errors) goes to ``OUT/server.log``
+when they log anything (:data:`SERVER_LOG_FILE`, ``log_path`` of :func:`serve_target`; the in-process server's
+``orchestrator.mockserver`` logger with :func:`in_process_log`), never to the terminal,
+where it would land above the live panel, ``--quiet`` or not. A server that fails to start
+or dies is reported with the last lines of that file.
+
 Validity: every server writes ground truth (``OUT/groundtruth.jsonl`` unless
 ``--server-groundtruth`` names a file; process ``i > 0`` writes ``NAME.i.jsonl``), and
 each record has the server's own send lateness (``send_late_ms``: actual - intended,
@@ -32,10 +38,13 @@ run invalid when its p99 is over ``--target-lateness-limit-ms``, naming the targ
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +60,23 @@ from orchestrator.supervisor.monitor import Validity, ValidityLimits, judge_targ
 __all__ = [
     "GROUNDTRUTH_FILE",
     "READY_TIMEOUT_S",
+    "SERVER_LOG_FILE",
     "STOP_TIMEOUT_S",
     "EmbeddedTarget",
     "TargetError",
     "TargetProcesses",
     "child_argv",
     "groundtruth_paths",
+    "in_process_log",
     "judge_groundtruth",
     "serve_target",
 ]
 
 GROUNDTRUTH_FILE = "groundtruth.jsonl"
+#: The embedded server's log in the run folder (its processes' stderr).
+SERVER_LOG_FILE = "server.log"
+#: How many last lines of the log a :class:`TargetError` quotes.
+LOG_TAIL_LINES = 5
 #: How long a child may take to print its ready line (imports, audio synthesis).
 READY_TIMEOUT_S = 60.0
 #: After stdin is closed, how long a child may take to stop before SIGTERM, then SIGKILL.
@@ -90,12 +105,14 @@ class EmbeddedTarget:
     """How the run's embedded server runs and where its ground truth goes.
 
     ``offsets``: the size of each ground-truth file before the run (an existing file is
-    appended to; only this run's records are judged)."""
+    appended to; only this run's records are judged). ``log``: where the servers' log
+    goes (``OUT/server.log``; ``None``: this process's stderr)."""
 
     in_process: bool
     processes: int
     groundtruth: list[Path]
     offsets: list[int] = attrs.field(factory=list)
+    log: Path | None = None
 
     @property
     def name(self) -> str:
@@ -135,7 +152,7 @@ def child_argv(
     argv += ["--host", "127.0.0.1", "--port", str(port), "--api-key="]
     if reuse_port:
         argv.append("--reuse-port")
-    argv += ["--log-level", "ERROR", "--default-model", config.default_model]
+    argv += ["--log-level", "WARNING", "--default-model", config.default_model]
     argv += (
         ["--no-hearing"] if config.hearing_dir is None else ["--hear-dir", str(config.hearing_dir)]
     )
@@ -190,7 +207,22 @@ class TargetProcesses:
                     pass  # exited: the watcher reports it
 
 
-async def _read_ready(proc: trio.Process, what: str) -> int:
+def _log_tail(log: Path | None) -> str:
+    """`` (log: PATH, last lines: ...)`` for an error message, from the end of the servers'
+    log file (empty without one, or when it is empty or unreadable)."""
+    if log is None:
+        return ""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - 4096, 0))
+            lines = f.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        return f" (log: {log})"
+    tail = " | ".join(line.strip() for line in lines if line.strip())
+    return f" (log: {log}" + (f"; last lines: {tail})" if tail else ")")
+
+
+async def _read_ready(proc: trio.Process, what: str, log: Path | None) -> int:
     """The port of ``proc``'s ready line (raises :class:`TargetError` if it ends first)."""
     assert proc.stdout is not None
     data = b""
@@ -198,12 +230,12 @@ async def _read_ready(proc: trio.Process, what: str) -> int:
         chunk = await proc.stdout.receive_some(4096)
         if not chunk:
             code = await proc.wait()
-            raise TargetError(f"{what} exited with code {code} before it was ready")
+            raise TargetError(f"{what} exited with code {code} before it was ready{_log_tail(log)}")
         data += chunk
     line = data.split(b"\n", 1)[0].decode(errors="replace")
     fields = dict(part.partition("=")[::2] for part in line.split()[1:])
     if not line.startswith("ready ") or not fields.get("port", "").isdigit():
-        raise TargetError(f"{what}: unexpected ready line {line!r}")
+        raise TargetError(f"{what}: unexpected ready line {line!r}{_log_tail(log)}")
     return int(fields["port"])
 
 
@@ -227,15 +259,31 @@ async def _stop(proc: trio.Process) -> None:
             await proc.wait()
 
 
-async def _watch(proc: trio.Process, what: str) -> None:
+async def _watch(proc: trio.Process, what: str, log: Path | None) -> None:
     code = await proc.wait()
-    raise TargetError(f"{what} (pid {proc.pid}) exited during the run with code {code}")
+    raise TargetError(
+        f"{what} (pid {proc.pid}) exited during the run with code {code}{_log_tail(log)}"
+    )
+
+
+def _open_log(log: Path) -> Any:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return open(log, "ab")  # noqa: SIM115 - closed by serve_target
+
+
+def _close_log(log: Path, file: Any) -> None:
+    """Close the log; remove it when it is empty (nothing was logged, this run or before)."""
+    file.close()
+    with contextlib.suppress(OSError):
+        if log.stat().st_size == 0:
+            log.unlink()
 
 
 async def serve_target(
     argv_for: Any,
     processes: int = 1,
     *,
+    log: Path | None = None,
     task_status: trio.TaskStatus[TargetProcesses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``processes`` embedded server processes until cancelled; reports them (their
@@ -243,17 +291,22 @@ async def serve_target(
 
     ``argv_for(index, port, reuse_port)``: the command line of process ``index``
     (:func:`child_argv`); process 0 picks a free port, the others bind the same one.
+    ``log``: the file their stderr is appended to (its folder is made; left only when
+    something was written to it; ``None``: this process's stderr, where it would show
+    above the live panel).
 
     Resource handling: every process started is stopped (see :func:`_stop`: stdin closed,
     then SIGTERM, then SIGKILL, each wait bounded) however this task ends, cancellation
-    and errors included; the processes run in their own session, so a terminal's
-    Ctrl-C reaches only this process, and their stdin is a pipe from this process, so
-    they also stop if it dies. Error handling: a process that exits before its ready
-    line (within :data:`READY_TIMEOUT_S`) or during the run raises :class:`TargetError`
-    (its own stderr is this process's stderr).
+    and errors included, and the log file is closed after them; the processes run in
+    their own session, so a terminal's Ctrl-C reaches only this process, and their stdin
+    is a pipe from this process, so they also stop if it dies. Error handling: a process
+    that exits before its ready line (within :data:`READY_TIMEOUT_S`) or during the run
+    raises :class:`TargetError`, quoting the last lines of ``log``; ``OSError`` when the
+    log cannot be opened (nothing started).
     """
     procs: list[trio.Process] = []
     reuse = processes > 1
+    log_file = None if log is None else await trio.to_thread.run_sync(_open_log, log)
     try:
         port = 0
         for index in range(processes):
@@ -263,22 +316,57 @@ async def serve_target(
                 list(argv),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                stderr=log_file,
                 start_new_session=True,
             )
             procs.append(proc)
             with trio.move_on_after(READY_TIMEOUT_S) as waited:
-                port = await _read_ready(proc, what)
+                port = await _read_ready(proc, what, log)
             if waited.cancelled_caught:
-                raise TargetError(f"{what} was not ready within {READY_TIMEOUT_S:g} s")
+                raise TargetError(
+                    f"{what} was not ready within {READY_TIMEOUT_S:g} s{_log_tail(log)}"
+                )
         async with trio.open_nursery() as nursery:
             for index, proc in enumerate(procs):
-                nursery.start_soon(_watch, proc, f"the embedded server process {index}")
+                nursery.start_soon(_watch, proc, f"the embedded server process {index}", log)
             task_status.started(TargetProcesses(port=port, processes=procs))
     finally:
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as stopping:
                 for proc in procs:
                     stopping.start_soon(_stop, proc)
+        if log is not None and log_file is not None:
+            _close_log(log, log_file)
+
+
+@contextmanager
+def in_process_log(target: EmbeddedTarget | None) -> Iterator[None]:
+    """For the block, the log of an in-process embedded server (``target.in_process``
+    with a ``target.log``: the ``orchestrator.mockserver`` logger, warnings and up) is
+    appended to ``target.log`` instead of reaching the terminal (Python's last-resort
+    handler prints warnings on stderr, above the live panel). The logger's handlers, level
+    and propagation are restored and the file closed on exit, however the block ends.
+    Anything else (``None``: ``--url``; server processes, whose stderr
+    :func:`serve_target` sends to the file): nothing changes."""
+    if target is None or not target.in_process or target.log is None:
+        yield
+        return
+    log = target.log
+    logger = logging.getLogger("orchestrator.mockserver")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log, encoding="utf-8", delay=True)  # made by a first line
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+        handler.close()
 
 
 def _records(path: Path, offset: int) -> list[dict[str, Any]]:
