@@ -48,19 +48,16 @@ import datetime as _dt
 import gc
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
-import attrs
 import trio
 
 from orchestrator import __version__
 from orchestrator.audio.voices.engines import VoiceError
 from orchestrator.audio.wav import AudioFileError
-from orchestrator.cli.mix import (
-    ScenarioMix,
-)
 from orchestrator.cli.options import (
     EXIT_EXPECTATIONS,
     EXIT_OK,
@@ -68,13 +65,13 @@ from orchestrator.cli.options import (
     fail,
 )
 from orchestrator.cli.run_args import add_run_parser
+from orchestrator.cli.run_fleet import RunSpecs, check_fleet, execute_fleet, wants_fleet
 from orchestrator.cli.run_setup import (
     EXPECTATION_FAILURE,
     SERVER_PREFIX,
     RunSetup,
     UsageError,
     build_target,
-    make_spec,
     prepare,
 )
 from orchestrator.cli.signals import (
@@ -87,9 +84,11 @@ from orchestrator.cli.signals import (
 from orchestrator.cli.target_process import (
     TargetProcesses,
     child_argv,
+    in_process_log,
     judge_groundtruth,
     serve_target,
 )
+from orchestrator.fleet.coordinator import FleetResults
 from orchestrator.metrics import (
     ThresholdError,
     all_failed_warning,
@@ -100,7 +99,6 @@ from orchestrator.mockserver import MockServer
 from orchestrator.scenario import (
     ScenarioError,
 )
-from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import (
     PlanError,
 )
@@ -172,12 +170,8 @@ async def _abort_on_threshold(
     nursery.start_soon(sup.drain, args.grace_s)
 
 
-def _first(_index: int) -> int:
-    return 0
-
-
 def _session_counts(sup: Supervisor) -> tuple[int, int]:
-    """``(finished, running)`` session attempts of ``sup`` (for the full collector)."""
+    """``(finished, running)`` sessions of ``sup`` (for the full collector)."""
     return sup.completed + sup.failed + sup.cancelled, sup.running
 
 
@@ -208,31 +202,20 @@ async def execute(
                     port = await top.start(server.serve)
                 else:
                     children = await top.start(
-                        serve_target, _argv_for(setup, args), setup.target.processes
+                        partial(serve_target, log=setup.target.log),
+                        _argv_for(setup, args),
+                        setup.target.processes,
                     )
                     port = children.port
                 target_kwargs.update(
                     url=f"ws://127.0.0.1:{port}/v1", provider="custom", api_key=None
                 )
             target = build_target(target_kwargs)
-            conversation = setup.conversation
-            pick: Callable[[int], int]
-            if isinstance(conversation, ScenarioMix):
-                bases = [make_spec(setup, target, args, d) for d in conversation.drivers]
-                pick = conversation.index_for
-            else:
-                bases = [make_spec(setup, target, args)]
-                pick = _first
-            conversation.prepare()  # make the shared audio before the clock runs
+            setup.conversation.prepare()  # make the shared audio before the clock runs
             seed = setup.seed
-
-            def spec_for(index: int) -> SessionSpec:
-                base = bases[pick(index)]
-                return attrs.evolve(base, session_id=f"s{index:06d}", seed=seed + index)
-
             workload = Workload(
                 model=setup.model,
-                spec=spec_for,
+                spec=RunSpecs.of(setup, target, args),
                 driver=setup.conversation,
                 restart=setup.restart,
             )
@@ -263,6 +246,7 @@ async def execute(
                     config=setup.config,
                     seed=seed,
                     rate_gate=RateGate() if args.respect_rate_limits else None,
+                    tags=setup.tags,
                 ) as sup:
                     sup.planned_total = planned_total(setup.model)
                     if server is not None:
@@ -373,8 +357,11 @@ def _err(message: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """Run ``orchestrator run``; returns the exit code."""
+    fleet = wants_fleet(args)  # --workers / --ray: orchestrator.cli.run_fleet
     try:
         setup = prepare(args)
+        if fleet:
+            check_fleet(args, setup)
     except (UsageError, ThresholdError, PlanError) as exc:
         return _err(str(exc))
     try:  # synthesize caller voices, read audio: before the run's clock, off the event loop
@@ -382,14 +369,17 @@ def handle(args: argparse.Namespace) -> int:
     except (ScenarioError, VoiceError, AudioFileError, ValueError) as exc:
         return _err(str(exc))
     try:
-        sink = JsonlSink(setup.out_dir / RESULTS_FILE)
+        sink = (FleetResults if fleet else JsonlSink)(setup.out_dir / RESULTS_FILE)
     except OSError as exc:
         return _err(f"--out {setup.out_dir}: {exc}")
     stop = StopSignals()
-    with held_stop_signals(stop):
+    with held_stop_signals(stop), in_process_log(setup.target):
         crashed: BaseException | None = None
         try:
-            trio.run(execute, setup, args, sink, stop)
+            if isinstance(sink, FleetResults):
+                trio.run(execute_fleet, setup, args, sink, stop)
+            else:
+                trio.run(execute, setup, args, sink, stop)
         except* KeyboardInterrupt:
             stop.note(signal.SIGINT)
         except* Exception as group:

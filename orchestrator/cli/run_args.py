@@ -249,6 +249,27 @@ def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]
         "intended) above which the run is invalid (default 50)",
     )
 
+    fleet = p.add_argument_group("scale-out (orchestrator.fleet)")
+    fleet.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="split the run over N local worker processes (auto: one per CPU), each "
+        "running its share of the plan; one results.jsonl and summary (default 1: this "
+        "process runs it)",
+    )
+    fleet.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the workers as Ray actors on the cluster at ADDRESS (without one: a "
+        "local Ray instance started and stopped by the run); one worker per CPU unless "
+        "--workers N; needs pip install 'realtime-orchestrator[ray]'",
+    )
+
     out = p.add_argument_group("output")
     out.add_argument(
         "--out",
@@ -315,6 +336,14 @@ def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]
     )
     out.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     out.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a user tag on every record (repeatable; --tag env=staging); summary and "
+        "thresholds select by it: 'ttfb_ms{env:staging}.p95<500'",
+    )
+    out.add_argument(
         "--progress",
         choices=("auto", "rich", "plain", "off"),
         default="auto",
@@ -323,3 +352,12 @@ def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]
     out.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary text")
     return p
 
+
+def _workers(text: str) -> int | str:
+    """``--workers``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'auto', got {text!r}") from None

@@ -37,6 +37,7 @@ from orchestrator.cli.options import (
 )
 from orchestrator.cli.target_process import (
     GROUNDTRUTH_FILE,
+    SERVER_LOG_FILE,
     EmbeddedTarget,
     groundtruth_paths,
 )
@@ -50,6 +51,7 @@ from orchestrator.metrics import (
     parse_threshold,
 )
 from orchestrator.metrics.prices import PriceFileError, PriceTable, builtin_prices, load_prices
+from orchestrator.metrics.thresholds import parse_tag
 from orchestrator.mockserver import ConfigError, ServerConfig
 from orchestrator.protocol.dialect import Dialect
 from orchestrator.scenario import (
@@ -125,6 +127,8 @@ class RunSetup:
     """How the embedded server runs and where its ground truth goes (``None``: --url)."""
     prices: PriceTable | None = None
     """The price table for the cost estimate (``None``: the built-in one)."""
+    tags: dict[str, str] = attrs.field(factory=dict)
+    """The run's user tags (``--tag NAME=VALUE``), added to every record."""
 
 
 def _load_model(args: argparse.Namespace) -> ClosedModel | OpenModel:
@@ -171,18 +175,13 @@ def _load_model(args: argparse.Namespace) -> ClosedModel | OpenModel:
 
 def _server_config(args: argparse.Namespace) -> ServerConfig:
     """The embedded server's config from the ``--server-*`` options (``serve``'s options;
-    an option not given keeps the server's default). Run-specific: the seed defaults to
-    ``--seed``, and ``--server-stall-ms`` alone makes every response stall."""
+    an option not given keeps the server's default; stalls as ``serve``'s, see
+    :func:`build_server_config`). Run-specific: the seed defaults to ``--seed``."""
     try:
         values = server_values(args, SERVER_PREFIX)
     except ServerOptionError as exc:
         raise UsageError(str(exc)) from None
     values.setdefault("seed", args.seed)
-    if "stall-ms" in values:
-        values.setdefault("stall-probability", 1.0)
-    elif values.get("stall-probability"):
-        typed = typed_as(args, SERVER_PREFIX, "stall-probability")
-        raise UsageError(f"{typed} needs --server-stall-ms")
     try:
         # the embedded server hears the lines the run's callers say (their voice cache)
         hearing_dir = Path(getattr(args, "voice_cache", None) or default_cache_dir())
@@ -340,6 +339,10 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
     for expr in thresholds:
         parse_threshold(expr)  # ThresholdError names the expression
     abort_thresholds(thresholds)  # ':abort' only on metrics known during the run
+    try:
+        tags = dict(parse_tag(text) for text in args.tag)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.metrics_port is not None and args.metrics_port > 65535:
         raise UsageError(f"--metrics-port {args.metrics_port}: a TCP port is 0..65535")
     model = _load_model(args)
@@ -435,6 +438,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         "dialect": dialect.value,
         "model": args.model,
         "api_key_env": args.api_key_env,
+        "tags": tags,
         "load": _describe_model(model),
         "conversation": {
             "speak": args.speak,
@@ -473,6 +477,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
             in_process=args.server_in_process,
             processes=processes,
             groundtruth=groundtruth_paths(first, processes),
+            log=out_dir / SERVER_LOG_FILE,
         )
         server_config = attrs.evolve(server_config, groundtruth_path=first)
         config["server"]["process"] = "in-process" if target.in_process else processes
@@ -491,6 +496,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         validity_limits=limits,
         seed=args.seed,
         prices=prices,
+        tags=tags,
     )
 
 
@@ -581,5 +587,6 @@ def make_spec(
         pacing=PacingSpec(chunk_ms=args.chunk_ms, realtime_factor=args.realtime_factor),
         max_duration=args.max_session_s,
         label=conversation.name,
+        tags=conversation.tags,
         seed=setup.seed,
     )

@@ -13,14 +13,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
 
-from orchestrator.supervisor.supervisor import Supervisor
-
 __all__ = [
+    "Drainable",
     "EXIT_HANGUP",
     "EXIT_INTERRUPTED",
     "EXIT_TERMINATED",
@@ -49,7 +48,7 @@ def exit_code_for_signal(signum: int) -> int:
     return 128 + int(signum)
 
 
-_SIGNAL_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+_SIGNAL_WORDS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 if hasattr(signal, "SIGHUP"):
     _SIGNAL_WORDS[signal.SIGHUP] = "hung up (SIGHUP)"
 
@@ -91,10 +90,22 @@ def held_stop_signals(stop: StopSignals) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class Drainable(Protocol):
+    """What a stop signal acts on: a supervisor, or a fleet of them."""
+
+    interrupted: bool
+
+    async def drain(self, grace_s: float) -> None:
+        """Start no more sessions; give running ones ``grace_s`` to finish."""
+
+    def cancel(self) -> None:
+        """Cancel every running session."""
+
+
 async def watch_stop_signals(
     signals: Any,
     stop: StopSignals,
-    sup: Supervisor,
+    sup: Drainable,
     grace_s: float,
     nursery: trio.Nursery,
     quiet: bool,

@@ -34,6 +34,19 @@ Open model (:class:`OpenModel`)
     planning input: the supervisor drops an arrival whose planned time finds that many
     sessions running (:func:`decide_start`, reason ``"max_concurrency"``).
 
+Shares (:func:`share_model`, for a run split over workers)
+    Worker ``w`` of ``n`` runs a share of the whole model whose starts are exactly the whole
+    plan's starts that fall to it, at the same planned times (given a shared start epoch):
+    open model: arrival ``k`` goes to worker ``k mod n`` (its local index ``k // n``), so the
+    union of the shares' arrivals is the whole plan, ramps and Poisson arrivals included;
+    ``max_concurrency`` is split as evenly as integers allow. Closed model: slot ``i`` goes
+    to worker ``i mod n`` and keeps its first start ``i * ramp_up_s / concurrency`` (the
+    ramp is preserved); the ``sessions`` total is split as evenly as integers allow
+    (statically: a worker whose sessions end sooner does not take over another's). Session
+    ``j`` of worker ``w`` is session ``j * n + w`` of the whole run (:func:`run_index`), so
+    the shares' session indices are exactly ``0 .. sessions - 1``. :func:`fleet_size` says
+    how many workers a model can keep busy.
+
 Everything here is pure (no I/O, no clock reads); only :class:`ClosedPlan` has state (its
 slot bookkeeping).
 """
@@ -51,7 +64,9 @@ import numpy as np
 __all__ = [
     "ClosedModel",
     "ClosedPlan",
+    "ClosedShare",
     "OpenModel",
+    "OpenShare",
     "PlanError",
     "PlannedStart",
     "StartDecision",
@@ -59,6 +74,9 @@ __all__ = [
     "StartStatus",
     "classify_start",
     "decide_start",
+    "fleet_size",
+    "run_index",
+    "share_model",
 ]
 
 StartStatus = Literal["on_time", "late", "dropped"]
@@ -136,6 +154,10 @@ class ClosedModel:
         """A fresh :class:`ClosedPlan` for one run of this model."""
         return ClosedPlan(self)
 
+    def first_start(self, slot: int) -> float:
+        """When slot ``slot`` starts its first session: ``slot * ramp_up_s / concurrency``."""
+        return slot * self.ramp_up_s / self.concurrency
+
 
 @attrs.define(eq=False)
 class ClosedPlan:
@@ -192,7 +214,7 @@ class ClosedPlan:
         m = self.model
         starts: list[PlannedStart] = []
         for slot in range(m.concurrency):
-            at = slot * m.ramp_up_s / m.concurrency
+            at = m.first_start(slot)
             if self._exhausted(at):
                 break  # times are increasing, and the session count only grows
             starts.append(self._take(slot, at))
@@ -371,6 +393,111 @@ class OpenModel:
             for at in chunk.tolist():
                 yield PlannedStart(index=index, at=at)
                 index += 1
+
+
+# --------------------------------------------------------------------------- shares
+
+
+def _even_part(total: int, worker: int, workers: int) -> int:
+    """Worker ``worker``'s part of ``total`` split over ``workers`` (the first ones get the
+    remainder): the count of ``k`` in ``range(worker, total, workers)``."""
+    return total // workers + (1 if worker < total % workers else 0)
+
+
+def run_index(local: int, worker: int, workers: int) -> int:
+    """The run-wide index of session ``local`` of worker ``worker`` (of ``workers``):
+    ``local * workers + worker`` (see the module docstring, "Shares")."""
+    return local * workers + worker
+
+
+@attrs.frozen
+class ClosedShare(ClosedModel):
+    """Worker ``worker``'s share of a closed model (see :func:`share_model`): its
+    ``concurrency`` slots are the whole model's slots ``worker, worker + workers, ...``
+    with their first starts as in the whole plan (``whole_concurrency`` slots over
+    ``ramp_up_s``)."""
+
+    worker: int = attrs.field(default=0, kw_only=True)
+    workers: int = attrs.field(default=1, kw_only=True)
+    whole_concurrency: int = attrs.field(default=1, kw_only=True)
+
+    def first_start(self, slot: int) -> float:
+        """The whole plan's first start of the run-wide slot this local ``slot`` is."""
+        return run_index(slot, self.worker, self.workers) * self.ramp_up_s / self.whole_concurrency
+
+
+@attrs.frozen
+class OpenShare(OpenModel):
+    """Worker ``worker``'s share of an open model (see :func:`share_model`): the whole
+    plan's arrivals ``worker, worker + workers, ...`` at their planned times. Its other
+    fields are the whole model's (``max_concurrency``: this worker's part of the cap)."""
+
+    worker: int = attrs.field(default=0, kw_only=True)
+    workers: int = attrs.field(default=1, kw_only=True)
+
+    def arrival_times(self) -> np.ndarray:
+        """This share's planned start times (every ``workers``-th of the whole plan's)."""
+        return super().arrival_times()[self.worker :: self.workers]
+
+    def starts(self) -> Iterator[PlannedStart]:
+        """This share's starts; ``index`` is the local one (:func:`run_index` maps it)."""
+        for start in super().starts():
+            if start.index % self.workers == self.worker:
+                yield PlannedStart(index=start.index // self.workers, at=start.at)
+
+
+def fleet_size(model: ClosedModel | OpenModel, wanted: int) -> int:
+    """How many of ``wanted`` workers ``model`` can give a share to: no more than its
+    ``concurrency`` and ``sessions`` (closed) or its ``max_concurrency`` and ``sessions``
+    (open), and at least 1."""
+    caps = [wanted]
+    if isinstance(model, ClosedModel):
+        caps.append(model.concurrency)
+    elif model.max_concurrency is not None:
+        caps.append(model.max_concurrency)
+    if model.sessions is not None:
+        caps.append(model.sessions)
+    return max(1, min(caps))
+
+
+def share_model(
+    model: ClosedModel | OpenModel, worker: int, workers: int
+) -> ClosedShare | OpenShare:
+    """Worker ``worker``'s share of ``model`` split over ``workers`` (see the module
+    docstring, "Shares"). Raises :class:`PlanError` when ``workers`` is more than
+    :func:`fleet_size` allows or ``worker`` is not in ``range(workers)``."""
+    _check_positive_int("share_model", "workers", workers, allow_none=False)
+    if not 0 <= worker < workers:
+        raise PlanError(f"share_model.worker must be in [0, {workers}), got {worker!r}")
+    if fleet_size(model, workers) < workers:
+        raise PlanError(
+            f"share_model: {type(model).__name__} cannot be split over {workers} workers "
+            f"(at most {fleet_size(model, workers)})"
+        )
+    sessions = None if model.sessions is None else _even_part(model.sessions, worker, workers)
+    if isinstance(model, ClosedModel):
+        return ClosedShare(
+            concurrency=_even_part(model.concurrency, worker, workers),
+            ramp_up_s=model.ramp_up_s,
+            sessions=sessions,
+            duration_s=model.duration_s,
+            worker=worker,
+            workers=workers,
+            whole_concurrency=model.concurrency,
+        )
+    cap = model.max_concurrency
+    return OpenShare(
+        rate=model.rate,
+        duration_s=model.duration_s,
+        rate_to=model.rate_to,
+        ramp_s=model.ramp_s,
+        poisson=model.poisson,
+        seed=model.seed,
+        max_concurrency=None if cap is None else _even_part(cap, worker, workers),
+        sessions=model.sessions,
+        worker=worker,
+        workers=workers,
+    )
 
 
 # --------------------------------------------------------------------------- lateness

@@ -1,0 +1,404 @@
+"""The coordinator of a fleet run: N workers, one results file, one live view.
+
+:class:`Fleet` starts every worker (a :class:`WorkerLink`: a local process or a Ray actor)
+with its :class:`~orchestrator.fleet.job.WorkOrder`, waits until each one is ready (its
+job read, its specs built), then gives all of them the same start epoch, a wall-clock
+moment :data:`START_MARGIN_S` ahead, so their shares of the plan start together. While
+they run it
+
+* appends every record a worker streams (already tagged with its worker) to the one
+  results sink, as it comes, and feeds the turns and sessions to its own
+  :class:`~orchestrator.metrics.LiveStats` (the panel's rolling percentiles are the
+  whole fleet's, not an average of the workers');
+* keeps each worker's latest live status and merges them into one
+  :class:`~orchestrator.supervisor.snapshot.SupervisorSnapshot` (:meth:`Fleet.snapshot`),
+  which the CLI's progress panel polls unchanged, and samples it into the results file's
+  timeline (``snapshot`` lines) every ``timeline_interval_s``;
+* forwards stop requests: :meth:`Fleet.drain` and :meth:`Fleet.cancel` (the CLI's signal
+  watcher calls them as it calls a supervisor's) reach every worker as commands.
+
+A worker that dies (its output ends without its ``end`` message, or it reports an
+``error``) is reported on stderr, its finished records are kept (they are in the file
+already), the run is marked invalid with a reason naming it, and the other workers are
+drained (running sessions get ``grace_s``): the plan can no longer be run as planned, and
+the run never waits for a worker that is gone.
+
+When every worker has ended the coordinator writes the ``run_end`` line: start counts
+summed, self-monitoring merged (:func:`~orchestrator.fleet.merge.merge_monitor`; the
+coordinator's own CPU time as ``coordinator_cpu_s``), validity valid only if every worker
+was (reasons name the worker), and ``workers``: each one's own figures.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+import attrs
+import orjson
+import trio
+
+from orchestrator.fleet.merge import (
+    merge_monitor,
+    merge_snapshots,
+    snapshot_from_dict,
+    worker_validity,
+)
+from orchestrator.fleet.wire import Command, WireError, command_line, is_record, parse_message
+from orchestrator.metrics import LiveStats
+from orchestrator.supervisor.monitor import merge_validity
+from orchestrator.supervisor.sink import JsonlSink, RecordSink
+from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapshot
+
+__all__ = [
+    "READY_TIMEOUT_S",
+    "START_MARGIN_S",
+    "Fleet",
+    "FleetError",
+    "FleetResults",
+    "FleetSink",
+    "WorkerLink",
+]
+
+#: How long a worker may take to be ready (start, imports, read its job, build its specs).
+READY_TIMEOUT_S = 120.0
+#: The start epoch is this far ahead of the moment the last worker was ready.
+START_MARGIN_S = 0.25
+
+
+class FleetError(RuntimeError):
+    """The fleet could not start (a worker failed before it was ready)."""
+
+
+class WorkerLink(Protocol):
+    """A worker as the coordinator sees it, whatever carries it (process, Ray actor)."""
+
+    @property
+    def name(self) -> str:
+        """How reports name the worker (``worker 1 (pid 1234)``)."""
+        ...
+
+    async def open(self, order: bytes) -> None:
+        """Start the worker and give it its order."""
+
+    async def receive_some(self) -> bytes:
+        """The next bytes of its lines (``b""``: it ended)."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Send a command line (nothing happens once it ended)."""
+
+    async def close(self) -> str:
+        """Stop it (bounded, never raises) and say how it ended."""
+        ...
+
+
+class FleetSink(RecordSink, Protocol):
+    """The coordinator's sink: a :class:`RecordSink` that also appends a worker's record
+    line as it is."""
+
+    def write_line(self, line: bytes) -> None: ...
+
+
+class FleetResults(JsonlSink):
+    """The results file of a fleet run: a :class:`JsonlSink` that also appends the
+    workers' record lines unchanged (flushed at once, like every line)."""
+
+    def write_line(self, line: bytes) -> None:
+        """Append one complete line (ending in ``\\n``)."""
+        self._write(line)
+
+
+@attrs.define(eq=False)
+class _Worker:
+    index: int
+    link: WorkerLink
+    send: trio.MemorySendChannel[Command]
+    receive: trio.MemoryReceiveChannel[Command]
+    settled: trio.Event = attrs.field(factory=trio.Event)
+    """Set once the worker said ``ready`` or ended."""
+    done: trio.Event = attrs.field(factory=trio.Event)
+    ready: bool = False
+    status: SupervisorSnapshot | None = None
+    end: dict[str, Any] | None = None
+    error: str | None = None
+    died: str | None = None
+    ended_how: str | None = None
+    """How its link ended: its ``error``, else how the link closed."""
+    sessions: int = 0
+
+
+class Fleet:
+    """Runs one fleet (see the module docstring). ``grace_s``: what a drain gives running
+    sessions when a worker dies. ``planned_total``: the whole plan's session count, when
+    known. ``quiet``: no messages on stderr."""
+
+    def __init__(
+        self,
+        links: Sequence[WorkerLink],
+        sink: FleetSink,
+        *,
+        grace_s: float = 30.0,
+        planned_total: int | None = None,
+        quiet: bool = False,
+        live_window_s: float = 30.0,
+        timeline_interval_s: float | None = 1.0,
+        ready_timeout_s: float = READY_TIMEOUT_S,
+    ) -> None:
+        self.sink = sink
+        self.grace_s = grace_s
+        self.planned_total = planned_total
+        self.quiet = quiet
+        self.timeline_interval_s = timeline_interval_s
+        self.ready_timeout_s = ready_timeout_s
+        self.live = LiveStats(live_window_s, slot_s=1.0, clock=trio.current_time)
+        self.interrupted = False
+        """Set by the caller when the run was stopped early (a stop signal)."""
+        self.draining = False
+        self.t0: float | None = None
+        """The start epoch on this process's trio clock (``None`` before the start)."""
+        self._workers: list[_Worker] = []
+        for index, link in enumerate(links):
+            send, receive = trio.open_memory_channel[Command](8)
+            self._workers.append(_Worker(index, link, send, receive))
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def deaths(self) -> list[str]:
+        """Why each worker that died did (empty: none did)."""
+        return [w.died for w in self._workers if w.died is not None]
+
+    # ------------------------------------------------------------------ running
+    async def run(
+        self,
+        orders: Sequence[bytes],
+        *,
+        run_info: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        on_start: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """Run the fleet: ``orders[i]`` is worker ``i``'s (``dumps_order``). Writes the
+        ``run`` line (``run_info``/``config``) first, the ``run_end`` line last; returns
+        when every worker has ended. ``on_start`` is awaited at the start epoch (e.g. to
+        tell the embedded target the run starts).
+
+        Raises :class:`FleetError` when a worker fails before it is ready or is not
+        ready within ``ready_timeout_s`` (no ``run_end`` line then: nothing ran).
+        Resource handling: every worker is stopped (:meth:`WorkerLink.close`) however
+        this ends. Cancellation: raises ``Cancelled`` after stopping every worker (they
+        cancel their sessions); no ``run_end`` line is written.
+        """
+        if len(orders) != len(self._workers):
+            raise ValueError(f"Fleet.run: {len(orders)} orders for {len(self._workers)} workers")
+        self.sink.event("run", {"run": dict(run_info or {}), "config": dict(config or {})})
+        cpu0 = time.process_time()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._open_all(orders, nursery)
+            epoch = time.time() + START_MARGIN_S
+            self.t0 = trio.current_time() + START_MARGIN_S
+            for worker in self._workers:
+                self._command(worker, Command("go", epoch))
+            if on_start is not None:
+                nursery.start_soon(self._at_start, on_start)
+            if self.timeline_interval_s is not None and math.isfinite(self.timeline_interval_s):
+                nursery.start_soon(self._sample_timeline, self.timeline_interval_s)
+            for worker in self._workers:
+                await worker.done.wait()
+            self._write_end(time.process_time() - cpu0)
+            nursery.cancel_scope.cancel()
+
+    async def _open_all(self, orders: Sequence[bytes], nursery: trio.Nursery) -> None:
+        with trio.move_on_after(self.ready_timeout_s) as waited:
+            async with trio.open_nursery() as opening:
+                for worker, order in zip(self._workers, orders, strict=True):
+                    opening.start_soon(self._open, worker, order, nursery)
+        if waited.cancelled_caught:
+            late = [w.link.name for w in self._workers if not w.ready]
+            raise FleetError(f"{', '.join(late)}: not ready within {self.ready_timeout_s:g} s")
+
+    async def _open(self, worker: _Worker, order: bytes, nursery: trio.Nursery) -> None:
+        try:
+            await worker.link.open(order)
+        except Exception as exc:
+            with trio.CancelScope(shield=True):
+                await worker.link.close()
+            worker.done.set()
+            raise FleetError(f"{worker.link.name} could not start: {exc}") from exc
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await worker.link.close()
+            worker.done.set()
+            raise
+        nursery.start_soon(self._read, worker)
+        nursery.start_soon(self._send_commands, worker)
+        await worker.settled.wait()
+        if not worker.ready:
+            raise FleetError(f"{worker.link.name} could not start: {worker.ended_how}")
+
+    async def _send_commands(self, worker: _Worker) -> None:
+        async for command in worker.receive:
+            await worker.link.send(command_line(command))
+
+    def _command(self, worker: _Worker, command: Command) -> None:
+        if worker.done.is_set():
+            return
+        try:
+            worker.send.send_nowait(command)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            pass  # at most go, drain and cancel are ever sent: cannot be full
+
+    async def _read(self, worker: _Worker) -> None:
+        """Take the worker's lines until its output ends, then stop it and note how it
+        ended (a worker without an ``end`` message died)."""
+        buf = b""
+        try:
+            while True:
+                chunk = await worker.link.receive_some()
+                if not chunk:
+                    break
+                *lines, buf = (buf + chunk).split(b"\n")
+                for line in lines:
+                    if line:
+                        self._take(worker, line)
+        finally:
+            with trio.CancelScope(shield=True):
+                how = await worker.link.close()
+            worker.ended_how = worker.error or how
+            if worker.end is None:
+                why = worker.ended_how
+                worker.died = (
+                    f"{worker.link.name} died ({why}): its {worker.sessions} finished sessions "
+                    "are kept, the rest of its share did not run"
+                )
+            worker.send.close()
+            worker.settled.set()
+            worker.done.set()
+        if worker.died is not None and worker.ready:
+            self._lost(worker)
+
+    def _lost(self, worker: _Worker) -> None:
+        if not self.quiet:
+            print(f"\n{worker.died}; draining the other workers", file=sys.stderr, flush=True)
+        if not self.draining and self._nursery is not None:
+            self._nursery.start_soon(self.drain, self.grace_s)
+
+    def _take(self, worker: _Worker, line: bytes) -> None:
+        if is_record(line):
+            self.sink.write_line(line + b"\n")
+            self._observe(worker, line)
+            return
+        try:
+            msg = parse_message(line)
+        except WireError as exc:
+            print(f"{worker.link.name}: {exc}", file=sys.stderr, flush=True)
+            return
+        kind = msg["fleet"]
+        if kind == "ready":
+            worker.ready = True
+            worker.settled.set()
+        elif kind == "status":
+            worker.status = snapshot_from_dict(msg.get("snapshot") or {})
+        elif kind == "end":
+            worker.end = msg
+        elif kind == "error":
+            worker.error = str(msg.get("error"))
+
+    def _observe(self, worker: _Worker, line: bytes) -> None:
+        head = line[:48]
+        if b'"kind":"turn"' not in head and b'"kind":"session"' not in head:
+            return
+        record = SimpleNamespace(**orjson.loads(line))
+        if record.kind == "turn":
+            self.live.observe_turn(record)
+        else:
+            worker.sessions += 1
+            self.live.observe_session(record)
+
+    async def _at_start(self, call: Callable[[], Awaitable[object]]) -> None:
+        assert self.t0 is not None
+        await trio.sleep_until(self.t0)
+        await call()
+
+    async def _sample_timeline(self, interval_s: float) -> None:
+        assert self.t0 is not None
+        await trio.sleep_until(self.t0)
+        while True:
+            await trio.sleep(interval_s)
+            self.sink.snapshot(self.snapshot().timeline_point())
+
+    def _write_end(self, cpu_s: float) -> None:
+        ends = [w.end or {} for w in self._workers]
+        verdicts = [
+            worker_validity(w.link.name, (w.end or {}).get("validity"), w.died)
+            for w in self._workers
+        ]
+        monitor = merge_monitor([e.get("monitor") or {} for e in ends])
+        monitor["coordinator_cpu_s"] = round(cpu_s, 3)
+        now = trio.current_time()
+        self.sink.event(
+            "run_end",
+            {
+                "t_s": round(now - (self.t0 or now), 6),
+                "late_starts": sum(int(e.get("late_starts", 0)) for e in ends),
+                "dropped_starts": sum(int(e.get("dropped_starts", 0)) for e in ends),
+                "validity": merge_validity(*verdicts),
+                "monitor": monitor,
+                "interrupted": self.interrupted or any(e.get("interrupted") for e in ends),
+                "workers": [
+                    {
+                        "worker": w.index,
+                        "name": w.link.name,
+                        "sessions": w.sessions,
+                        "died": w.died,
+                        "validity": v,
+                        "late_starts": e.get("late_starts"),
+                        "dropped_starts": e.get("dropped_starts"),
+                        "monitor": e.get("monitor"),
+                    }
+                    for w, v, e in zip(self._workers, verdicts, ends, strict=True)
+                ],
+            },
+        )
+
+    # ------------------------------------------------------------------ stopping
+    async def drain(self, grace_s: float = 30.0) -> None:
+        """Tell every worker to drain (no new sessions; running ones get ``grace_s``, then
+        are cancelled) and wait until every worker has ended.
+
+        Cancellation: raises ``Cancelled``; the workers go on draining."""
+        self.draining = True
+        for worker in self._workers:
+            self._command(worker, Command("drain", grace_s))
+        for worker in self._workers:
+            await worker.done.wait()
+
+    def cancel(self) -> None:
+        """Tell every worker to cancel its sessions now (their results are recorded)."""
+        self.draining = True
+        for worker in self._workers:
+            self._command(worker, Command("cancel"))
+
+    # ------------------------------------------------------------------ status
+    def snapshot(self) -> SupervisorSnapshot:
+        """The whole fleet's live status now (see the module docstring)."""
+        now = trio.current_time()
+        merged = merge_snapshots([w.status for w in self._workers if w.status is not None])
+        metrics: dict[str, MetricPercentiles] = {}
+        for name, window in self.live.windows.items():
+            p50, p95, p99 = window.percentiles((50, 95, 99))
+            metrics[name] = MetricPercentiles(count=window.count(), p50=p50, p95=p95, p99=p99)
+        return attrs.evolve(
+            merged,
+            t_s=max(0.0, now - self.t0) if self.t0 is not None else 0.0,
+            metrics=metrics,
+            turns=self.live.turns,
+            turns_failed=self.live.turns_failed,
+            errors_per_s=self.live.errors_per_s(),
+            draining=self.draining or merged.draining,
+            planned_total=self.planned_total,
+        )

@@ -1,0 +1,285 @@
+"""The fleet layer without processes: shares of the plan, the line protocol, shipping a
+job by content, merging the workers' figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import trio
+
+from orchestrator.audio.voices.cache import VoiceCache
+from orchestrator.fleet.coordinator import Fleet, FleetError, FleetResults
+from orchestrator.fleet.job import JobError, WorkerJob, WorkOrder, dumps_order, loads_order
+from orchestrator.fleet.local import describe_exit
+from orchestrator.fleet.merge import (
+    merge_monitor,
+    merge_snapshots,
+    snapshot_from_dict,
+    worker_validity,
+)
+from orchestrator.fleet.wire import (
+    Command,
+    QueueWriter,
+    StreamSink,
+    WireError,
+    command_line,
+    error_message,
+    is_record,
+    message,
+    parse_command,
+    parse_message,
+)
+from orchestrator.metrics import SessionResult, read_results
+from orchestrator.supervisor import (
+    ClosedModel,
+    OpenModel,
+    PlanError,
+    RestartPolicy,
+    read_run_meta,
+)
+from orchestrator.supervisor.plan import (
+    ClosedShare,
+    OpenShare,
+    fleet_size,
+    run_index,
+    share_model,
+)
+from orchestrator.supervisor.snapshot import SupervisorSnapshot
+
+# ----------------------------------------------------------------------------- shares
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        OpenModel(rate=10, duration_s=6),
+        OpenModel(rate=5, duration_s=10, rate_to=40, ramp_s=4),
+        OpenModel(rate=20, duration_s=5, rate_to=2, poisson=True, seed=7),
+        OpenModel(rate=50, duration_s=10, sessions=101),
+    ],
+)
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
+def test_open_shares_deal_the_whole_plan_round_robin(model: OpenModel, workers: int) -> None:
+    whole = [(s.index, s.at) for s in model.starts()]
+    dealt: list[tuple[int, float]] = []
+    for w in range(workers):
+        share = share_model(model, w, workers)
+        assert isinstance(share, OpenShare)
+        starts = list(share.starts())
+        assert [s.index for s in starts] == list(range(len(starts)))
+        dealt += [(run_index(s.index, w, workers), s.at) for s in starts]
+        np.testing.assert_array_equal(share.arrival_times(), [s.at for s in starts])
+    assert sorted(dealt) == whole  # same starts, same planned times, nothing twice
+
+
+def test_open_share_splits_max_concurrency() -> None:
+    model = OpenModel(rate=10, duration_s=1, max_concurrency=5)
+    assert [share_model(model, w, 2).max_concurrency for w in range(2)] == [3, 2]
+    assert fleet_size(model, 8) == 5
+
+
+def test_closed_shares_keep_the_ramp_and_split_sessions() -> None:
+    model = ClosedModel(concurrency=5, ramp_up_s=1.0, sessions=11)
+    whole = sorted(s.at for s in model.plan().initial_starts())
+    firsts: list[float] = []
+    sessions = 0
+    for w in range(2):
+        share = share_model(model, w, 2)
+        assert isinstance(share, ClosedShare)
+        firsts += [s.at for s in share.plan().initial_starts()]
+        sessions += share.sessions or 0
+    assert sorted(firsts) == whole == [0.0, 0.2, 0.4, 0.6, 0.8]
+    assert sessions == 11
+    assert [share_model(model, w, 2).concurrency for w in range(2)] == [3, 2]
+
+
+def test_session_indices_of_closed_shares_are_the_whole_runs() -> None:
+    model = ClosedModel(concurrency=4, sessions=10)
+    indices = sorted(
+        run_index(j, w, 3)
+        for w in range(3)
+        for j in range(share_model(model, w, 3).sessions or 0)
+    )
+    assert indices == list(range(10))
+
+
+def test_fleet_size_and_bad_shares() -> None:
+    assert fleet_size(ClosedModel(concurrency=3), 16) == 3
+    assert fleet_size(ClosedModel(concurrency=30, sessions=2), 16) == 2
+    assert fleet_size(OpenModel(rate=1, duration_s=1), 4) == 4
+    with pytest.raises(PlanError, match="cannot be split over 4 workers"):
+        share_model(ClosedModel(concurrency=3), 0, 4)
+    with pytest.raises(PlanError, match=r"worker must be in \[0, 2\)"):
+        share_model(ClosedModel(concurrency=3), 2, 2)
+
+
+# ----------------------------------------------------------------------------- wire
+
+
+def test_commands_round_trip_and_bad_lines_are_named() -> None:
+    for command in (Command("go", 1765000000.125), Command("drain", 30.0), Command("cancel")):
+        assert parse_command(command_line(command).strip()) == command
+    with pytest.raises(WireError, match="'stop now'"):
+        parse_command(b"stop now")
+    with pytest.raises(WireError, match="not a worker message"):
+        parse_message(b'{"kind":"turn"}')
+
+
+def test_stream_sink_tags_every_record_with_its_worker() -> None:
+    out = QueueWriter()
+    sink = StreamSink(out, worker=3)
+    sink.session(SessionResult(
+            session_id="s000003", status="completed", planned_start_s=0.0, t_end_s=1.0
+        ))
+    sink.event("start_dropped", {"session_id": "s000007", "reason": "too_late"})
+    lines = out.take(0.0).splitlines()
+    assert all(is_record(line) for line in lines)
+    assert [orjson.loads(line)["worker"] for line in lines] == [3, 3]
+    (session,) = read_results(lines).sessions  # still a results.jsonl line
+    assert session.session_id == "s000003"
+    assert not is_record(message("status", snapshot={}))
+    assert out.take(0.0) == b""
+
+
+def test_an_error_message_names_the_first_error_of_a_group() -> None:
+    group = ExceptionGroup("nursery", [ValueError("bad spec")])
+    assert parse_message(error_message(group).strip())["error"] == "ValueError: bad spec"
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(3) == "exit code 3"
+
+
+# ----------------------------------------------------------------------------- job
+
+
+def test_a_job_ships_by_content_with_the_voice_clips_it_holds(tmp_path: Path) -> None:
+    cache = VoiceCache(str(tmp_path))
+    clip = np.arange(10, dtype=np.int16)
+    cache._memo["k"] = clip
+    # the cache stands for any object of the job's graph that holds one (a conversation)
+    job = WorkerJob(
+        model=ClosedModel(concurrency=2), spec=dict, driver=cache, restart=RestartPolicy()
+    )  # type: ignore[arg-type]
+    back = loads_order(dumps_order(WorkOrder(job=job, worker=1, workers=2)))
+    assert (back.worker, back.workers, back.job.model) == (1, 2, job.model)
+    shipped = back.job.driver
+    assert isinstance(shipped, VoiceCache) and shipped is not cache
+    np.testing.assert_array_equal(shipped._memo["k"], clip)
+    assert not shipped._memo["k"].flags.writeable
+    with pytest.raises(JobError, match="not a work order"):
+        loads_order(b"junk")
+
+
+# ----------------------------------------------------------------------------- merge
+
+
+def test_merged_status_adds_counts_and_keeps_the_worst_lag() -> None:
+    a = SupervisorSnapshot(
+        t_s=3.0, active=4, started=10, completed=6, loop_lag_p99_ms=2.0, pacer_p99_ms=9.0,
+        cpu_percent=40.0, breaker="closed", planned_total=20,
+    )  # fmt: skip
+    b = SupervisorSnapshot(
+        t_s=3.1, active=1, started=9, completed=8, loop_lag_p99_ms=30.0, pacer_p99_ms=None,
+        cpu_percent=50.0, breaker="open", planned_total=20, draining=True, last_error="boom",
+    )  # fmt: skip
+    merged = merge_snapshots([a, snapshot_from_dict(b.to_dict())])
+    assert (merged.active, merged.started, merged.completed) == (5, 19, 14)
+    assert (merged.loop_lag_p99_ms, merged.pacer_p99_ms) == (30.0, 9.0)
+    assert (merged.cpu_percent, merged.breaker, merged.draining) == (90.0, "open", True)
+    assert (merged.planned_total, merged.last_error, merged.t_s) == (40, "boom", 3.1)
+
+
+def test_merged_monitor_and_validity_name_the_worker() -> None:
+    figures = merge_monitor(
+        [{"pacer_p99_ms": 3.0, "pacer_frames": 10}, {"pacer_p99_ms": 7.0, "pacer_frames": 5}]
+    )
+    assert figures == {"pacer_p99_ms": 7.0, "pacer_frames": 15}
+    bad = worker_validity("worker 1 (pid 7)", {"valid": False, "reasons": ["lag 90 ms"]}, None)
+    assert bad == {"valid": False, "reasons": ["worker 1 (pid 7): lag 90 ms"]}
+    dead = worker_validity("worker 0 (pid 6)", None, "worker 0 (pid 6) died (exit code 1)")
+    assert dead == {"valid": False, "reasons": ["worker 0 (pid 6) died (exit code 1)"]}
+    assert worker_validity("w", {"valid": True, "reasons": []}, None)["valid"]
+
+
+# ----------------------------------------------------------------------------- coordinator
+
+
+class ScriptedLink:
+    """A worker that says ``ready`` (or fails), and on ``go`` writes ``records`` then
+    ``end`` (or, ``dies``, just stops); it ends at once on ``drain``/``cancel``."""
+
+    def __init__(self, index: int, *, records: int = 0, dies: bool = False, error: str = "") -> None:
+        self.index, self.records, self.dies, self.error = index, records, dies, error
+        self.commands: list[bytes] = []
+        self.ended = False
+        self._send, self._receive = trio.open_memory_channel[bytes](64)
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.index} (scripted)"
+
+    async def open(self, order: bytes) -> None:
+        if self.error:
+            self._send.send_nowait(message("error", error=self.error))
+            self._end()
+        else:
+            self._send.send_nowait(message("ready"))
+
+    async def receive_some(self) -> bytes:
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            return b""
+
+    async def send(self, data: bytes) -> None:
+        self.commands.append(data)
+        if self.ended:
+            return
+        if data.startswith(b"go"):
+            for i in range(self.records):
+                line = b'{"worker":%d,"kind":"session","session_id":"s%06d","status":"completed",'
+                line += b'"planned_start_s":0.0,"t_end_s":1.0}\n'
+                self._send.send_nowait(line % (self.index, i * 2 + self.index))
+            if self.dies:
+                self._end()
+            return  # runs until told to drain or cancel
+        self._send.send_nowait(message("end", validity={"valid": True, "reasons": []}))
+        self._end()
+
+    def _end(self) -> None:
+        self.ended = True
+        self._send.close()
+
+    async def close(self) -> str:
+        return "exit code 0" if not self.dies else "killed by SIGKILL"
+
+
+async def test_a_worker_that_cannot_start_is_named(tmp_path: Path) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    fleet = Fleet([ScriptedLink(0), ScriptedLink(1, error="JobError: bad job")], sink, quiet=True)
+    failed = pytest.RaisesExc(FleetError, match=r"^worker 1 \(scripted\) could not start: JobError")
+    with trio.fail_after(5), pytest.RaisesGroup(failed, flatten_subgroups=True):
+        await fleet.run([b"", b""])
+
+
+async def test_a_dead_worker_drains_the_others_and_invalidates_the_run(tmp_path: Path) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    alive, dead = ScriptedLink(0, records=1), ScriptedLink(1, records=2, dies=True)
+    fleet = Fleet([alive, dead], sink, grace_s=7.0, quiet=True, timeline_interval_s=None)
+    with trio.fail_after(5):
+        await fleet.run([b"", b""])
+    sink.close()
+    assert fleet.deaths == [
+        "worker 1 (scripted) died (killed by SIGKILL): its 2 finished sessions are kept, "
+        "the rest of its share did not run"
+    ]
+    assert b"drain 7.0\n" in alive.commands  # the living worker was drained
+    meta = read_run_meta(tmp_path / "results.jsonl")
+    assert meta.ended and meta.validity == {"valid": False, "reasons": fleet.deaths}
+    kept = read_results(tmp_path / "results.jsonl").sessions
+    assert sorted(s.session_id for s in kept) == ["s000000", "s000001", "s000003"]

@@ -1,0 +1,166 @@
+"""``orchestrator run --workers`` / ``--ray`` end to end: real worker processes (or Ray
+actors) against the embedded server on loopback.
+
+Kept few and small (this machine has 2 cores): user audio sent 4x faster than real time,
+answers streamed as fast as possible; every test has a ``fail_after`` guard or a bounded
+run.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+
+from orchestrator.cli import build_parser, main
+from orchestrator.cli.run_fleet import RunSpecs
+from orchestrator.cli.run_setup import build_target, prepare
+from orchestrator.fleet import Fleet, FleetResults, ProcessWorker, WorkerJob, WorkOrder, dumps_order
+from orchestrator.metrics import read_results
+from orchestrator.mockserver import MockServer, ServerConfig
+from orchestrator.mockserver.latency import Distribution, LatencyModel
+from orchestrator.supervisor import read_run_meta
+
+QUICK = [
+    "--speech-ms", "400", "--lead-ms", "100", "--tail-ms", "100", "--realtime-factor", "4",
+    "--quiet",
+]  # fmt: skip
+SERVER_QUICK = ["--server-realtime-factor", "0", "--server-ttfb-ms", "50"]
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def test_two_workers_write_one_results_file_of_all_the_sessions(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--workers", "2", "--sessions", "60", "--concurrency", "30", "--out", str(out)]
+    assert main([*argv, *QUICK, *SERVER_QUICK]) == 0
+    results = read_results(out / "results.jsonl")
+    assert sorted(s.session_id for s in results.sessions) == [f"s{i:06d}" for i in range(60)]
+    records = _records(out / "results.jsonl")
+    by_worker = {r["worker"] for r in records if r["kind"] in ("session", "turn")}
+    assert by_worker == {0, 1}
+    end = records[-1]
+    assert end["kind"] == "run_end" and [w["sessions"] for w in end["workers"]] == [30, 30]
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert sum(summary["sessions"]["by_status"].values()) == 60
+    assert summary["run"]["workers"] == 2
+    assert summary["config"]["server"]["process"] == 1  # one server process per two workers
+
+
+def test_open_model_workers_start_the_planned_arrivals(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--workers", "2", "--rate", "10", "--duration", "6", "--out", str(out)]
+    assert main([*argv, *QUICK, *SERVER_QUICK]) == 0
+    sessions = read_results(out / "results.jsonl").sessions
+    assert 58 <= len(sessions) <= 62
+    planned = sorted(s.planned_start_s for s in sessions)
+    # arrival k at k / 10 s on the shared epoch, whichever worker started it
+    assert planned == pytest.approx([k / 10 for k in range(len(sessions))], abs=0.005)
+    meta = read_run_meta(out / "results.jsonl")
+    late = sum(1 for s in sessions if (s.late_start_ms or 0) > 50)
+    assert meta.late_starts == late  # late starts counted as in a single run
+
+
+def test_fleet_options_that_cannot_work_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--workers", "2", "--server-in-process", "--quiet"]) == 1
+    assert "--server-in-process" in capsys.readouterr().err
+    assert main(["run", "--workers", "2", "--metrics-port", "0", "--quiet"]) == 1
+    assert "--metrics-port" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--workers", "some"])
+    assert "'auto'" in capsys.readouterr().err
+
+
+def test_ray_without_the_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["run", "--ray", "--sessions", "2", "--quiet"]) == 1
+    assert "pip install 'realtime-orchestrator[ray]'" in capsys.readouterr().err
+
+
+FAST = LatencyModel(
+    response_created_ms=Distribution.parse("fixed:2"),
+    first_delta_ms=Distribution.parse("fixed:20"),
+    response_words=Distribution.parse("fixed:5"),
+    realtime_factor=0.0,
+)
+
+
+class _Watched(FleetResults):
+    """The results file; ``seen`` is set once worker 1 finished two sessions."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.seen = trio.Event()
+        self.worker1_sessions = 0
+
+    def write_line(self, line: bytes) -> None:
+        super().write_line(line)
+        if line.startswith(b'{"worker":1,"kind":"session"'):
+            self.worker1_sessions += 1
+            if self.worker1_sessions == 2:
+                self.seen.set()
+
+
+async def test_a_killed_worker_ends_the_run_named_and_its_sessions_kept(tmp_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    sink = _Watched(results)
+    links = [ProcessWorker(0), ProcessWorker(1)]
+    fleet: Fleet | None = None
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
+            args = build_parser().parse_args(
+                ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
+                 "--concurrency", "4", "--linger-ms", "200", *QUICK]
+            )  # fmt: skip
+            setup = prepare(args)
+            setup.conversation.prepare()
+            job = WorkerJob(
+                model=setup.model,
+                spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
+                driver=setup.conversation,
+                restart=setup.restart,
+            )
+            orders = [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
+            fleet = Fleet(links, sink, grace_s=5.0, quiet=True)
+
+            async def kill_worker_1() -> None:
+                await sink.seen.wait()
+                assert links[1].process is not None
+                links[1].process.send_signal(signal.SIGKILL)
+
+            nursery.start_soon(kill_worker_1)
+            await fleet.run(orders)
+            nursery.cancel_scope.cancel()
+    sink.close()
+    assert fleet is not None
+    (death,) = fleet.deaths
+    assert death.startswith(f"{links[1].name} died (killed by SIGKILL)")
+    kept = read_results(results).sessions
+    from_1 = [r for r in _records(results) if r.get("worker") == 1 and r["kind"] == "session"]
+    assert len(from_1) >= 2 and f"its {len(from_1)} finished sessions are kept" in death
+    assert len({s.session_id for s in kept}) == len(kept) < 200  # the run ended early
+    meta = read_run_meta(results)
+    assert meta.ended and meta.validity is not None and not meta.validity["valid"]
+    assert meta.validity["reasons"][0] == death
+
+
+def test_ray_actors_run_the_same_fleet(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    argv = ["run", "--ray", "--sessions", "40", "--concurrency", "20", "--out", str(out)]
+    assert main([*argv, *QUICK, *SERVER_QUICK]) == 0
+    results = read_results(out / "results.jsonl")
+    assert sorted(s.session_id for s in results.sessions) == [f"s{i:06d}" for i in range(40)]
+    end = _records(out / "results.jsonl")[-1]
+    assert end["kind"] == "run_end" and len(end["workers"]) >= 1
+    assert all("Ray actor on" in w["name"] for w in end["workers"])
+    assert sum(w["sessions"] for w in end["workers"]) == 40
