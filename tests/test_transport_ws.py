@@ -416,3 +416,25 @@ async def test_large_messages_and_binary_frames(autojump_clock: trio.testing.Moc
             with pytest.raises(TransportClosed) as info:
                 await conn.receive()
             assert (info.value.code, info.value.recoverable) == (1009, False)
+
+
+async def test_unix_socket_stream_endpoints() -> None:
+    """A Unix socket (here an unnamed ``socketpair``) connects; its ends are named
+    ``unix:PATH`` (``unix:`` unnamed), not taken for an IP address."""
+    a, b = trio.socket.socketpair()
+    server_stream, client_stream = trio.SocketStream(a), trio.SocketStream(b)
+
+    async def server() -> None:
+        async with trio.open_nursery() as nursery:
+            request = await wrap_server_stream(nursery, server_stream)
+            ws = await request.accept()
+            await ws.send_message('{"type":"session.created"}')
+            with pytest.raises(ConnectionClosed):
+                await ws.get_message()  # until the client closes
+
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server)
+            async with connect_stream(client_stream, _mem_target()) as conn:
+                assert (conn.local, conn.remote) == ("unix:", "unix:")
+                assert await conn.receive() == '{"type":"session.created"}'

@@ -189,6 +189,9 @@ class _HandshakeGuard(trio.abc.Stream):
 
 
 def _endpoint(stream: trio.abc.Stream, *, local: bool) -> str:
+    """``host:port`` of an IP socket's end (``[v6]:port``), ``unix:PATH`` of a Unix socket
+    (``unix:`` when unnamed, as a ``socketpair``), ``?`` when the OS cannot say, else the
+    stream's type name."""
     if isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     if isinstance(stream, trio.SocketStream):
@@ -196,6 +199,8 @@ def _endpoint(stream: trio.abc.Stream, *, local: bool) -> str:
             addr = stream.socket.getsockname() if local else stream.socket.getpeername()
         except OSError:
             return "?"
+        if not isinstance(addr, tuple):  # AF_UNIX: a path (str or bytes), empty if unnamed
+            return "unix:" + (addr.decode(errors="replace") if isinstance(addr, bytes) else addr)
         host, port = str(addr[0]), addr[1]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return type(stream).__name__
@@ -241,11 +246,11 @@ class Connection:
     """An open realtime websocket. Created by :func:`open_connection` or
     :func:`connect_stream`; closed when their context exits.
 
-    Attributes: ``target``; ``local`` / ``remote`` (``"host:port"`` for sockets, the
-    stream type name otherwise); ``response_headers`` (the 101 response's headers,
-    names lower case, e.g. ``x-request-id``); ``binary_frames_ignored`` (binary frames
-    received and dropped: the protocol is text-only; the first is logged as a WARNING,
-    later ones at DEBUG only).
+    Attributes: ``target``; ``local`` / ``remote`` (``"host:port"`` for IP sockets,
+    ``"unix:PATH"`` for Unix sockets, the stream type name otherwise);
+    ``response_headers`` (the 101 response's headers, names lower case, e.g.
+    ``x-request-id``); ``binary_frames_ignored`` (binary frames received and dropped: the
+    protocol is text-only; the first is logged as a WARNING, later ones at DEBUG only).
 
     One task may call :meth:`send` while another calls :meth:`receive`.
     """
