@@ -103,20 +103,18 @@ def _code_of(error: BaseException) -> str | None:
 _ERROR_TYPES: Final = {"error": "ServerError", "response.done": "ResponseFailed"}
 
 
-def turn_failure_kind(
-    *,
-    failure: Failure | None,
-    error_event: str | None,
-    error_code: str | None,
-    response_status: str | None,
-    status_reason: str | None,
-    status: str | None,
-) -> tuple[str, str | None]:
-    """``(type, code)`` of a turn that did not complete: its ``failure``'s; else its
-    first error's (``ServerError`` for an ``error`` event, ``ResponseFailed`` for a
-    failed ``response.done``, else the local source: ``tool``, ``timeout``…, with the
-    error's code); else ``ResponseFailed`` with the response's ``status_reason`` when
-    the response failed; else ``turn_<status>`` (``turn_interrupted``)."""
+def turn_failure_kind(record: Any) -> tuple[str, str | None]:
+    """``(type, code)`` of a turn record (a :class:`~.records.TurnRecord`) that did not
+    complete: its ``failure``'s; else its first error's (``ServerError`` for an ``error``
+    event, ``ResponseFailed`` for a failed ``response.done``, else the local source:
+    ``tool``, ``timeout``…, with the error's code); else ``ResponseFailed`` with the
+    response's ``status_reason`` when the response failed; else ``turn_<status>``
+    (``turn_interrupted``)."""
+    failure, status = record.failure, record.status
+    first = record.errors[0] if record.errors else None
+    error_event = None if first is None else first.event_type or "error"
+    error_code = None if first is None else first.code
+    response_status, status_reason = record.response_status, record.status_reason
     if failure is not None:
         return failure.type, failure.code
     if error_event is not None or error_code is not None:

@@ -429,15 +429,7 @@ def _failures(
         code = s.failure.code if s.failure is not None else None
         yield "session", _failure_type(s), code, s.reason or "(no reason)"
     for t in turns:
-        first = t.errors[0] if t.errors else None
-        kind, code = turn_failure_kind(
-            failure=t.failure,
-            error_event=None if first is None else first.event_type or "error",
-            error_code=None if first is None else first.code,
-            response_status=t.response_status,
-            status_reason=t.status_reason,
-            status=t.status,
-        )
+        kind, code = turn_failure_kind(t)
         yield "turn", kind, code, _turn_failure_text(t)
 
 

@@ -178,16 +178,7 @@ class BuiltinConversation:
         source = self.source(session.spec.seed or 0)
         turn = await session.say_audio(source, commit="vad", label=self.label)
         if turn.status != "completed":
-            record = turn.record
-            first = record.errors[0] if record.errors else None
-            kind, code = turn_failure_kind(
-                failure=turn.failure,
-                error_event=None if first is None else first.event_type or "error",
-                error_code=None if first is None else first.code,
-                response_status=record.response_status,
-                status_reason=record.status_reason,
-                status=turn.status,
-            )
+            kind, code = turn_failure_kind(turn.record)
             raise Unanswered(
                 f"turn 0 ({self.label}) {turn.status}: {turn.reason or 'no reason given'}",
                 kind,
