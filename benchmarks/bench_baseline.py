@@ -105,6 +105,36 @@ def _pct(values: list[float], q: float) -> float | None:
     return s[min(len(s), max(1, math.ceil(q / 100.0 * len(s)))) - 1]
 
 
+def _plain_row(
+    rss0: float,
+    cpu0: float,
+    t0: float,
+    lateness: list[float],
+    counts: dict[str, int],
+    turns: list[dict[str, Any]],
+    steps: int | None,
+) -> dict[str, Any]:
+    """The row of a client without the orchestrator's own monitor (the SDK program, bare
+    trio-websocket), measured from ``rss0``/``cpu0``/``t0`` (taken after its imports)."""
+    cpu, wall = _cpu_s() - cpu0, time.perf_counter() - t0
+    late_ms = [x * 1000.0 for x in lateness]
+    return {
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "rss_before_kib": rss0,
+        "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        **counts,
+        "pacer_p50_ms": _pct(late_ms, 50),
+        "pacer_p99_ms": _pct(late_ms, 99),
+        "pacer_frames": len(late_ms),
+        "lag_p99_ms": None,
+        "task_steps": steps,
+        "valid": None,
+        "invalid_reasons": [],
+        "turns": turns,
+    }
+
+
 def _step_counter(enabled: bool) -> Any:
     """A trio instrument counting task steps (``None`` when not ``enabled``: the count
     costs a Python call per step, so it is kept out of the CPU figures unless asked)."""
@@ -391,23 +421,7 @@ def sdk_client(port: int, concurrency: int, duration: float, ramp: float, work: 
 
     rss0, cpu0, t0 = _rss_kib(), _cpu_s(), time.perf_counter()
     asyncio.run(main())
-    cpu, wall = _cpu_s() - cpu0, time.perf_counter() - t0
-    late_ms = [x * 1000.0 for x in lateness]
-    return {
-        "cpu_s": cpu,
-        "wall_s": wall,
-        "rss_before_kib": rss0,
-        "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        **counts,
-        "pacer_p50_ms": _pct(late_ms, 50),
-        "pacer_p99_ms": _pct(late_ms, 99),
-        "pacer_frames": len(late_ms),
-        "lag_p99_ms": None,
-        "task_steps": None,
-        "valid": None,
-        "invalid_reasons": [],
-        "turns": turns,
-    }
+    return _plain_row(rss0, cpu0, t0, lateness, counts, turns, steps=None)
 
 
 def bare_client(
@@ -504,23 +518,8 @@ def bare_client(
     counter = _step_counter(steps)
     rss0, cpu0, t0 = _rss_kib(), _cpu_s(), time.perf_counter()
     trio.run(main, instruments=[counter] if counter else [])
-    cpu, wall = _cpu_s() - cpu0, time.perf_counter() - t0
-    late_ms = [x * 1000.0 for x in lateness]
-    return {
-        "cpu_s": cpu,
-        "wall_s": wall,
-        "rss_before_kib": rss0,
-        "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        **counts,
-        "pacer_p50_ms": _pct(late_ms, 50),
-        "pacer_p99_ms": _pct(late_ms, 99),
-        "pacer_frames": len(late_ms),
-        "lag_p99_ms": None,
-        "task_steps": counter.steps if counter else None,
-        "valid": None,
-        "invalid_reasons": [],
-        "turns": turns,
-    }
+    steps_taken = counter.steps if counter else None
+    return _plain_row(rss0, cpu0, t0, lateness, counts, turns, steps=steps_taken)
 
 
 CLIENTS = ("orchestrator", "sdk", "bare")
