@@ -87,7 +87,7 @@ def _ms(value: Any) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cores = os.cpu_count() or 1
     parser.add_argument("--workers", type=int, nargs="+", default=list(range(1, cores + 1)))
     parser.add_argument("--per-worker", type=int, default=40, help="concurrent sessions a worker")
