@@ -78,3 +78,17 @@ async def test_no_registry_leaves_approval_unanswered(autojump_clock: object) ->
         turn = await session.say_text("create_ticket now")
     assert turn.status == "completed" and len(turn.response_ids) == 1
     assert [(c.status, c.approval) for c in turn.record.mcp_calls] == [("approval_requested", None)]
+
+
+async def test_the_tool_listing_does_not_end_the_wait_for_a_greeting(
+    autojump_clock: object,
+) -> None:
+    """The server lists an MCP server's tools (an ``mcp_list_tools`` item) before its
+    greeting: that is bookkeeping, not conversation, so the greeting is still awaited,
+    measured, and not recorded as a turn."""
+    spec = _spec("never", ToolRegistry(), greeting="Hello, how can I help?")
+    async with open_session(spec) as session:
+        assert await session.wait_for_greeting(5.0)
+    assert session.result is not None
+    assert session.result.greeting_ms is not None
+    assert session.turns == []

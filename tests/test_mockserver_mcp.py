@@ -172,3 +172,10 @@ async def test_mcp_call_timing_on_the_fake_clock(autojump_clock: trio.testing.Mo
     assert record["first_delta"]["actual"] - record["anchor_time"] == pytest.approx(
         seen["response.output_audio.delta"]
     )
+
+
+def test_an_empty_or_null_tool_filter_narrows_nothing() -> None:
+    everything = list(DEFAULT_MCP_TOOLS)
+    assert offered({"allowed_tools": {}}, DEFAULT_MCP_TOOLS) == everything
+    nulls = {"tool_names": None, "read_only": None}
+    assert offered({"allowed_tools": nulls}, DEFAULT_MCP_TOOLS) == everything

@@ -64,13 +64,14 @@ def _filter_matches(f: object, tool: McpToolDef) -> bool:
 
 def offered(server: Mapping[str, Any], defs: Sequence[McpToolDef]) -> list[McpToolDef]:
     """The tools the MCP server ``server`` (a session tool) offers: ``defs`` narrowed by
-    its ``allowed_tools`` (a list of names, or a filter object)."""
+    its ``allowed_tools`` (a list of names, or a filter object; an empty filter, or one of
+    nulls, narrows nothing)."""
     allowed = server.get("allowed_tools")
     if isinstance(allowed, list):
         return [d for d in defs if d.name in allowed]
-    if isinstance(allowed, dict):
+    if isinstance(allowed, dict) and any(v is not None for v in allowed.values()):
         return [d for d in defs if _filter_matches(allowed, d)]
-    return list(defs)
+    return list(defs)  # no filter, or an empty one (its nulls mean "not given")
 
 
 def needs_approval(server: Mapping[str, Any], tool: McpToolDef) -> bool:

@@ -559,8 +559,9 @@ class SessionCore:
 
     def _on_item_added(self, event: Any, t: float, turn: Turn | None) -> None:
         # the conversation has content (seeded history, a message); on a later connection
-        # the items are our own replay of the conversation, which an agent greets anyway
-        if self.epoch == 0:
+        # the items are our own replay of the conversation, which an agent greets anyway.
+        # An MCP server's tool listing is the server's bookkeeping, not conversation.
+        if self.epoch == 0 and getattr(event.item, "type", None) != "mcp_list_tools":
             self._end_quiet()
 
     def _on_arguments_done(self, event: Any, t: float, turn: Turn | None) -> None:
@@ -573,6 +574,12 @@ class SessionCore:
             self._queue_call(event.response_id, call.call_id, t, turn)
 
     def _on_mcp_call(self, event: Any, t: float, turn: Turn | None) -> None:
+        # the events name only the item: the turn is its response's, not whichever is
+        # current (a turn opened while the call ran must not take its end)
+        call = self.state.mcp_by_item.get(event.item_id)
+        if call is not None:
+            owner = self.book.turn_of(call.response_id)
+            turn = owner if owner is not None and owner.status == "open" else None
         if turn is not None:
             turn.mcp_call_event(event, t)
 

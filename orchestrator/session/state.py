@@ -80,7 +80,8 @@ class McpCall:
     """An MCP call the server made, or asked approval for: ``status``
     ``approval_requested``, ``in_progress``, ``completed`` or ``failed``;
     ``approval_request_id``: the request it carries out; ``approve``: the answer the
-    client gave to this request (None: not asked, or not answered yet)."""
+    client gave to this request (None: not asked, or not answered yet); ``response_id``:
+    the response whose output it is (``response.mcp_call.*`` events carry only the item)."""
 
     item_id: str
     name: str
@@ -88,6 +89,7 @@ class McpCall:
     status: str
     approval_request_id: str | None = None
     approve: bool | None = None
+    response_id: str | None = None
 
 
 @attrs.define(slots=True, eq=False)
@@ -363,6 +365,7 @@ class ConversationState:
                 server_label=item.server_label or "",
                 status="in_progress" if kind == "mcp_call" else "approval_requested",
                 approval_request_id=getattr(item, "approval_request_id", None),
+                response_id=resp.id,
             )
             self.mcp_by_item[item.id] = call
             resp.mcp_calls.append(call)
