@@ -179,3 +179,19 @@ def test_an_empty_or_null_tool_filter_narrows_nothing() -> None:
     assert offered({"allowed_tools": {}}, DEFAULT_MCP_TOOLS) == everything
     nulls = {"tool_names": None, "read_only": None}
     assert offered({"allowed_tools": nulls}, DEFAULT_MCP_TOOLS) == everything
+
+
+def test_an_approval_request_is_answered_once() -> None:
+    answer = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
+    items = [{"id": "mcpr_1", "type": "mcp_approval_request"}, {**answer, "id": "mcpa_1"}]
+    with pytest.raises(ClientError, match="already answered") as info:
+        approval_response_item(answer, items)
+    assert info.value.param == "item.approval_request_id"
+
+
+def test_an_mcp_tools_authorization_is_never_echoed() -> None:
+    from orchestrator.mockserver.session_tools import _mcp_tool
+
+    tool = {"type": "mcp", "server_label": "docs", "authorization": "Bearer sk-secret"}
+    kept = _mcp_tool(tool, "session.tools[0]")
+    assert "authorization" not in kept and "sk-secret" not in repr(kept)

@@ -231,6 +231,16 @@ def approval_response_item(raw: dict[str, Any], items: Sequence[dict[str, Any]])
             "in the conversation.",
             "item.approval_request_id",
         )
+    if any(
+        i.get("type") == "mcp_approval_response" and i.get("approval_request_id") == rid
+        for i in items
+    ):
+        raise ClientError(
+            "invalid_value",
+            f"Invalid 'item.approval_request_id': MCP approval request '{rid}' was already "
+            "answered.",
+            "item.approval_request_id",
+        )
     item_id = raw.get("id") or new_id("mcpa_")
     if not isinstance(item_id, str):
         raise invalid_type("item.id", "a string", item_id)

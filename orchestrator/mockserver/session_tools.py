@@ -79,14 +79,17 @@ _MCP_NULLABLE = ("headers", "allowed_tools", "require_approval", "allowed_caller
 
 def _mcp_tool(t: dict[str, Any], tp: str) -> dict[str, Any]:
     """Validate an MCP tool (the newer ``allowed_callers`` / ``defer_loading`` /
-    ``tunnel_id`` included); it is stored and echoed as sent."""
+    ``tunnel_id`` included); it is stored and echoed as sent, but for its
+    ``authorization`` (a secret: never echoed, never logged)."""
     _keys(t, tuple(_MCP_FIELDS), tp)
     if "server_label" not in t:
         raise missing_parameter(f"{tp}.server_label")
     for key, check in _MCP_FIELDS.items():
         if key in t and not (t[key] is None and key in _MCP_NULLABLE):
             check(t[key], f"{tp}.{key}")
-    return copy.deepcopy(t)
+    kept = copy.deepcopy(t)
+    kept.pop("authorization", None)
+    return kept
 
 
 def tool_choice(v: object, p: str) -> str | dict[str, Any]:
