@@ -31,7 +31,15 @@ from orchestrator.mockserver import (
 from orchestrator.protocol import Dialect
 from orchestrator.scenario import BuiltinConversation, voice_session_config
 from orchestrator.session.spec import SessionSpec
-from orchestrator.supervisor import ListSink, OpenModel, Workload, open_supervisor, read_run_meta
+from orchestrator.supervisor import (
+    ListSink,
+    OpenModel,
+    RestartPolicy,
+    RestartType,
+    Workload,
+    open_supervisor,
+    read_run_meta,
+)
 from orchestrator.supervisor.live_thresholds import (
     LiveThresholds,
     abort_thresholds,
@@ -53,6 +61,12 @@ def session(status: str, **kw: Any) -> SessionResult:
     kw.setdefault("planned_start_s", 0.0)
     kw.setdefault("t_end_s", 0.0)
     return SessionResult(session_id="s", status=status, **kw)  # type: ignore[arg-type]
+
+
+def done(live: LiveThresholds, record: SessionResult) -> None:
+    """A session's last attempt, as the supervisor shows it: written, then done."""
+    live.session(record)
+    live.session_done(record)
 
 
 # ---------------------------------------------------------------------- parsing
@@ -89,8 +103,8 @@ async def test_rates_and_distributions_are_judged_on_the_rolling_window(
         window_s=10.0,
     )
     assert live.failed() is None  # no data is not a failure while the run goes
-    live.session(session("failed"))
-    live.session(session("completed"))
+    done(live, session("failed"))
+    done(live, session("completed"))
     live.turn(TurnRecord(session_id="s", turn_index=0, t_start_s=0, t_end_s=0, ttfb_ms=400.0))
     judged = {r.expr: r for r in live.judge()}
     assert judged["session_error_rate<0.5:abort"].actual == 0.5
@@ -98,13 +112,13 @@ async def test_rates_and_distributions_are_judged_on_the_rolling_window(
     assert judged["ttfb_ms.max<1000:abort"].ok
     assert live.failed() is not None and live.failed().metric == "session_error_rate"  # type: ignore[union-attr]
     await trio.sleep(11.0)  # the window forgets; the run-to-date count does not
-    live.session(session("completed"))
+    done(live, session("completed"))
     judged = {r.expr: r for r in live.judge()}
     assert judged["session_error_rate<0.5:abort"].actual == 0.0
     assert judged["ttfb_ms.max<1000:abort"].actual is None
     assert judged["sessions_failed<3:abort"].actual == 1.0
-    live.session(session("failed"))
-    live.session(session("failed"))
+    done(live, session("failed"))
+    done(live, session("failed"))
     assert live.failed() is not None and live.failed().metric == "session_error_rate"  # type: ignore[union-attr]
     assert {r.expr for r in live.judge() if not r.ok} == {
         "session_error_rate<0.5:abort",
@@ -120,7 +134,7 @@ async def test_watch_waits_for_the_grace_and_judges_every_interval(
 
     async def fail_at(t: float) -> None:
         await trio.sleep_until(t0 + t)
-        live.session(session("failed"))
+        done(live, session("failed"))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(fail_at, 0.5)  # fails early: grace holds the verdict
@@ -135,7 +149,7 @@ async def test_watch_waits_for_the_grace_and_judges_every_interval(
 
         async def fail_later() -> None:
             await trio.sleep_until(t1 + 7.5)
-            later.session(session("failed"))
+            done(later, session("failed"))
 
         nursery.start_soon(fail_later)
         verdict = await watch_abort_thresholds(later, t0=t1, grace_s=2.0, interval_s=1.0)
@@ -174,7 +188,11 @@ async def test_a_failing_target_is_aborted_after_the_grace_and_drained(
     conversation = BuiltinConversation(speech_ms=600, lead_ms=100, tail_ms=100)
     verdicts = []
     async with failing_server() as make_spec, trio.open_nursery() as nursery:
-        async with open_supervisor(sink=TeeSink(sink, [live]), timeline_interval_s=None) as sup:
+        async with open_supervisor(
+            sink=TeeSink(sink, [live]),
+            timeline_interval_s=None,
+            restart=RestartPolicy(restart_type=RestartType.TEMPORARY),  # a failure is final
+        ) as sup:
 
             async def abort() -> None:
                 verdict = await watch_abort_thresholds(live, t0=sup.t0, grace_s=3.0)

@@ -155,8 +155,9 @@ class SupervisorMetrics:
         self._observe(record, TURN_METRICS, label)
 
     def session(self, record: SessionResult) -> None:
-        """Count a finished session (status, reconnects, a refused handshake) and observe
-        its latencies."""
+        """Count a finished session *attempt* (status, reconnects, a refused handshake)
+        and observe its latencies: ``sessions_total`` counts attempts (its help says so; a
+        restarted session has one per attempt), not the summary's sessions counted once."""
         label = record.label or ""
         self.sessions.labels(self.scenario, label, record.status).inc()
         if record.reconnects:

@@ -15,13 +15,21 @@ from typing import Any, Literal
 
 import attrs
 
-from orchestrator.metrics.compare_noise import FLOOR_FRACTION, count_noise, rate_noise, stat_noise
+from orchestrator.metrics.compare_noise import (
+    FLOOR_FRACTION,
+    count_noise,
+    proportion_count_noise,
+    rate_noise,
+    stat_noise,
+)
 from orchestrator.metrics.names import DISTRIBUTION_METRICS
 
 __all__ = [
     "ABSENT",
     "COMPARE_STATS",
     "MAIN_METRICS",
+    "NOT_LATENCIES",
+    "OUT_OF",
     "TOTALS",
     "CompareRow",
     "Direction",
@@ -39,6 +47,9 @@ COMPARE_STATS: tuple[str, ...] = ("p50", "p95", "p99", "mean", "p90", "max", "mi
 #: Metrics listed first (the DESIGN.md headline latencies).
 MAIN_METRICS: tuple[str, ...] = ("voice_to_voice_ms", "ttfb_ms", "ttfa_ms")
 
+#: Distribution metrics in ms that are not waits (no better direction).
+NOT_LATENCIES: frozenset[str] = frozenset({"audio_out_ms"})
+
 Direction = Literal["lower", "higher", "none"]
 """Which way is better: ``lower`` (latencies, failures), ``higher`` (completions),
 ``none`` (sizes of the run, e.g. ``sessions_total`` or a metric's ``count``)."""
@@ -46,7 +57,8 @@ Direction = Literal["lower", "higher", "none"]
 Verdict = Literal["regressed", "improved", "changed", "noise", "same", "missing"]
 
 #: Run totals compared (``stat == "value"``), with their better direction and the total
-#: that is their number of trials (rates) or ``None`` (counts: Poisson noise). Names are
+#: that is their number of trials (rates) or ``None`` (counts: Poisson noise, binomial for
+#: those of :data:`OUT_OF`). Names are
 #: keys of ``summary["totals"]``, or ``connections.KEY`` of ``summary["connections"]``.
 TOTALS: dict[str, tuple[Direction, str | None]] = {
     "sessions_total": ("none", None),
@@ -67,14 +79,27 @@ TOTALS: dict[str, tuple[Direction, str | None]] = {
     "connections.restarts": ("lower", None),
 }
 
+#: Count totals that are counts out of another run total (binomial noise, see
+#: :func:`~orchestrator.metrics.compare_noise.proportion_count_noise`); the other counts
+#: of :data:`TOTALS` are open (Poisson noise).
+OUT_OF: dict[str, str] = {
+    "sessions_completed": "sessions_total",
+    "sessions_failed": "sessions_total",
+    "rate_limited_sessions": "sessions_total",
+    "turns_failed": "turns_total",
+    "rate_limited_turns": "turns_total",
+}
+
 
 def direction(metric: str, stat: str = "value") -> Direction:
     """The better direction of ``metric``'s ``stat``: every distribution metric is a
-    duration in ms (lower is better) except its sample ``count``; run totals per
-    :data:`TOTALS`; anything unknown has none."""
+    duration in ms (lower is better) except its sample ``count`` and
+    :data:`NOT_LATENCIES` (``audio_out_ms``: how much audio came back, a size, not a
+    wait: no gate, never regressed or improved); run totals per :data:`TOTALS`; anything
+    unknown has none."""
     if metric in TOTALS:
         return TOTALS[metric][0]
-    if stat == "count":
+    if stat == "count" or metric in NOT_LATENCIES:
         return "none"
     return "lower" if metric.endswith("_ms") else "none"
 
@@ -172,6 +197,11 @@ def _total_noise(
                           int(totals_b.get(trials) or 0))  # fmt: skip
     if name == "cost_usd":
         return FLOOR_FRACTION * abs(float(a))
+    out_of = OUT_OF.get(name)
+    if out_of is not None:
+        n_a, n_b = totals_a.get(out_of), totals_b.get(out_of)
+        if n_a and n_b:
+            return proportion_count_noise(float(a), int(n_a), float(b), int(n_b))
     return count_noise(float(a), float(b))
 
 

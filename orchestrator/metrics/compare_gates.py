@@ -106,6 +106,11 @@ def parse_gate(expr: str) -> RegressionGate:
                 f"--max-regression {expr!r}: a summary has no stat {raw_stat!r} "
                 "(use p50, p90, p95, p99, mean, avg, med, min or max)"
             )
+        if direction(metric, stat) == "none":
+            raise GateError(
+                f"--max-regression {expr!r}: {metric!r} has no better direction to regress in "
+                "(it is not a latency)"
+            )
     elif metric in TOTALS:
         if raw_stat is not None or selector is not None:
             raise GateError(
@@ -117,7 +122,12 @@ def parse_gate(expr: str) -> RegressionGate:
                 f"--max-regression {expr!r}: {metric!r} has no better direction to regress in"
             )
     else:
-        known = ", ".join((*DISTRIBUTION_METRICS, *(t for t in TOTALS if direction(t) != "none")))
+        known = ", ".join(
+            (
+                *(d for d in DISTRIBUTION_METRICS if direction(d) != "none"),
+                *(t for t in TOTALS if direction(t) != "none"),
+            )
+        )
         raise GateError(f"--max-regression {expr!r}: unknown metric {metric!r} (known: {known})")
     if unit == "ms" and not metric.endswith("_ms"):
         raise GateError(f"--max-regression {expr!r}: {metric!r} is not in milliseconds")

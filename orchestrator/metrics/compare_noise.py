@@ -17,8 +17,13 @@ samples, so the noise of each stat is estimated from those numbers alone:
   distributions are right-skewed, which makes this estimate generous rather than tight.
 - **max**: a single sample; its band is the run's own tail gap ``max - p99``.
 - **min**: the rank interval (as for percentiles) of the expected rank ``0.5 / n``.
-- **count** and count-like run totals (``sessions_failed``, ``reconnects``...):
-  Poisson counts, the difference of two has standard deviation ``sqrt(a + b)``.
+- **count** and open run totals (``reconnects``, ``late_starts``...): Poisson counts,
+  the difference of two has standard deviation ``sqrt(a + b)``.
+- **counts out of a run total** (``sessions_completed`` and ``sessions_failed`` out of
+  ``sessions_total``, ``turns_failed`` out of ``turns_total``...): binomial, the
+  proportions' two-proportion noise (below) scaled back to a count by the larger total
+  (:func:`proportion_count_noise`): 1000 vs 920 completed out of 1000 is not noise,
+  whereas Poisson would call a change of up to ``Z * sqrt(1920)`` (86) noise.
 - **rates** (``session_error_rate``, ``turn_error_rate``): the pooled two-proportion
   test, ``Z * sqrt(p * (1 - p) * (1/n_a + 1/n_b))`` with ``p`` the pooled rate.
 
@@ -43,6 +48,7 @@ __all__ = [
     "FLOOR_MS",
     "Z",
     "count_noise",
+    "proportion_count_noise",
     "rate_noise",
     "stat_band",
     "stat_noise",
@@ -141,3 +147,13 @@ def rate_noise(rate_a: float, n_a: int, rate_b: float, n_b: int) -> float | None
         return None
     pooled = (rate_a * n_a + rate_b * n_b) / (n_a + n_b)
     return Z * math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b))
+
+
+def proportion_count_noise(k_a: float, n_a: int, k_b: float, n_b: int) -> float | None:
+    """Noise of the difference of two counts of ``k`` out of ``n`` trials (binomial):
+    :func:`rate_noise` of ``k / n`` scaled by the larger ``n``; ``None`` when a side had
+    no trials."""
+    if n_a <= 0 or n_b <= 0:
+        return None
+    noise = rate_noise(k_a / n_a, n_a, k_b / n_b, n_b)
+    return None if noise is None else noise * max(n_a, n_b)

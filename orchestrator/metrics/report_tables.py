@@ -15,6 +15,7 @@ import orjson
 
 from orchestrator.metrics.compare import MAIN_METRICS, flatten_dotted
 from orchestrator.metrics.records import SessionResult
+from orchestrator.metrics.summary import last_attempts
 from orchestrator.metrics.svg import esc
 from orchestrator.metrics.text import fmt_number
 
@@ -99,9 +100,13 @@ def _reason_tables(summary: Mapping[str, Any]) -> list[str]:
 def failures_section(summary: Mapping[str, Any], sessions: Sequence[SessionResult]) -> str:
     """``<section id="failures">``: failure groups (``summary["failure_groups"]``, else
     the summary's top failure reasons), the turns by status, then the failed sessions one
-    by one (collapsed)."""
+    by one (collapsed; their last attempts: a failed attempt that was restarted is not a
+    failed session)."""
     totals = summary.get("totals", {})
-    failed = sorted((s for s in sessions if s.status == "failed"), key=lambda s: s.t_end_s)
+    # a session counts once, by its last attempt (as the summary's ``sessions_failed``)
+    failed = sorted(
+        (s for s in last_attempts(sessions) if s.status == "failed"), key=lambda s: s.t_end_s
+    )
     n_sessions = totals.get("sessions_failed", len(failed))
     n_turns = totals.get("turns_failed", 0)
     out = [

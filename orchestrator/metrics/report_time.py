@@ -21,6 +21,7 @@ import numpy as np
 
 from orchestrator.metrics.compare import MAIN_METRICS
 from orchestrator.metrics.records import SessionResult, TimelinePoint, TurnRecord
+from orchestrator.metrics.summary import last_attempts
 from orchestrator.metrics.svg import Series, bar_chart, line_chart
 
 __all__ = ["TIME_BINS", "active_sessions_series", "over_time_charts", "starts_per_second"]
@@ -58,8 +59,8 @@ def starts_per_second(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(t_s, starts/s)`` step points: between consecutive snapshots, the change of their
     cumulative ``started`` over the time between them (each value holds until the next
-    snapshot); without snapshots that count anything, the sessions' planned starts per
-    bin of ``edges`` divided by the bin width."""
+    snapshot); without snapshots that count anything, the sessions' planned starts (first
+    attempts, as ``started`` counts) per bin of ``edges`` divided by the bin width."""
     pts = sorted(timeline or (), key=lambda p: p.t_s)
     if pts and pts[-1].started:
         ts = np.array([0.0] + [p.t_s for p in pts], dtype=np.float64)
@@ -67,7 +68,12 @@ def starts_per_second(
         dt = np.diff(ts)
         rate = np.divide(np.diff(started), dt, out=np.zeros_like(dt), where=dt > 0)
         return ts, np.append(rate, rate[-1])
-    counts = np.histogram([s.planned_start_s for s in sessions], bins=edges)[0]
+    first: dict[str, SessionResult] = {}
+    for s in sessions:  # a session starts once: its first attempt (restarts are not starts)
+        seen = first.get(s.session_id)
+        if seen is None or s.attempt < seen.attempt:
+            first[s.session_id] = s
+    counts = np.histogram([s.planned_start_s for s in first.values()], bins=edges)[0]
     return edges[:-1], counts / np.diff(edges)
 
 
@@ -143,7 +149,8 @@ def over_time_charts(
             step=True,
         )
     )
-    failed = [s for s in sessions if s.status == "failed"]
+    # sessions counted once, by their last attempt (the summary's ``sessions_failed``)
+    failed = [s for s in last_attempts(sessions) if s.status == "failed"]
     never = [s.t_end_s for s in failed if s.connect_ms is None]
     later = [s.t_end_s for s in failed if s.connect_ms is not None]
     charts.append(

@@ -85,7 +85,7 @@ __all__ = [
 SCHEMA = 1
 #: How many distinct failure reasons (sessions, turns) the summary lists.
 FAILURE_REASONS_TOP = 20
-#: How many failure groups the summary lists.
+#: How many failure groups the summary lists per scope (sessions, turns).
 FAILURE_GROUPS_TOP = 50
 #: The key of records without a scenario or a turn label in ``breakdown``.
 NO_NAME = "(none)"
@@ -221,7 +221,9 @@ def metric_samples(
 
     Session metrics come from the sessions; turn metrics from the turns.
     ``tool_roundtrip_ms`` takes each listed tool call's own round trip (the turn's
-    ``tool_roundtrip_ms`` when it lists no calls)."""
+    ``tool_roundtrip_ms`` when it lists no calls); ``mcp_call_ms`` likewise takes each
+    listed MCP call's ``duration_ms`` (the record's field is the turn's longest call;
+    it is the sample only when no listed call has a duration)."""
     out: dict[str, np.ndarray] = {}
     for name in DISTRIBUTION_METRICS:
         if name in SESSION_METRICS:
@@ -236,10 +238,18 @@ def metric_samples(
                     else [t.tool_roundtrip_ms]
                 )
             )
+        elif name == "mcp_call_ms":
+            out[name] = clean_values(v for t in turns for v in _mcp_durations(t))
         else:
             assert name in TURN_METRICS
             out[name] = clean_values(getattr(t, name) for t in turns)
     return out
+
+
+def _mcp_durations(turn: TurnRecord) -> list[float | None]:
+    """Each MCP call's duration in ``turn`` (the turn's ``mcp_call_ms`` without any)."""
+    durations = [c.duration_ms for c in turn.mcp_calls if c.duration_ms is not None]
+    return list(durations) if durations else [turn.mcp_call_ms]
 
 
 def token_totals(turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]) -> dict[str, int]:
@@ -381,7 +391,8 @@ class _Tagged:
         ]
         if not turns and not sessions:
             return None
-        return metric_samples(turns, sessions), _counts(turns, sessions)
+        counts = {**_counts(turns, sessions), "reconnects": sum(s.reconnects for s in sessions)}
+        return metric_samples(turns, sessions), counts
 
     def breakdown(self) -> dict[str, Any]:
         """``summary["breakdown"]`` (see the module docstring)."""
@@ -431,6 +442,19 @@ def _failures(
     for t in turns:
         kind, code = turn_failure_kind(t)
         yield "turn", kind, code, _turn_failure_text(t)
+
+
+def _failure_groups(
+    sessions: Sequence[SessionResult], turns: Sequence[TurnRecord]
+) -> list[dict[str, Any]]:
+    """``summary["failure_groups"]``: at most :data:`FAILURE_GROUPS_TOP` groups per scope
+    (sessions, turns: many turn groups never crowd the session groups out), largest first
+    (ties: session groups first)."""
+    groups = [
+        *group_failures(_failures(sessions, ()), FAILURE_GROUPS_TOP),
+        *group_failures(_failures((), turns), FAILURE_GROUPS_TOP),
+    ]
+    return [g.to_dict() for g in sorted(groups, key=lambda g: -g.count)]
 
 
 def _validity_dict(validity: Validity | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -538,10 +562,7 @@ def build_summary(
                 )
             ),
         },
-        "failure_groups": [
-            g.to_dict()
-            for g in group_failures(_failures(failed_sessions, failed_turns), FAILURE_GROUPS_TOP)
-        ],
+        "failure_groups": _failure_groups(failed_sessions, failed_turns),
         "metrics": metrics,
         "breakdown": tagged.breakdown(),
         "tokens": tokens,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.metrics.stats import SUMMARY_STATS
@@ -61,7 +61,7 @@ def failure_reason_lines(
     groups = summary.get("failure_groups")
     for section, label in (("sessions", "session"), ("turns", "turn")):
         if groups is not None:
-            reasons = {_group_text(g): g["count"] for g in groups if g.get("scope") == label}
+            reasons = _group_counts(g for g in groups if g.get("scope") == label)
         else:
             reasons = summary.get(section, {}).get("failure_reasons") or {}
         if not reasons:
@@ -73,6 +73,16 @@ def failure_reason_lines(
         out.append(heading)
         out.extend(f"  {count} x {truncate(str(reason), width)}" for reason, count in shown)
     return out
+
+
+def _group_counts(groups: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Failure counts by :func:`_group_text`, largest first: groups shown with the same
+    text (e.g. one full text under two types) add up instead of hiding each other."""
+    counts: dict[str, int] = {}
+    for g in groups:
+        text = _group_text(g)
+        counts[text] = counts.get(text, 0) + int(g.get("count") or 0)
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def _group_text(group: Mapping[str, Any]) -> str:

@@ -10,7 +10,9 @@ Grammar: ``METRIC[{SELECTOR}][.STAT] OP NUMBER``.
 - ``SELECTOR`` (k6's tag filter): ``key:value`` pairs, comma-separated, all of which a
   record must carry to count: ``scenario:NAME`` (the session's scenario), ``label:NAME``
   (the turn's label; a session matches when one of its turns has it) or any user tag
-  (``env:staging``). ``ttfb_ms{scenario:checkout,label:question}.p95<800``. A selector
+  (``env:staging``). ``ttfb_ms{scenario:checkout,label:question}.p95<800``. Totals
+  counted from records take one too (:data:`SCOPED_SCALARS`); ``late_starts``,
+  ``dropped_starts`` and ``cost_usd`` (:data:`UNSCOPED_SCALARS`) do not. A selector
   that matches no record at all fails its threshold (``note`` says so): k6 leaves a
   threshold without data unjudged, which in CI would let a typo pass.
 - ``OP``: ``<  <=  >  >=  ==  !=``.
@@ -37,7 +39,10 @@ from orchestrator.metrics.names import DISTRIBUTION_METRICS, SCALAR_METRICS
 from orchestrator.metrics.stats import clean_values, percentile
 
 __all__ = [
+    "SCOPED_SCALARS",
+    "SELECTOR_FIELDS",
     "TAG_NAME",
+    "UNSCOPED_SCALARS",
     "Threshold",
     "ThresholdError",
     "ThresholdResult",
@@ -70,12 +75,18 @@ TAG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 def check_tags(tags: Mapping[str, str], where: str) -> dict[str, str]:
     """``tags`` as a plain dict; raises ``ValueError`` naming ``where`` and the tag when a
-    name is not a :data:`TAG_NAME` or a value is not a non-empty string."""
+    name is not a :data:`TAG_NAME`, is ``scenario`` or ``label`` (:data:`SELECTOR_FIELDS`:
+    no selector could reach such a tag) or a value is not a non-empty string."""
     out = dict(tags)
     for key, value in out.items():
         if not (isinstance(key, str) and TAG_NAME.match(key)):
             raise ValueError(
                 f"{where}: bad tag name {key!r} (a letter or _, then letters, digits, _ . -)"
+            )
+        if key in SELECTOR_FIELDS:
+            raise ValueError(
+                f"{where}: tag name {key!r} is reserved: a {{{key}:...}} selector matches the "
+                f"record's own {key}, never a user tag; choose another name"
             )
         if not (isinstance(value, str) and value.strip()):
             raise ValueError(f"{where}: tag {key!r} needs a non-empty string value, got {value!r}")
@@ -95,6 +106,11 @@ def parse_tag(text: str) -> tuple[str, str]:
 
 #: Selector keys that are not user tags.
 SELECTOR_FIELDS: tuple[str, ...] = ("scenario", "label")
+#: Run totals that are not counted from tagged records (the supervisor's start counts,
+#: the price of the run's tokens): a ``{key:value}`` selector cannot scope them.
+UNSCOPED_SCALARS: tuple[str, ...] = ("late_starts", "dropped_starts", "cost_usd")
+#: Run totals a selector can scope (counted from the records it matches).
+SCOPED_SCALARS: tuple[str, ...] = tuple(m for m in SCALAR_METRICS if m not in UNSCOPED_SCALARS)
 _STAT_ALIASES = {"avg": "mean", "mean": "mean", "min": "min", "max": "max", "count": "count"}
 
 
@@ -251,6 +267,11 @@ def parse_threshold(expr: str) -> Threshold:
             raise ThresholdError(
                 f"threshold {expr!r}: {metric!r} is a single number and takes no stat "
                 f"(write e.g. '{metric}{op}{rhs}')"
+            )
+        if selector and metric in UNSCOPED_SCALARS:
+            raise ThresholdError(
+                f"threshold {expr!r}: {metric!r} is a total of the whole run and takes no "
+                f"{{key:value}} selector (totals that do: {', '.join(SCOPED_SCALARS)})"
             )
     elif not dot:
         raise ThresholdError(

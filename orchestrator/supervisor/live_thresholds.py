@@ -8,7 +8,9 @@ the sink, see :class:`~.tee.TeeSink`) and judges:
 * distribution metrics (``ttfb_ms.p95``) on a rolling window of the last ``window_s``
   seconds (approximate percentiles, as the live display's);
 * rates (``session_error_rate``, ``turn_error_rate``) on the same rolling window: failed
-  / ended sessions (turns) that ended in the window;
+  / ended sessions (turns) that ended in the window; a session counts once, when it is
+  done, by its last attempt (as the summary counts it): a failed attempt that the
+  supervisor restarts is not a failed session (see :meth:`LiveThresholds.session_done`);
 * counts (``sessions_failed``, ``turns_failed``, ``late_starts``, ``dropped_starts``,
   ``reconnects``, ...) run to date: a count only grows, a window would forget.
 
@@ -114,6 +116,12 @@ class LiveThresholds:
     """Judges ``:abort`` thresholds on the records seen so far (a sink observer: give it
     to a :class:`~.tee.TeeSink`). ``clock``: trio's by default (MockClock in tests).
 
+    Sessions are counted once, by their final outcome: :meth:`session` sees every
+    attempt the sink writes (a restarted session writes one per attempt), while
+    :meth:`session_done` (called by the supervisor on the observers of its
+    ``TeeSink`` when a session is done) counts it; a failed attempt that is restarted
+    is not a failed session.
+
     ``counts`` (optional) returns run-to-date counters the records do not carry
     (``late_starts``, ``dropped_starts``: the supervisor's), merged over its own.
     """
@@ -157,7 +165,15 @@ class LiveThresholds:
         self._add(record)
 
     def session(self, record: SessionResult) -> None:
-        """Count a finished session by status and add its metrics to the windows."""
+        """One ended *attempt*: its reconnects (summed over attempts, as the summary's)
+        and its metrics go to the windows. The session itself is counted once, with its
+        last attempt's outcome, by :meth:`session_done` (the supervisor calls it when no
+        further attempt will run), as the summary counts it (``last_attempts``)."""
+        self.totals["reconnects"] += getattr(record, "reconnects", 0) or 0
+        self._add(record)
+
+    def session_done(self, record: SessionResult) -> None:
+        """Count a finished session (its last attempt ``record``) by status, once."""
         self._events["sessions"].add(1.0)
         self.totals["sessions_total"] += 1
         status = record.status
@@ -166,8 +182,6 @@ class LiveThresholds:
             self.totals[key] += 1
         if status == "failed":
             self._events["sessions_failed"].add(1.0)
-        self.totals["reconnects"] += getattr(record, "reconnects", 0) or 0
-        self._add(record)
 
     def snapshot(self, record: TimelinePoint) -> None:
         """Ignored."""

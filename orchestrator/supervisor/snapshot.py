@@ -77,7 +77,8 @@ class SupervisorSnapshot:
     finish_rate: float = 0.0
     """Sessions done per second over the last ``rate_window_s``."""
     errors_per_s: float = 0.0
-    """Failed turns + failed sessions per second over the live window."""
+    """Failed turns + failed sessions per second over the live window (a session counts
+    once, when it is done, by its last attempt: a restarted failed attempt is not one)."""
     metrics: dict[str, MetricPercentiles] = attrs.field(factory=dict)
     """Rolling percentiles of every metric :class:`~orchestrator.metrics.LiveStats` tracks."""
     loop_lag_p99_ms: float | None = None

@@ -55,6 +55,7 @@ import trio
 
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
 from orchestrator.metrics.failure import Failure
+from orchestrator.metrics.stats import LIVE_SESSION_METRICS
 from orchestrator.metrics.thresholds import check_tags
 from orchestrator.session.actor import Session, open_session
 from orchestrator.session.pacer import Pacer, Ticker
@@ -535,7 +536,10 @@ class Supervisor:
         self.sink.session(result)  # on disk before anything else
         handle.results.append(result)
         self._set_state(handle, "done")
-        self.live.observe_session(result)
+        for name in LIVE_SESSION_METRICS:  # latencies of every attempt, as the summary's
+            value = getattr(result, name, None)
+            if value is not None:
+                self.live.windows[name].add(value)
         self.connect_attempts += result.connect_attempts
         self.reconnects += result.reconnects
         for status, count in (result.refused_by_status or {}).items():
@@ -544,7 +548,9 @@ class Supervisor:
             self.last_error = result.reason
 
     def _tally(self, result: SessionResult) -> None:
-        """Count a session once, by its last attempt's outcome (it is done)."""
+        """Count a session once, by its last attempt's outcome (it is done): the
+        counters, the live stats (``errors_per_s``) and the sink's observers that count
+        sessions (``session_done``, e.g. :class:`~.live_thresholds.LiveThresholds`)."""
         self._ends.add(trio.current_time())
         if result.status == "completed":
             self.completed += 1
@@ -552,6 +558,24 @@ class Supervisor:
             self.failed += 1
         else:
             self.cancelled += 1
+        # its status once (errors_per_s); its latencies went in per attempt
+        self.live.observe_session(
+            attrs.evolve(result, **dict.fromkeys(LIVE_SESSION_METRICS))  # type: ignore[arg-type]
+        )
+        self._announce_done(result)
+
+    def _announce_done(self, result: SessionResult) -> None:
+        """Show a done session's last attempt to the observers of a :class:`~.tee.TeeSink`
+        sink that have a ``session_done`` method (``sink.session`` saw every attempt).
+        An observer's exception is logged, as the tee does: a live view never ends a run."""
+        for observer in getattr(self.sink, "observers", None) or ():
+            done = getattr(observer, "session_done", None)
+            if done is None:
+                continue
+            try:
+                done(result)
+            except Exception:
+                log.exception("sink observer %r failed on session_done", observer)
 
     # ------------------------------------------------------------------ stopping
     async def wait_idle(self) -> None:
@@ -664,12 +688,12 @@ class Supervisor:
             self.sink.snapshot(self.snapshot().timeline_point())
 
     # ------------------------------------------------------------------ workloads
-    async def run_workload(self, workload: Any) -> Any:
+    async def run_workload(self, workload: Any, *, t0: float | None = None) -> Any:
         """Run a planned load shape (:class:`~.workload.Workload`) to its end and return
         its :class:`~.workload.WorkloadStats`. See :func:`.workload.run_workload`."""
         from orchestrator.supervisor.workload import run_workload
 
-        return await run_workload(self, workload)
+        return await run_workload(self, workload, t0=t0)
 
 
 @asynccontextmanager
