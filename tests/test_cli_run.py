@@ -247,3 +247,37 @@ def test_ctrl_c_drains_then_cancels_and_keeps_results(tmp_path: Path) -> None:
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["totals"]["sessions_cancelled"] == 4
     assert summary["run"]["interrupted"] is True
+
+
+def test_the_api_key_is_not_shipped_to_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.cli.run_fleet import RunSpecs
+    from orchestrator.cli.run_setup import build_target
+    from orchestrator.fleet.job import WorkerJob, WorkOrder, dumps_order, loads_order
+
+    secret = "sk-test-secret-value-456"
+    monkeypatch.setenv("MY_KEY", secret)
+    args = parse("--url", "ws://127.0.0.1:9/v1", "--api-key-env", "MY_KEY",
+                 "--out", str(tmp_path / "r"))  # fmt: skip
+    setup = prepare(args)
+    target = build_target(setup.target_kwargs)
+    specs = RunSpecs.of(setup, target, args, dict(setup.target_kwargs))
+    assert specs(0).target.api_key.reveal() == secret  # the coordinator's own
+    job = WorkerJob(model=setup.model, spec=specs, driver=setup.conversation, restart=setup.restart)
+    data = dumps_order(WorkOrder(job=job, worker=0, workers=2))
+    assert secret.encode() not in data
+    shipped = loads_order(data).job.spec
+    assert shipped(1).target.api_key.reveal() == secret  # resolved from the environment
+    monkeypatch.delenv("MY_KEY")
+    with pytest.raises(UsageError, match="MY_KEY"):
+        loads_order(data).job.spec(1)
+
+
+def test_workers_default_to_none_so_ray_workers_1_means_one() -> None:
+    from orchestrator.cli.run_fleet import wants_fleet
+
+    assert parse().workers is None and not wants_fleet(parse())
+    assert parse("--workers", "1").workers == 1 and not wants_fleet(parse("--workers", "1"))
+    assert parse("--ray", "--workers", "1").workers == 1
+    assert wants_fleet(parse("--ray")) and parse("--ray").workers is None

@@ -3,6 +3,12 @@ job by content, merging the workers' figures."""
 
 from __future__ import annotations
 
+import argparse
+import random
+import signal
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +17,7 @@ import pytest
 import trio
 
 from orchestrator.audio.voices.cache import VoiceCache
+from orchestrator.cli.run_fleet import workers_wanted
 from orchestrator.fleet.coordinator import Fleet, FleetError, FleetResults
 from orchestrator.fleet.job import JobError, WorkerJob, WorkOrder, dumps_order, loads_order
 from orchestrator.fleet.local import describe_exit
@@ -20,6 +27,7 @@ from orchestrator.fleet.merge import (
     snapshot_from_dict,
     worker_validity,
 )
+from orchestrator.fleet.ray_workers import RayWorker, ray_cluster
 from orchestrator.fleet.wire import (
     Command,
     QueueWriter,
@@ -32,6 +40,7 @@ from orchestrator.fleet.wire import (
     parse_command,
     parse_message,
 )
+from orchestrator.fleet.worker import _only_broken_pipes
 from orchestrator.metrics import SessionResult, read_results
 from orchestrator.supervisor import (
     ClosedModel,
@@ -213,10 +222,21 @@ class ScriptedLink:
     """A worker that says ``ready`` (or fails), and on ``go`` writes ``records`` then
     ``end`` (or, ``dies``, just stops); it ends at once on ``drain``/``cancel``."""
 
-    def __init__(self, index: int, *, records: int = 0, dies: bool = False, error: str = "") -> None:
+    def __init__(
+        self,
+        index: int,
+        *,
+        records: int = 0,
+        dies: bool = False,
+        error: str = "",
+        wedged: bool = False,
+    ) -> None:
         self.index, self.records, self.dies, self.error = index, records, dies, error
+        self.wedged = wedged  # ignores every command and the end of its input
         self.commands: list[bytes] = []
         self.ended = False
+        self.closed_input = False
+        self.closed = False
         self._send, self._receive = trio.open_memory_channel[bytes](64)
 
     @property
@@ -238,7 +258,7 @@ class ScriptedLink:
 
     async def send(self, data: bytes) -> None:
         self.commands.append(data)
-        if self.ended:
+        if self.ended or (self.wedged and not data.startswith(b"go")):
             return
         if data.startswith(b"go"):
             for i in range(self.records):
@@ -255,7 +275,22 @@ class ScriptedLink:
         self.ended = True
         self._send.close()
 
+    async def close_input(self) -> None:
+        """As a real worker: its sessions are cancelled (one record) and it ends."""
+        self.closed_input = True
+        if self.ended or self.wedged:
+            return
+        line = b'{"worker":%d,"kind":"session","session_id":"c%06d","status":"cancelled",'
+        line += b'"planned_start_s":0.0,"t_end_s":1.0}\n'
+        self._send.send_nowait(line % (self.index, self.index))
+        self._send.send_nowait(message("end", interrupted=True))
+        self._end()
+
     async def close(self) -> str:
+        self.closed = True
+        if not self.ended:
+            self._end()  # stopped (a process: SIGTERM/SIGKILL)
+            return "killed by SIGKILL"
         return "exit code 0" if not self.dies else "killed by SIGKILL"
 
 
@@ -283,3 +318,235 @@ async def test_a_dead_worker_drains_the_others_and_invalidates_the_run(tmp_path:
     assert meta.ended and meta.validity == {"valid": False, "reasons": fleet.deaths}
     kept = read_results(tmp_path / "results.jsonl").sessions
     assert sorted(s.session_id for s in kept) == ["s000000", "s000001", "s000003"]
+
+
+async def test_a_cancelled_run_keeps_the_records_of_the_cancelled_sessions(tmp_path: Path) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    links = [ScriptedLink(0, records=1), ScriptedLink(1, records=1)]
+    fleet = Fleet(links, sink, quiet=True, timeline_interval_s=None)
+    with trio.move_on_after(0.5) as scope:
+        await fleet.run([b"", b""])
+    sink.close()
+    assert scope.cancelled_caught
+    assert all(link.closed_input and link.closed for link in links)
+    meta = read_run_meta(tmp_path / "results.jsonl")
+    assert meta.ended  # run_end written although the run was cancelled
+    end = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()][-1]
+    assert end["kind"] == "run_end" and end["interrupted"] is True
+    kept = read_results(tmp_path / "results.jsonl").sessions
+    # the records the workers wrote after their input ended reached the file
+    assert sorted(s.session_id for s in kept) == ["c000000", "c000001", "s000000", "s000001"]
+    assert fleet.deaths == []
+
+
+async def test_a_wedged_worker_is_stopped_after_cancel_and_grace(tmp_path: Path) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    wedged = ScriptedLink(1, wedged=True)
+    links = [ScriptedLink(0), wedged]
+    fleet = Fleet(
+        links, sink, grace_s=0.05, stop_timeout_s=0.05, quiet=True, timeline_interval_s=None
+    )
+
+    async def stop_twice() -> None:
+        await trio.sleep(0.1)  # after the start
+        fleet.cancel()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_twice)
+            await fleet.run([b"", b""])
+    sink.close()
+    assert wedged.closed_input and wedged.closed
+    assert fleet.deaths and fleet.deaths[0].startswith(
+        "worker 1 (scripted) died (killed by SIGKILL)"
+    )
+    end = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()][-1]
+    assert end["kind"] == "run_end" and end["interrupted"] is True
+
+
+async def test_the_fleet_panel_counts_failed_turns(tmp_path: Path) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    link = ScriptedLink(0)
+    fleet = Fleet([link], sink, quiet=True, timeline_interval_s=None)
+    turn = b'{"worker":0,"kind":"turn","session_id":"s000000","turn_index":0,'
+    turn += b'"t_start_s":0.0,"t_end_s":1.0,"status":"failed","ttfb_ms":12.0}'
+    worker = fleet._workers[0]
+    fleet._take(worker, turn)
+    assert fleet.live.turns == 1 and fleet.live.turns_failed == 1  # a real TurnRecord
+    assert fleet.live.windows["ttfb_ms"].count() == 1
+    status = message("status", snapshot={"t_s": 1.0, "turns": 1, "turns_failed": 1,
+                                         "errors_per_s": 0.5})  # fmt: skip
+    fleet._take(worker, status.strip())
+    snap = fleet.snapshot()
+    assert snap.turns == 1 and snap.turns_failed == 1 and snap.errors_per_s == 0.5
+    sink.close()
+
+
+# ----------------------------------------------------------------------------- Ray (faked)
+
+
+class FakeRayError(Exception):
+    pass
+
+
+class FakeGetTimeoutError(FakeRayError):
+    pass
+
+
+class FakeRef:
+    """A Ray object ref that never resolves (an actor that is never placed, or wedged)."""
+
+
+class FakeMethod:
+    def remote(self, *args: object) -> FakeRef:
+        return FakeRef()
+
+
+class FakeActor:
+    def __init__(self) -> None:
+        self.start = self.poll = self.command = self.close = FakeMethod()
+
+
+class FakeRay:
+    """What :mod:`orchestrator.fleet.ray_workers` uses of ``ray``; ``get`` waits for its
+    timeout (or the test's end), as for an actor that never answers."""
+
+    exceptions = argparse.Namespace(RayError=FakeRayError, GetTimeoutError=FakeGetTimeoutError)
+
+    def __init__(self, free_cpus: float = 2.0) -> None:
+        self.free_cpus = free_cpus
+        self.gets: list[float | None] = []
+        self.killed: list[FakeActor] = []
+        self.options: dict[str, object] = {}
+        self.release = threading.Event()
+
+    def init(self, **kwargs: object) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))  # as Ray does
+
+    def shutdown(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 8.0}
+
+    def available_resources(self) -> dict[str, float]:
+        return {"CPU": self.free_cpus}
+
+    def remote(self, **options: object) -> Callable[[type], object]:
+        self.options = options
+        return lambda cls: argparse.Namespace(remote=FakeActor)
+
+    def get(self, ref: FakeRef, timeout: float | None = None) -> object:
+        self.gets.append(timeout)
+        self.release.wait(timeout)
+        raise FakeGetTimeoutError(f"timed out after {timeout}")
+
+    def kill(self, actor: FakeActor) -> None:
+        self.killed.append(actor)
+
+
+def test_ray_init_does_not_keep_its_sigterm_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    before = signal.getsignal(signal.SIGTERM)
+    with ray_cluster(None, num_cpus=1) as ray:
+        assert ray is fake
+        assert signal.getsignal(signal.SIGTERM) is before  # restored right after init
+    assert signal.getsignal(signal.SIGTERM) is before  # and after shutdown
+
+
+async def test_an_actor_never_placed_times_out_and_is_killed() -> None:
+    fake = FakeRay()
+    link = RayWorker(0, fake, trio.CapacityLimiter(4), ready_timeout_s=0.1)
+    try:
+        with trio.fail_after(5), pytest.raises(FakeGetTimeoutError):
+            await link.open(b"order")
+        assert fake.gets == [0.1]  # ray.get is given the ready timeout
+        with trio.fail_after(5):
+            how = await link.close()
+        assert how.startswith("never started")
+        assert fake.killed == [link.actor]  # killed at once, no close call waited for
+        assert fake.gets == [0.1]
+    finally:
+        fake.release.set()
+
+
+async def test_a_ray_call_can_be_cancelled() -> None:
+    fake = FakeRay()
+    link = RayWorker(0, fake, trio.CapacityLimiter(4), ready_timeout_s=60.0)
+    try:
+        with trio.fail_after(5):
+            with trio.move_on_after(0.1) as scope:
+                await link.open(b"order")  # the thread is abandoned, not waited for
+            assert scope.cancelled_caught
+    finally:
+        fake.release.set()
+
+
+def test_ray_workers_are_capped_by_the_free_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeRay(free_cpus=2.0)
+    assert workers_wanted(argparse.Namespace(workers=8, quiet=False), fake) == 2
+    assert "2 free CPUs" in capsys.readouterr().err
+    assert workers_wanted(argparse.Namespace(workers=1, quiet=True), fake) == 1
+    assert workers_wanted(argparse.Namespace(workers=None, quiet=True), fake) == 8
+    assert workers_wanted(argparse.Namespace(workers=None, quiet=True), None) == 1
+    assert workers_wanted(argparse.Namespace(workers=3, quiet=True), None) == 3
+
+
+def test_a_broken_pipe_in_a_group_is_not_a_crash() -> None:
+    assert _only_broken_pipes(BrokenPipeError())
+    assert _only_broken_pipes(ExceptionGroup("x", [BrokenPipeError(), BrokenPipeError()]))
+    assert not _only_broken_pipes(ExceptionGroup("x", [BrokenPipeError(), ValueError()]))
+    assert not _only_broken_pipes(ValueError())
+
+
+async def test_each_worker_reseeds_its_restart_jitter() -> None:
+    from orchestrator.fleet.worker import run_worker
+    from orchestrator.supervisor.policy import Backoff, RestartPolicy
+
+    draws = []
+    for worker in (0, 1):
+        restart = RestartPolicy(backoff=Backoff(rng=random.Random(7)))
+        built: list[int] = []
+        job = WorkerJob(
+            model=ClosedModel(concurrency=2, sessions=4),
+            spec=lambda i, built=built: built.append(i),  # type: ignore[arg-type,misc]
+            driver=None,
+            restart=restart,
+            seed=7,
+        )
+        out = ListLines()
+        send, receive = trio.open_memory_channel[Command](1)
+        send.close()  # no go: the worker ends without running
+        with trio.fail_after(5):
+            await run_worker(WorkOrder(job=job, worker=worker, workers=2), out, receive)
+        assert built == [worker]  # the specs were built before "ready"
+        assert [orjson.loads(x)["fleet"] for x in out.lines] == ["ready", "end"]
+        draws.append(restart.backoff.rng.random())
+    assert draws == [random.Random(7).random(), random.Random(8).random()]
+
+
+class ListLines:
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        self.lines.append(line)
+
+
+def test_ray_actors_get_the_key_variable_only_when_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.cli.run_fleet import _links
+
+    args = argparse.Namespace(url="wss://x/v1", api_key_env="MY_KEY", provider=None)
+    monkeypatch.delenv("MY_KEY", raising=False)
+    (link,) = _links(1, FakeRay(), args)
+    assert isinstance(link, RayWorker) and link.runtime_env is None
+    monkeypatch.setenv("MY_KEY", "sk-abc")
+    (link,) = _links(1, FakeRay(), args)
+    assert isinstance(link, RayWorker)
+    assert link.runtime_env == {"env_vars": {"MY_KEY": "sk-abc"}}
+    embedded = argparse.Namespace(url=None, api_key_env=None, provider=None)
+    (link,) = _links(1, FakeRay(), embedded)
+    assert isinstance(link, RayWorker) and link.runtime_env is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -164,3 +165,96 @@ def test_ray_actors_run_the_same_fleet(tmp_path: Path) -> None:
     assert end["kind"] == "run_end" and len(end["workers"]) >= 1
     assert all("Ray actor on" in w["name"] for w in end["workers"])
     assert sum(w["sessions"] for w in end["workers"]) == 40
+
+
+class _Lines:
+    """A worker's output, in memory."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    def messages(self, kind: str) -> list[dict[str, object]]:
+        return [m for m in map(orjson.loads, self.lines) if m.get("fleet") == kind]
+
+
+async def test_a_go_after_the_epoch_makes_the_due_starts_late_not_shifted() -> None:
+    from orchestrator.fleet.wire import Command
+    from orchestrator.fleet.worker import run_worker
+
+    out = _Lines()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
+            args = build_parser().parse_args(
+                ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--rate", "20", "--duration",
+                 "1", *QUICK]
+            )  # fmt: skip
+            setup = prepare(args)
+            setup.conversation.prepare()
+            job = WorkerJob(
+                model=setup.model,
+                spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
+                driver=setup.conversation,
+                restart=setup.restart,
+            )
+            send, receive = trio.open_memory_channel[Command](8)
+            # the go arrives 0.5 s after its epoch: the first ~10 starts are due already
+            send.send_nowait(Command("go", time.time() - 0.5))
+            with send:
+                await run_worker(WorkOrder(job=job, worker=0, workers=1), out, receive)
+            nursery.cancel_scope.cancel()
+    assert out.messages("ready")
+    (end,) = out.messages("end")
+    sessions = [
+        m for m in map(orjson.loads, out.lines) if m.get("kind") == "session"
+    ]
+    planned = sorted(float(s["planned_start_s"]) for s in sessions)  # type: ignore[arg-type]
+    assert planned and planned[0] < 0.05  # the plan kept its epoch: not shifted to the go
+    late = [s for s in sessions if float(s.get("late_start_ms") or 0) > 50]  # type: ignore[arg-type]
+    assert end["late_starts"] == len(late) >= 8
+
+
+async def test_a_cancelled_fleet_keeps_the_records_of_its_cancelled_sessions(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "results.jsonl"
+    sink = _Watched(results)
+    links = [ProcessWorker(0), ProcessWorker(1)]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
+            args = build_parser().parse_args(
+                ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
+                 "--concurrency", "4", "--linger-ms", "200", *QUICK]
+            )  # fmt: skip
+            setup = prepare(args)
+            setup.conversation.prepare()
+            job = WorkerJob(
+                model=setup.model,
+                spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
+                driver=setup.conversation,
+                restart=setup.restart,
+            )
+            orders = [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
+            fleet = Fleet(links, sink, grace_s=5.0, quiet=True)
+            with trio.CancelScope() as run_scope:
+
+                async def cancel_the_run() -> None:
+                    await sink.seen.wait()
+                    run_scope.cancel()
+
+                nursery.start_soon(cancel_the_run)
+                await fleet.run(orders)
+            nursery.cancel_scope.cancel()
+    sink.close()
+    assert run_scope.cancelled_caught
+    records = _records(results)
+    cancelled = [r for r in records if r["kind"] == "session" and r["status"] == "cancelled"]
+    assert {r["worker"] for r in cancelled} == {0, 1}  # both workers' running sessions
+    meta = read_run_meta(results)
+    assert meta.ended and records[-1]["kind"] == "run_end"
+    assert records[-1]["interrupted"] is True
+    assert fleet.deaths == []  # each ended by itself after its input ended

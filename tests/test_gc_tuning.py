@@ -16,13 +16,14 @@ import trio
 import trio.testing
 
 from orchestrator.cli import main
-from orchestrator.cli.run import GC_THRESHOLDS, tuned_gc
 from orchestrator.supervisor import read_run_meta
 from orchestrator.supervisor.monitor import (
+    GC_THRESHOLDS,
     FullCollectionPolicy,
     FullCollector,
     GcPauses,
     LoopMonitor,
+    tuned_gc,
 )
 
 # ------------------------------------------------------------------------ policy (pure)

@@ -33,7 +33,8 @@ where a results file exists (a SIGTERM or SIGHUP arriving outside the run itself
 the results file was opened, is held: before the run it drains the run at once, after it
 the summary is still written).
 
-Garbage collection (:func:`tuned_gc`, process-wide, for the run only): objects alive
+Garbage collection (:func:`~orchestrator.supervisor.monitor.tuned_gc`, process-wide, for
+the run only): objects alive
 before the run are frozen out of collection, young collections are kept small, and full
 collections happen when :class:`~orchestrator.supervisor.monitor.FullCollectionPolicy`
 says (a :class:`~orchestrator.supervisor.monitor.FullCollector` task in the run), never at
@@ -45,11 +46,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import gc
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -68,7 +66,6 @@ from orchestrator.cli.run_args import add_run_parser
 from orchestrator.cli.run_fleet import RunSpecs, check_fleet, execute_fleet, wants_fleet
 from orchestrator.cli.run_setup import (
     EXPECTATION_FAILURE,
-    SERVER_PREFIX,
     RunSetup,
     UsageError,
     build_target,
@@ -83,7 +80,7 @@ from orchestrator.cli.signals import (
 )
 from orchestrator.cli.target_process import (
     TargetProcesses,
-    child_argv,
+    argv_for_run,
     in_process_log,
     judge_groundtruth,
     serve_target,
@@ -107,7 +104,12 @@ from orchestrator.supervisor.live_thresholds import (
     abort_thresholds,
     watch_abort_thresholds,
 )
-from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector, merge_validity
+from orchestrator.supervisor.monitor import (
+    FullCollectionPolicy,
+    FullCollector,
+    merge_validity,
+    tuned_gc,
+)
 from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
 from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import JsonlSink, read_run_meta
@@ -115,7 +117,7 @@ from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
 from orchestrator.supervisor.workload import Workload, planned_total
 
-__all__ = ["GC_THRESHOLDS", "add_parser", "execute", "handle", "tuned_gc"]
+__all__ = ["add_parser", "execute", "handle"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -203,7 +205,7 @@ async def execute(
                 else:
                     children = await top.start(
                         partial(serve_target, log=setup.target.log),
-                        _argv_for(setup, args),
+                        argv_for_run(setup, args),
                         setup.target.processes,
                     )
                     port = children.port
@@ -213,9 +215,11 @@ async def execute(
             target = build_target(target_kwargs)
             setup.conversation.prepare()  # make the shared audio before the clock runs
             seed = setup.seed
+            specs = RunSpecs.of(setup, target, args, target_kwargs)
+            specs.build()  # the base specs, before the run's clock starts
             workload = Workload(
                 model=setup.model,
-                spec=RunSpecs.of(setup, target, args),
+                spec=specs,
                 driver=setup.conversation,
                 restart=setup.restart,
             )
@@ -273,67 +277,6 @@ async def execute(
                     await sup.run_workload(workload)
                 top.cancel_scope.cancel()
     return stop.first
-
-
-#: ``gc.set_threshold`` during a run: young collections every 700 net allocations (CPython's
-#: default), the middle generation every 3 of them, and no automatic full collection (the
-#: run's :class:`FullCollector` does them).
-GC_THRESHOLDS: tuple[int, int, int] = (700, 3, 1_000_000_000)
-
-
-@contextmanager
-def tuned_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Iterator[None]:
-    """Keep the cyclic garbage collector from stalling the event loop mid-run, and still
-    free everything, for the duration of the block; the previous thresholds are restored
-    and the frozen objects released (``gc.unfreeze``) however it ends.
-
-    A session's objects (tasks, scopes, channels, its state) live for seconds and form
-    cycles, so they outlive the young generations and only a collection of the generation
-    they reached frees them. The pause of a collection grows with the number of objects it
-    scans, live or dead (~0.5 us each on a real heap): at 20 new sessions/s with 70
-    running, measured, a middle generation collected every 10 young ones held seconds of
-    sessions and paused 20-40 ms; every 3 young ones it holds well under a second of them
-    and pauses ~3 ms (max 9), and young collections ~1.3 ms. CPython's own full
-    collections come when its counters say, and with very high thresholds (the earlier
-    setting here) almost never: memory then grew ~42 MB/min at 20 sessions/s.
-
-    So: objects alive before the run (modules, numpy, the shared audio) are frozen out of
-    collection (``gc.freeze``: never scanned again), the young generations are kept small
-    (:data:`GC_THRESHOLDS`), CPython's automatic full collections are turned off, and the
-    run's :class:`FullCollector` runs them when :class:`FullCollectionPolicy` says: in
-    proportion to the sessions that ended, with at most 1% of the time spent in their
-    pauses, at least every 30 s. Measured at 20 sessions/s for 10 min: one every ~10 s,
-    mostly 30-50 ms (max ~110 ms); memory growth after the first minute 0.2 MB/min (was
-    ~50); loop-lag p99 1.9 ms and pacer p99 4.7 ms, as before. Process-wide: the CLI does
-    it, library users decide for themselves.
-    """
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*thresholds)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-
-def _argv_for(setup: RunSetup, args: argparse.Namespace) -> Any:
-    """``argv_for(index, port, reuse_port)`` of :func:`serve_target` for this run."""
-    assert setup.server_config is not None and setup.target is not None
-    config, paths = setup.server_config, setup.target.groundtruth
-
-    def argv_for(index: int, port: int, reuse_port: bool) -> list[str]:
-        return child_argv(
-            args,
-            config,
-            prefix=SERVER_PREFIX,
-            port=port,
-            reuse_port=reuse_port,
-            groundtruth=paths[index],
-        )
-
-    return argv_for
 
 
 def _judged_validity(setup: RunSetup) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -435,4 +378,3 @@ def handle(args: argparse.Namespace) -> int:
             )
             return EXIT_EXPECTATIONS
     return EXIT_OK
-

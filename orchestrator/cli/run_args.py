@@ -253,11 +253,11 @@ def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]
     fleet.add_argument(
         "--workers",
         type=_workers,
-        default=1,
+        default=None,
         metavar="N|auto",
         help="split the run over N local worker processes (auto: one per CPU), each "
-        "running its share of the plan; one results.jsonl and summary (default 1: this "
-        "process runs it)",
+        "running its share of the plan; one results.jsonl and summary (default: this "
+        "process runs it; with --ray, one worker per CPU of the cluster)",
     )
     fleet.add_argument(
         "--ray",
@@ -267,7 +267,9 @@ def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]
         metavar="ADDRESS",
         help="run the workers as Ray actors on the cluster at ADDRESS (without one: a "
         "local Ray instance started and stopped by the run); one worker per CPU unless "
-        "--workers N; needs pip install 'realtime-orchestrator[ray]'",
+        "--workers N (at most the cluster's free CPUs); the API key variable, when set "
+        "here, is passed to the actors' environment (with a remote cluster: to its "
+        "nodes); needs pip install 'realtime-orchestrator[ray]'",
     )
 
     out = p.add_argument_group("output")

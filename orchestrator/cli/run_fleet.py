@@ -11,6 +11,12 @@ results file as a single run. ``handle`` then writes the summary from the result
 always. A worker that died makes the run fail (exit 1) after the summary is written: it
 names the worker, its finished sessions are in the results.
 
+The API key never travels in the job: workers resolve it from their own environment
+(``--api-key-env NAME``, else the provider's variable). Local workers inherit this
+process's environment; Ray actors get the variable through their ``runtime_env`` when it
+is set here, so with a remote cluster the key is sent to the actors' environment on the
+cluster's nodes.
+
 Not with a fleet (refused by :func:`check_fleet`): ``--server-in-process`` (the server
 would share the coordinator's event loop), ``--metrics-port`` and ``:abort`` thresholds
 (they observe one supervisor's records in its process).
@@ -34,22 +40,31 @@ from orchestrator import __version__
 from orchestrator.cli.mix import ScenarioMix
 from orchestrator.cli.run_setup import RunSetup, UsageError, build_target, make_spec
 from orchestrator.cli.signals import STOP_SIGNALS, StopSignals, watch_stop_signals
-from orchestrator.cli.target_process import TargetProcesses, groundtruth_paths, serve_target
+from orchestrator.cli.target_process import (
+    TargetProcesses,
+    argv_for_run,
+    groundtruth_paths,
+    serve_target,
+)
 from orchestrator.fleet.coordinator import Fleet, FleetResults, WorkerLink
 from orchestrator.fleet.job import WorkerJob, WorkOrder, dumps_order
 from orchestrator.fleet.local import ProcessWorker
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor.live_thresholds import abort_thresholds
+from orchestrator.supervisor.monitor import tuned_gc
 from orchestrator.supervisor.plan import fleet_size
 from orchestrator.supervisor.workload import planned_total
+from orchestrator.transport import API_KEY_ENV
 
 __all__ = [
     "FleetWorkerLost",
     "RunSpecs",
     "check_fleet",
     "execute_fleet",
+    "key_env_names",
     "server_processes_for",
     "wants_fleet",
+    "workers_wanted",
 ]
 
 
@@ -59,7 +74,7 @@ class FleetWorkerLost(RuntimeError):
 
 def wants_fleet(args: argparse.Namespace) -> bool:
     """True when the run goes to a fleet (``--workers`` other than 1, or ``--ray``)."""
-    return args.ray is not None or args.workers not in (None, 1)
+    return args.ray is not None or (args.workers or 1) != 1
 
 
 def check_fleet(args: argparse.Namespace, setup: RunSetup) -> None:
@@ -93,33 +108,70 @@ class RunSpecs:
     ``sNNNNNN``, seed ``seed + i`` and, in a mix, the scenario the mix's order gives it.
 
     The base specs (:func:`~orchestrator.cli.run_setup.make_spec`) are built on first use
-    in the process that uses them, and never pickled: a scenario's tool handlers are local
-    functions, made again by each worker from the shipped conversation."""
+    (or by :meth:`build`) in the process that uses them, and never pickled: a scenario's
+    tool handlers are local functions, made again by each worker from the shipped
+    conversation. Neither is the target: pickled, it is its ``target_kwargs`` without the
+    API key, and the process that uses it builds it again with the key from its own
+    environment (``--api-key-env NAME``, else the provider's variable)."""
 
     setup: RunSetup
     target: Any
     args: argparse.Namespace
+    target_kwargs: dict[str, Any] | None = None
+    """What ``target`` was built from (default: ``setup.target_kwargs``)."""
     _bases: list[SessionSpec] | None = attrs.field(default=None, init=False)
 
     @classmethod
-    def of(cls, setup: RunSetup, target: Any, args: argparse.Namespace) -> RunSpecs:
-        """The specs of ``setup``'s conversation against ``target``."""
-        return cls(setup, target, args)
+    def of(
+        cls,
+        setup: RunSetup,
+        target: Any,
+        args: argparse.Namespace,
+        target_kwargs: dict[str, Any] | None = None,
+    ) -> RunSpecs:
+        """The specs of ``setup``'s conversation against ``target`` (built from
+        ``target_kwargs``, default ``setup.target_kwargs``)."""
+        return cls(setup, target, args, target_kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"setup": self.setup, "target": self.target, "args": self.args}
+        kwargs = dict(
+            self.setup.target_kwargs if self.target_kwargs is None else self.target_kwargs
+        )
+        kwargs.pop("api_key", None)
+        setup = attrs.evolve(self.setup, target_kwargs={
+            k: v for k, v in self.setup.target_kwargs.items() if k != "api_key"
+        })  # fmt: skip
+        return {"setup": setup, "args": self.args, "target_kwargs": kwargs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["setup"], state["target"], state["args"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["setup"], None, state["args"], state["target_kwargs"]
+        )
+
+    def _target(self) -> Any:
+        if self.target is None:
+            kwargs = dict(self.target_kwargs or self.setup.target_kwargs)
+            name = getattr(self.args, "api_key_env", None)
+            if name:  # --api-key-env NAME (with --url): read it here
+                key = os.environ.get(name)
+                if not key:
+                    raise UsageError(f"--api-key-env {name}: not set in this worker's environment")
+                kwargs["api_key"] = key
+            self.target = build_target(kwargs)
+        return self.target
+
+    def build(self) -> None:
+        """Build the base specs now (before the run's clock starts)."""
+        self._base_specs()
 
     def _base_specs(self) -> list[SessionSpec]:
         if self._bases is None:
-            setup, conversation = self.setup, self.setup.conversation
+            setup, conversation, target = self.setup, self.setup.conversation, self._target()
             if isinstance(conversation, ScenarioMix):
                 drivers = conversation.drivers
-                self._bases = [make_spec(setup, self.target, self.args, d) for d in drivers]
+                self._bases = [make_spec(setup, target, self.args, d) for d in drivers]
             else:
-                self._bases = [make_spec(setup, self.target, self.args)]
+                self._bases = [make_spec(setup, target, self.args)]
         return self._bases
 
     def __call__(self, index: int) -> SessionSpec:
@@ -128,23 +180,50 @@ class RunSpecs:
         return attrs.evolve(base, session_id=f"s{index:06d}", seed=self.setup.seed + index)
 
 
-def _wanted(args: argparse.Namespace, ray: Any) -> int:
-    if isinstance(args.workers, int) and not (ray is not None and args.workers == 1):
-        return args.workers
-    if ray is not None:
-        from orchestrator.fleet.ray_workers import cluster_cpus
+def key_env_names(args: argparse.Namespace) -> list[str]:
+    """The environment variables a worker may read its API key from (none: embedded)."""
+    if getattr(args, "url", None) is None:
+        return []
+    if args.api_key_env:
+        return [args.api_key_env]
+    return [API_KEY_ENV[args.provider or "custom"]]
 
+
+def workers_wanted(args: argparse.Namespace, ray: Any) -> int:
+    """How many workers ``--workers`` asks for (``None``: 1; ``auto``: one per CPU, of
+    the Ray cluster with ``--ray``, where ``--ray`` alone means ``auto``). With Ray, never
+    more than the cluster's free CPUs (one-CPU actors beyond them would never start and
+    hold the whole fleet's start): capped, with a note on stderr."""
+    workers = args.workers
+    if ray is None:
+        if isinstance(workers, int):
+            return workers
+        return 1 if workers is None else os.cpu_count() or 1
+    from orchestrator.fleet.ray_workers import available_cpus, cluster_cpus
+
+    if not isinstance(workers, int):
         return cluster_cpus(ray)
-    return os.cpu_count() or 1
+    free = available_cpus(ray)
+    if workers > free:
+        if not args.quiet:
+            print(
+                f"note: --workers {workers}: the Ray cluster has {free} free CPUs; "
+                f"running {free} workers",
+                file=sys.stderr,
+            )
+        return free
+    return workers
 
 
-def _links(count: int, ray: Any) -> list[WorkerLink]:
+def _links(count: int, ray: Any, args: argparse.Namespace) -> list[WorkerLink]:
     if ray is None:
         return [ProcessWorker(i) for i in range(count)]
     from orchestrator.fleet.ray_workers import RayWorker
 
     limiter = trio.CapacityLimiter(2 * count + 2)
-    return [RayWorker(i, ray, limiter) for i in range(count)]
+    env_vars = {n: os.environ[n] for n in key_env_names(args) if os.environ.get(n)}
+    runtime_env = {"env_vars": env_vars} if env_vars else None
+    return [RayWorker(i, ray, limiter, runtime_env=runtime_env) for i in range(count)]
 
 
 def _scale_target(setup: RunSetup, args: argparse.Namespace, workers: int) -> None:
@@ -168,16 +247,16 @@ async def execute_fleet(
     line is written first), :class:`~orchestrator.fleet.coordinator.FleetError` when a
     worker could not start. Resource handling: the embedded server processes, every
     worker and a local Ray instance are stopped however this ends. Cancellation: raises
-    ``Cancelled`` after stopping the workers (they cancel their sessions)."""
+    ``Cancelled`` after stopping the workers (they cancel their sessions; the records
+    they still write are kept, and ``run_end`` is written with ``interrupted: true``)."""
     from orchestrator.cli.progress import Progress
-    from orchestrator.cli.run import _argv_for, tuned_gc
 
     with contextlib.ExitStack() as stack:
         ray = None
         if args.ray is not None:
             from orchestrator.fleet.ray_workers import ray_cluster
 
-            cpus = args.workers if isinstance(args.workers, int) and args.workers > 1 else None
+            cpus = args.workers if isinstance(args.workers, int) else None
             ray = stack.enter_context(ray_cluster(args.ray or None, num_cpus=cpus))
             if args.ray and setup.server_config is not None and not args.quiet:
                 print(
@@ -185,7 +264,7 @@ async def execute_fleet(
                     "on other nodes of the cluster cannot reach it (give --url)",
                     file=sys.stderr,
                 )
-        workers = fleet_size(setup.model, _wanted(args, ray))
+        workers = fleet_size(setup.model, workers_wanted(args, ray))
         _scale_target(setup, args, workers)
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async with trio.open_nursery() as top:
@@ -196,7 +275,7 @@ async def execute_fleet(
                     setup.target.note_offsets()
                     children = await top.start(
                         partial(serve_target, log=setup.target.log),
-                        _argv_for(setup, args),
+                        argv_for_run(setup, args),
                         setup.target.processes,
                     )
                     target_kwargs.update(
@@ -205,7 +284,7 @@ async def execute_fleet(
                 target = build_target(target_kwargs)
                 job = WorkerJob(
                     model=setup.model,
-                    spec=RunSpecs.of(setup, target, args),
+                    spec=RunSpecs.of(setup, target, args, target_kwargs),
                     driver=setup.conversation,
                     restart=setup.restart,
                     breaker=setup.breaker,
@@ -222,7 +301,7 @@ async def execute_fleet(
                     for i in range(workers)
                 ]
                 fleet = Fleet(
-                    _links(workers, ray),
+                    _links(workers, ray, args),
                     sink,
                     grace_s=args.grace_s,
                     planned_total=planned_total(setup.model),

@@ -109,7 +109,6 @@ class RunSetup:
 
     model: ClosedModel | OpenModel
     conversation: BuiltinConversation | ScenarioDriver | ScenarioMix
-    spec: SessionSpec | None  # None until the embedded server's port is known
     target_kwargs: dict[str, Any]
     server_config: ServerConfig | None  # the embedded server's, None with --url
     restart: RestartPolicy
@@ -485,7 +484,6 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         target=target,
         model=model,
         conversation=conversation,
-        spec=None,
         target_kwargs=target_kwargs,
         server_config=server_config,
         restart=restart,

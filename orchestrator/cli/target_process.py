@@ -65,6 +65,7 @@ __all__ = [
     "EmbeddedTarget",
     "TargetError",
     "TargetProcesses",
+    "argv_for_run",
     "child_argv",
     "groundtruth_paths",
     "in_process_log",
@@ -405,3 +406,24 @@ def judge_groundtruth(
         **figures,
     }
     return verdict, info
+
+
+def argv_for_run(setup: Any, args: argparse.Namespace) -> Any:
+    """``argv_for(index, port, reuse_port)`` of :func:`serve_target` for the run of
+    ``setup`` (a :class:`~orchestrator.cli.run_setup.RunSetup` with the embedded target)."""
+    from orchestrator.cli.run_setup import SERVER_PREFIX
+
+    assert setup.server_config is not None and setup.target is not None
+    config, paths = setup.server_config, setup.target.groundtruth
+
+    def argv_for(index: int, port: int, reuse_port: bool) -> list[str]:
+        return child_argv(
+            args,
+            config,
+            prefix=SERVER_PREFIX,
+            port=port,
+            reuse_port=reuse_port,
+            groundtruth=paths[index],
+        )
+
+    return argv_for

@@ -23,7 +23,14 @@ already), the run is marked invalid with a reason naming it, and the other worke
 drained (running sessions get ``grace_s``): the plan can no longer be run as planned, and
 the run never waits for a worker that is gone.
 
-When every worker has ended the coordinator writes the ``run_end`` line: start counts
+Stopping: a worker's end of input (the coordinator cancelled, or gone) makes it cancel
+its sessions; the coordinator keeps taking its lines until it ends (bounded by
+``stop_timeout_s``), so the cancelled sessions' records reach the file, and only then
+stops it. After a cancel (the second stop signal), a worker that has not ended within
+``grace_s`` + ``stop_timeout_s`` (wedged) gets the whole run cancelled that way.
+
+When every worker has ended (or the run was cancelled after its start) the coordinator
+writes the ``run_end`` line (``interrupted`` when it was stopped early): start counts
 summed, self-monitoring merged (:func:`~orchestrator.fleet.merge.merge_monitor`; the
 coordinator's own CPU time as ``coordinator_cpu_s``), validity valid only if every worker
 was (reasons name the worker), and ``workers``: each one's own figures.
@@ -35,7 +42,6 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 import attrs
@@ -49,7 +55,8 @@ from orchestrator.fleet.merge import (
     worker_validity,
 )
 from orchestrator.fleet.wire import Command, WireError, command_line, is_record, parse_message
-from orchestrator.metrics import LiveStats
+from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
+from orchestrator.metrics.records import ResultsFormatError, record_from_dict
 from orchestrator.supervisor.monitor import merge_validity
 from orchestrator.supervisor.sink import JsonlSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapshot
@@ -57,6 +64,7 @@ from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapsh
 __all__ = [
     "READY_TIMEOUT_S",
     "START_MARGIN_S",
+    "STOP_TIMEOUT_S",
     "Fleet",
     "FleetError",
     "FleetResults",
@@ -68,6 +76,8 @@ __all__ = [
 READY_TIMEOUT_S = 120.0
 #: The start epoch is this far ahead of the moment the last worker was ready.
 START_MARGIN_S = 0.25
+#: How long a stopped worker may take to hand over its last records and end.
+STOP_TIMEOUT_S = 10.0
 
 
 class FleetError(RuntimeError):
@@ -91,6 +101,10 @@ class WorkerLink(Protocol):
 
     async def send(self, data: bytes) -> None:
         """Send a command line (nothing happens once it ended)."""
+
+    async def close_input(self) -> None:
+        """End its commands (it cancels its sessions and ends) without waiting; its
+        remaining lines can still be received. Raises nothing but ``Cancelled``."""
 
     async def close(self) -> str:
         """Stop it (bounded, never raises) and say how it ended."""
@@ -148,6 +162,7 @@ class Fleet:
         live_window_s: float = 30.0,
         timeline_interval_s: float | None = 1.0,
         ready_timeout_s: float = READY_TIMEOUT_S,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
         self.sink = sink
         self.grace_s = grace_s
@@ -155,6 +170,7 @@ class Fleet:
         self.quiet = quiet
         self.timeline_interval_s = timeline_interval_s
         self.ready_timeout_s = ready_timeout_s
+        self.stop_timeout_s = stop_timeout_s
         self.live = LiveStats(live_window_s, slot_s=1.0, clock=trio.current_time)
         self.interrupted = False
         """Set by the caller when the run was stopped early (a stop signal)."""
@@ -166,6 +182,7 @@ class Fleet:
             send, receive = trio.open_memory_channel[Command](8)
             self._workers.append(_Worker(index, link, send, receive))
         self._nursery: trio.Nursery | None = None
+        self._forcing = False
 
     @property
     def deaths(self) -> list[str]:
@@ -186,31 +203,43 @@ class Fleet:
         when every worker has ended. ``on_start`` is awaited at the start epoch (e.g. to
         tell the embedded target the run starts).
 
-        Raises :class:`FleetError` when a worker fails before it is ready or is not
-        ready within ``ready_timeout_s`` (no ``run_end`` line then: nothing ran).
-        Resource handling: every worker is stopped (:meth:`WorkerLink.close`) however
-        this ends. Cancellation: raises ``Cancelled`` after stopping every worker (they
-        cancel their sessions); no ``run_end`` line is written.
+        Raises an ``ExceptionGroup`` holding a :class:`FleetError` when a worker fails
+        before it is ready or is not ready within ``ready_timeout_s`` (no ``run_end``
+        line then: nothing ran). Resource handling: every worker is stopped
+        (:meth:`WorkerLink.close`) however this ends. Cancellation (of the caller, or of
+        the run by :meth:`cancel` after a wedged worker's grace): every worker's input is
+        ended (it cancels its sessions), the records it still writes are appended for up
+        to ``stop_timeout_s``, then it is stopped (a local process: SIGTERM, SIGKILL);
+        once the start was given, ``run_end`` is written with ``interrupted: true``; a
+        cancelled caller then gets ``Cancelled``.
         """
         if len(orders) != len(self._workers):
             raise ValueError(f"Fleet.run: {len(orders)} orders for {len(self._workers)} workers")
         self.sink.event("run", {"run": dict(run_info or {}), "config": dict(config or {})})
         cpu0 = time.process_time()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await self._open_all(orders, nursery)
-            epoch = time.time() + START_MARGIN_S
-            self.t0 = trio.current_time() + START_MARGIN_S
-            for worker in self._workers:
-                self._command(worker, Command("go", epoch))
-            if on_start is not None:
-                nursery.start_soon(self._at_start, on_start)
-            if self.timeline_interval_s is not None and math.isfinite(self.timeline_interval_s):
-                nursery.start_soon(self._sample_timeline, self.timeline_interval_s)
-            for worker in self._workers:
-                await worker.done.wait()
-            self._write_end(time.process_time() - cpu0)
-            nursery.cancel_scope.cancel()
+        finished = False
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._open_all(orders, nursery)
+                epoch = time.time() + START_MARGIN_S
+                self.t0 = trio.current_time() + START_MARGIN_S
+                for worker in self._workers:
+                    self._command(worker, Command("go", epoch))
+                if on_start is not None:
+                    nursery.start_soon(self._at_start, on_start)
+                if self.timeline_interval_s is not None and math.isfinite(self.timeline_interval_s):
+                    nursery.start_soon(self._sample_timeline, self.timeline_interval_s)
+                for worker in self._workers:
+                    await worker.done.wait()
+                finished = True
+                nursery.cancel_scope.cancel()
+        finally:
+            self._nursery = None
+            if self.t0 is not None:
+                if not finished:
+                    self.interrupted = True
+                self._write_end(time.process_time() - cpu0)
 
     async def _open_all(self, orders: Sequence[bytes], nursery: trio.Nursery) -> None:
         with trio.move_on_after(self.ready_timeout_s) as waited:
@@ -254,19 +283,20 @@ class Fleet:
 
     async def _read(self, worker: _Worker) -> None:
         """Take the worker's lines until its output ends, then stop it and note how it
-        ended (a worker without an ``end`` message died)."""
-        buf = b""
+        ended (a worker without an ``end`` message died). Cancellation: its input is
+        ended and its lines are still taken for up to ``stop_timeout_s`` (the records of
+        the sessions it cancels), then it is stopped."""
+        buf = [b""]
+        ended = False
         try:
-            while True:
-                chunk = await worker.link.receive_some()
-                if not chunk:
-                    break
-                *lines, buf = (buf + chunk).split(b"\n")
-                for line in lines:
-                    if line:
-                        self._take(worker, line)
+            await self._take_until_end(worker, buf)
+            ended = True
         finally:
             with trio.CancelScope(shield=True):
+                if not ended:
+                    await worker.link.close_input()
+                    with trio.move_on_after(self.stop_timeout_s):
+                        await self._take_until_end(worker, buf)
                 how = await worker.link.close()
             worker.ended_how = worker.error or how
             if worker.end is None:
@@ -280,6 +310,17 @@ class Fleet:
             worker.done.set()
         if worker.died is not None and worker.ready:
             self._lost(worker)
+
+    async def _take_until_end(self, worker: _Worker, buf: list[bytes]) -> None:
+        """Take the worker's lines until its output ends (``buf[0]``: a partial line)."""
+        while True:
+            chunk = await worker.link.receive_some()
+            if not chunk:
+                return
+            *lines, buf[0] = (buf[0] + chunk).split(b"\n")
+            for line in lines:
+                if line:
+                    self._take(worker, line)
 
     def _lost(self, worker: _Worker) -> None:
         if not self.quiet:
@@ -312,10 +353,14 @@ class Fleet:
         head = line[:48]
         if b'"kind":"turn"' not in head and b'"kind":"session"' not in head:
             return
-        record = SimpleNamespace(**orjson.loads(line))
-        if record.kind == "turn":
+        try:
+            record = record_from_dict(orjson.loads(line), where=worker.link.name)
+        except (orjson.JSONDecodeError, ResultsFormatError) as exc:
+            print(f"{worker.link.name}: {exc}", file=sys.stderr, flush=True)
+            return
+        if isinstance(record, TurnRecord):
             self.live.observe_turn(record)
-        else:
+        elif isinstance(record, SessionResult):
             worker.sessions += 1
             self.live.observe_session(record)
 
@@ -378,14 +423,34 @@ class Fleet:
             await worker.done.wait()
 
     def cancel(self) -> None:
-        """Tell every worker to cancel its sessions now (their results are recorded)."""
+        """Tell every worker to cancel its sessions now (their results are recorded).
+        A worker that has not ended ``grace_s`` + ``stop_timeout_s`` later (wedged: no
+        ``end``, no exit) gets the run cancelled (see :meth:`run`), which stops it."""
         self.draining = True
         for worker in self._workers:
             self._command(worker, Command("cancel"))
+        if self._nursery is not None and not self._forcing:
+            self._forcing = True
+            self._nursery.start_soon(self._force_stop, self.grace_s + self.stop_timeout_s)
+
+    async def _force_stop(self, after_s: float) -> None:
+        await trio.sleep(after_s)
+        if self._nursery is not None and not all(w.done.is_set() for w in self._workers):
+            if not self.quiet:
+                late = [w.link.name for w in self._workers if not w.done.is_set()]
+                print(
+                    f"\n{', '.join(late)}: not ended {after_s:g} s after cancel; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self._nursery.cancel_scope.cancel()
 
     # ------------------------------------------------------------------ status
     def snapshot(self) -> SupervisorSnapshot:
-        """The whole fleet's live status now (see the module docstring)."""
+        """The whole fleet's live status now (see the module docstring): the rolling
+        percentiles from the records streamed so far; failed turns and ``errors_per_s``
+        the workers' own, summed (a worker counts a session once, by its last attempt,
+        where the records hold every attempt)."""
         now = trio.current_time()
         merged = merge_snapshots([w.status for w in self._workers if w.status is not None])
         metrics: dict[str, MetricPercentiles] = {}
@@ -396,9 +461,7 @@ class Fleet:
             merged,
             t_s=max(0.0, now - self.t0) if self.t0 is not None else 0.0,
             metrics=metrics,
-            turns=self.live.turns,
-            turns_failed=self.live.turns_failed,
-            errors_per_s=self.live.errors_per_s(),
+            turns=max(self.live.turns, merged.turns),
             draining=self.draining or merged.draining,
             planned_total=self.planned_total,
         )

@@ -47,8 +47,9 @@ class WorkerJob:
     across workers); ``driver``: the conversation. The rest configure each worker's
     supervisor as :func:`~orchestrator.supervisor.supervisor.open_supervisor` does
     (``tags``: the run's user tags on every record).
-    ``runtime``: a context manager factory held around the worker's run (the CLI passes its
-    garbage-collector tuning); ``None``: nothing.
+    ``runtime``: a context manager factory held around the worker's run, entered before
+    it says ``ready`` (the CLI passes its garbage-collector tuning,
+    :func:`~orchestrator.supervisor.monitor.tuned_gc`); ``None``: nothing.
     """
 
     model: ClosedModel | OpenModel

@@ -4,7 +4,9 @@ Each process runs in its own session (a terminal's Ctrl-C reaches only the coord
 which forwards it as a ``drain`` command), reads its order and commands on stdin and
 writes its lines on stdout (:mod:`orchestrator.fleet.wire`); its stderr is the
 coordinator's. Because its stdin is a pipe from the coordinator, it also stops when the
-coordinator dies without cleaning up (even ``SIGKILL``).
+coordinator dies without cleaning up (even ``SIGKILL``). Stopping closes its stdin only:
+its stdout stays open (and is read) until it exited, so the records of the sessions it
+cancels are not lost.
 """
 
 from __future__ import annotations
@@ -73,23 +75,39 @@ class ProcessWorker:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
+    async def close_input(self) -> None:
+        """Close the worker's stdin: it cancels its sessions, writes their records and
+        exits; its output can still be read to its end. Never raises but ``Cancelled``
+        (the pipe is closed even then)."""
+        proc = self.process
+        if proc is not None and proc.stdin is not None:
+            with trio.move_on_after(1):
+                await proc.stdin.aclose()
+
     async def close(self) -> str:
         """Stop the worker and say how it ended (:func:`describe_exit`): stdin closed
         (it cancels its sessions and exits), then after :data:`STOP_TIMEOUT_S` SIGTERM,
-        after as long again SIGKILL. Bounded; never raises (``Cancelled`` included:
-        call it shielded)."""
+        after as long again SIGKILL; its stdout is closed once it exited (whoever reads
+        it should have read it to its end first: :meth:`close_input`). Bounded; never
+        raises (``Cancelled`` included: call it shielded)."""
         proc = self.process
         if proc is None:
             return "never started"
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with trio.move_on_after(1):
-                    await stream.aclose()
+        with trio.CancelScope(shield=True):
+            await self.close_input()
         for stop in (None, proc.terminate, proc.kill):
             if stop is not None and proc.returncode is None:
+                await self._close_output()  # unread now: a write blocked on it fails
                 stop()
             with trio.move_on_after(STOP_TIMEOUT_S):
                 await proc.wait()
             if proc.returncode is not None:
                 break
+        await self._close_output()
         return describe_exit(proc.returncode)
+
+    async def _close_output(self) -> None:
+        proc = self.process
+        if proc is not None and proc.stdout is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await proc.stdout.aclose()

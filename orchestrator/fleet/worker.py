@@ -1,12 +1,17 @@
 """One worker of a fleet run: a full supervisor on its share of the plan.
 
 :func:`run_worker` is the worker, whatever carries it: it takes its share of the whole
-model (:func:`~orchestrator.supervisor.plan.share_model`), says ``ready``, waits for the
-coordinator's ``go EPOCH``, opens its supervisor at that wall-clock time (so every
-worker's run starts at the same moment and the dealt start times line up with the whole
-plan) and runs the share, streaming every record and a ``status`` message every
-``status_interval_s`` to the coordinator, then an ``end`` message with its own
-validity and self-monitoring figures (the ``run_end`` figures of a single run).
+model (:func:`~orchestrator.supervisor.plan.share_model`), builds its session specs,
+sets up its runtime (the CLI's garbage-collector tuning) and opens its supervisor, says
+``ready`` and waits for the coordinator's ``go EPOCH``. The share's plan is anchored at
+that wall-clock time (mapped to the worker's trio clock), so the dealt start times line
+up with the whole plan's across workers (up to the hosts' clock offsets); a ``go`` that
+arrives after the epoch does not shift the plan: the starts already due are late, and
+counted as such (``late_starts``). It runs the share, streaming every record and a
+``status`` message every ``status_interval_s`` to the coordinator, then an ``end``
+message with its own validity and self-monitoring figures (the ``run_end`` figures of a
+single run). Its restart jitter is seeded with ``seed + worker`` (workers do not replay
+each other's).
 
 As a local process (``python -m orchestrator.fleet.worker``, started by
 :mod:`orchestrator.fleet.local`): the order arrives on stdin (``job N`` then N bytes,
@@ -80,7 +85,8 @@ async def run_worker(
     """Run ``order``'s share (see the module docstring), writing to ``out`` and obeying
     ``commands``; returns after the ``end`` message was written. A ``drain`` or
     ``cancel`` before ``go``, or the end of ``commands``, ends the worker without running
-    anything (an ``end`` message with nothing started).
+    anything (an ``end`` message with nothing started). Reseeds ``order.job.restart``'s
+    jitter (the order is the worker's own copy).
 
     Resource handling: the supervisor's sessions all end before this returns (a ``drain``
     gives them its grace, a ``cancel`` or the end of ``commands`` cancels them; each one's
@@ -89,21 +95,16 @@ async def run_worker(
     """
     job = order.job
     share = share_model(job.model, order.worker, order.workers)
+    seed = job.seed + order.worker
+    job.restart.backoff.rng.seed(seed)  # the restart jitter differs per worker
 
     def spec_for(local: int) -> SessionSpec:
         return job.spec(run_index(local, order.worker, order.workers))
 
     workload = Workload(model=share, spec=spec_for, driver=job.driver, restart=job.restart)
-    out.write(message("ready", pid=os.getpid()))
-    first = None
-    async for command in commands:
-        first = command
-        break
-    if first is None or first.kind != "go":
-        out.write(message("end", started=False, interrupted=True))
-        return
-    await trio.sleep(max(0.0, first.value - time.time()))
+    spec_for(0)  # build the base specs now (a factory may build them on first use)
     runtime = job.runtime() if job.runtime is not None else nullcontext()
+    started = False
     with runtime:
         async with trio.open_nursery() as nursery:
             async with open_supervisor(
@@ -114,20 +115,36 @@ async def run_worker(
                 late_after_ms=job.late_after_ms,
                 drop_after_ms=job.drop_after_ms,
                 timeline_interval_s=None,  # the coordinator samples the whole fleet
-                seed=job.seed,
+                seed=seed,
                 rate_gate=RateGate() if job.respect_rate_limits else None,
                 tags=job.tags,
             ) as sup:
                 sup.planned_total = _share_total(order)
-                nursery.start_soon(_obey, commands, sup, nursery)
-                nursery.start_soon(_report, sup, out, order.status_interval_s)
-                collector = FullCollector(
-                    progress=lambda: (sup.completed + sup.failed + sup.cancelled, sup.running),
-                    policy=FullCollectionPolicy(),
-                )
-                await nursery.start(collector.run)
-                await sup.run_workload(workload)
+                out.write(message("ready", pid=os.getpid()))
+                first = None
+                async for command in commands:
+                    first = command
+                    break
+                if first is not None and first.kind == "go":
+                    started = True
+                    # the epoch on this process's trio clock (past: the due starts are late)
+                    t0 = trio.current_time() + (first.value - time.time())
+                    sup.t0 = t0
+                    nursery.start_soon(_obey, commands, sup, nursery)
+                    nursery.start_soon(_report, sup, out, order.status_interval_s)
+                    collector = FullCollector(
+                        progress=lambda: (
+                            sup.completed + sup.failed + sup.cancelled,
+                            sup.running,
+                        ),
+                        policy=FullCollectionPolicy(),
+                    )
+                    await nursery.start(collector.run)
+                    await sup.run_workload(workload, t0=t0)
             nursery.cancel_scope.cancel()
+    if not started:
+        out.write(message("end", started=False, interrupted=True))
+        return
     out.write(message("status", snapshot=sup.snapshot().to_dict()))
     out.write(
         message(
@@ -205,9 +222,9 @@ def main() -> int:
     try:
         order, rest = _read_order(0)
         trio.run(_serve, order, rest, out)
-    except BrokenPipeError:
-        return 1  # the coordinator is gone: nobody to tell
     except BaseException as exc:  # noqa: BLE001 - a crash is reported, never silent
+        if _only_broken_pipes(exc):
+            return 1  # the coordinator is gone: nobody to tell
         if not isinstance(exc, JobError | WireError):
             traceback.print_exc()
         _report_error(out, exc)
@@ -215,6 +232,14 @@ def main() -> int:
     finally:
         out.close()
     return 0
+
+
+def _only_broken_pipes(exc: BaseException) -> bool:
+    """True when ``exc`` is a ``BrokenPipeError``, or a group (trio's nurseries raise
+    them) of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(BrokenPipeError)[1] is None
+    return isinstance(exc, BrokenPipeError)
 
 
 def _report_error(out: FdWriter, exc: BaseException) -> None:

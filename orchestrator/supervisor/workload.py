@@ -90,14 +90,17 @@ def planned_total(model: ClosedModel | OpenModel) -> int | None:
     return None
 
 
-async def run_workload(sup: Supervisor, workload: Workload) -> WorkloadStats:
+async def run_workload(
+    sup: Supervisor, workload: Workload, *, t0: float | None = None
+) -> WorkloadStats:
     """Run ``workload`` on ``sup`` until its plan is exhausted (or the supervisor drains)
-    and every session it started is done.
+    and every session it started is done. ``t0``: the moment (trio clock) the plan's
+    times count from (default: now); in the past, the starts already due are late.
 
     Cancellation: raises ``Cancelled``; the sessions already started belong to the
     supervisor and are not cancelled by this (cancel or drain the supervisor for that).
     """
-    t0 = trio.current_time()
+    t0 = trio.current_time() if t0 is None else t0
     late0, dropped0 = sup.late_starts, sup.dropped_starts
     if sup.planned_total is None:
         sup.planned_total = planned_total(workload.model)
