@@ -110,6 +110,23 @@ class _Watched(FleetResults):
                 self.seen.set()
 
 
+def _two_worker_orders(port: int) -> list[bytes]:
+    """The orders of two workers sharing 200 sessions, 4 at a time, against ``port``."""
+    args = build_parser().parse_args(
+        ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
+         "--concurrency", "4", "--linger-ms", "200", *QUICK]
+    )  # fmt: skip
+    setup = prepare(args)
+    setup.conversation.prepare()
+    job = WorkerJob(
+        model=setup.model,
+        spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
+        driver=setup.conversation,
+        restart=setup.restart,
+    )
+    return [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
+
+
 async def test_a_killed_worker_ends_the_run_named_and_its_sessions_kept(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     sink = _Watched(results)
@@ -118,19 +135,7 @@ async def test_a_killed_worker_ends_the_run_named_and_its_sessions_kept(tmp_path
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
-            args = build_parser().parse_args(
-                ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
-                 "--concurrency", "4", "--linger-ms", "200", *QUICK]
-            )  # fmt: skip
-            setup = prepare(args)
-            setup.conversation.prepare()
-            job = WorkerJob(
-                model=setup.model,
-                spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
-                driver=setup.conversation,
-                restart=setup.restart,
-            )
-            orders = [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
+            orders = _two_worker_orders(port)
             fleet = Fleet(links, sink, grace_s=5.0, quiet=True)
 
             async def kill_worker_1() -> None:
@@ -226,19 +231,7 @@ async def test_a_cancelled_fleet_keeps_the_records_of_its_cancelled_sessions(
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
-            args = build_parser().parse_args(
-                ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
-                 "--concurrency", "4", "--linger-ms", "200", *QUICK]
-            )  # fmt: skip
-            setup = prepare(args)
-            setup.conversation.prepare()
-            job = WorkerJob(
-                model=setup.model,
-                spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
-                driver=setup.conversation,
-                restart=setup.restart,
-            )
-            orders = [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
+            orders = _two_worker_orders(port)
             fleet = Fleet(links, sink, grace_s=5.0, quiet=True)
             with trio.CancelScope() as run_scope:
 
