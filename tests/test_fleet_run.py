@@ -95,26 +95,29 @@ FAST = LatencyModel(
 
 
 class _Watched(FleetResults):
-    """The results file; ``seen`` is set once worker 1 finished two sessions."""
+    """The results file; ``seen`` is set once worker 1 wrote ``count`` records of
+    ``kind``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, kind: str = "session", count: int = 2) -> None:
         super().__init__(path)
         self.seen = trio.Event()
-        self.worker1_sessions = 0
+        self._prefix = b'{"worker":1,"kind":"%s"' % kind.encode()
+        self._left = count
 
     def write_line(self, line: bytes) -> None:
         super().write_line(line)
-        if line.startswith(b'{"worker":1,"kind":"session"'):
-            self.worker1_sessions += 1
-            if self.worker1_sessions == 2:
+        if line.startswith(self._prefix):
+            self._left -= 1
+            if self._left == 0:
                 self.seen.set()
 
 
-def _two_worker_orders(port: int) -> list[bytes]:
-    """The orders of two workers sharing 200 sessions, 4 at a time, against ``port``."""
+def _two_worker_orders(port: int, linger_ms: int = 200) -> list[bytes]:
+    """The orders of two workers sharing 200 sessions, 4 at a time, against ``port``;
+    each session stays ``linger_ms`` after its answer."""
     args = build_parser().parse_args(
         ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
-         "--concurrency", "4", "--linger-ms", "200", *QUICK]
+         "--concurrency", "4", "--linger-ms", str(linger_ms), *QUICK]
     )  # fmt: skip
     setup = prepare(args)
     setup.conversation.prepare()
@@ -226,12 +229,14 @@ async def test_a_cancelled_fleet_keeps_the_records_of_its_cancelled_sessions(
     tmp_path: Path,
 ) -> None:
     results = tmp_path / "results.jsonl"
-    sink = _Watched(results)
+    # cancelled while worker 1's third session lingers 2 s after its answer: both workers
+    # have sessions running however late the cancel arrives under load
+    sink = _Watched(results, kind="turn", count=3)
     links = [ProcessWorker(0), ProcessWorker(1)]
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
-            orders = _two_worker_orders(port)
+            orders = _two_worker_orders(port, linger_ms=2000)
             fleet = Fleet(links, sink, grace_s=5.0, quiet=True)
             with trio.CancelScope() as run_scope:
 
