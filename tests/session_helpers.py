@@ -29,6 +29,8 @@ from orchestrator.protocol import (
     SessionConfig,
     decode_client_event,
 )
+from orchestrator.scenario import voice_session_config
+from orchestrator.session.spec import SessionSpec
 from orchestrator.transport import Target, TransportClosed, connect_stream
 
 URL = "ws://127.0.0.1/v1/realtime?model=gpt-realtime"
@@ -60,6 +62,35 @@ def server_config(**kwargs: Any) -> ServerConfig:
     kwargs.setdefault("port", 0)
     kwargs.setdefault("latency", FIXED)
     return ServerConfig(**kwargs)
+
+
+@asynccontextmanager
+async def voice_server(
+    config: ServerConfig, **defaults: Any
+) -> AsyncIterator[Callable[..., SessionSpec]]:
+    """A factory of session specs for the built-in voice conversation, each session's
+    connection served over a memory stream pair by one mock server with ``config``,
+    whose clock starts now (faults timed from the start); ``defaults`` are spec fields
+    every spec gets unless the call overrides them. The server's tasks live in this
+    block, not in the session (a cancelled session still gets the server's close
+    answer); leaving the block ends them."""
+    server = MockServer(config, started_at=trio.current_time())
+    target = Target(url=URL, dialect=Dialect.GA)
+    async with trio.open_nursery() as nursery:
+
+        @asynccontextmanager
+        async def connect() -> AsyncIterator[Any]:
+            client, far = trio.testing.memory_stream_pair()
+            nursery.start_soon(server.serve_stream, far)
+            async with connect_stream(client, target) as conn:
+                yield conn
+
+        def make_spec(**fields: Any) -> SessionSpec:
+            spec_fields = {**defaults, **fields}
+            return SessionSpec(connect=connect, config=voice_session_config(), **spec_fields)
+
+        yield make_spec
+        nursery.cancel_scope.cancel()
 
 
 def memory_factory(

@@ -8,8 +8,8 @@ uses the embedded server on 127.0.0.1, port 0 (nothing else is contacted).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import orjson
 import pytest
 import trio
 import trio.testing
+from session_helpers import voice_server
 
 from orchestrator.cli import build_parser, main
 from orchestrator.cli.run_setup import prepare
@@ -25,11 +26,9 @@ from orchestrator.mockserver import (
     Distribution,
     FaultConfig,
     LatencyModel,
-    MockServer,
     ServerConfig,
 )
-from orchestrator.protocol import Dialect
-from orchestrator.scenario import BuiltinConversation, voice_session_config
+from orchestrator.scenario import BuiltinConversation
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import (
     ListSink,
@@ -46,7 +45,6 @@ from orchestrator.supervisor.live_thresholds import (
     watch_abort_thresholds,
 )
 from orchestrator.supervisor.tee import TeeSink
-from orchestrator.transport import Target, connect_stream
 
 FAST = LatencyModel(
     response_created_ms=Distribution.parse("fixed:5"),
@@ -159,25 +157,10 @@ async def test_watch_waits_for_the_grace_and_judges_every_interval(
 # ---------------------------------------------------------------------- with a supervisor
 
 
-@asynccontextmanager
-async def failing_server() -> AsyncIterator[Callable[[], SessionSpec]]:
+def failing_server() -> AbstractAsyncContextManager[Callable[[], SessionSpec]]:
     """Specs connected over memory streams to a mock server failing every response."""
-    server = MockServer(
-        ServerConfig(port=0, latency=FAST, faults=FaultConfig(error_probability=1.0)),
-        started_at=trio.current_time(),
-    )
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
-
-        yield lambda: SessionSpec(connect=connect, config=voice_session_config(), max_duration=30)
-        nursery.cancel_scope.cancel()
+    faults = FaultConfig(error_probability=1.0)
+    return voice_server(ServerConfig(port=0, latency=FAST, faults=faults), max_duration=30)
 
 
 async def test_a_failing_target_is_aborted_after_the_grace_and_drained(

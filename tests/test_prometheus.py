@@ -15,14 +15,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import trio
 import trio.testing
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from session_helpers import voice_server
 
 from orchestrator.aio import open_aio_supervisor
 from orchestrator.aio.prometheus import SupervisorMetrics, serve_metrics
@@ -30,11 +31,10 @@ from orchestrator.metrics import SessionResult
 from orchestrator.metrics.failure import Failure
 from orchestrator.metrics.names import SESSION_METRICS, TURN_METRICS
 from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
-from orchestrator.protocol import Dialect
 from orchestrator.scenario import BuiltinConversation, voice_session_config
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import ClosedModel, ListSink, Workload, open_supervisor
-from orchestrator.transport import Target, build_target, connect_stream
+from orchestrator.transport import build_target
 
 FAST = LatencyModel(
     response_created_ms=Distribution.parse("fixed:5"),
@@ -58,26 +58,8 @@ def value(parsed: dict[Any, float], name: str, **labels: str) -> float:
     return parsed[(name, tuple(sorted(labels.items())))]
 
 
-@asynccontextmanager
-async def memory_server(**config: Any) -> AsyncIterator[Callable[..., SessionSpec]]:
-    server = MockServer(
-        ServerConfig(port=0, latency=FAST, **config), started_at=trio.current_time()
-    )
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
-
-        def make_spec(**kw: Any) -> SessionSpec:
-            return SessionSpec(connect=connect, config=voice_session_config(), **kw)
-
-        yield make_spec
-        nursery.cancel_scope.cancel()
+def memory_server(**config: Any) -> AbstractAsyncContextManager[Callable[..., SessionSpec]]:
+    return voice_server(ServerConfig(port=0, latency=FAST, **config))
 
 
 async def test_counters_histograms_and_health_follow_the_records(

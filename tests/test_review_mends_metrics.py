@@ -8,14 +8,15 @@ server (nothing else is contacted)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import numpy as np
 import pytest
 import trio
 import trio.testing
+from session_helpers import voice_server
 
 from orchestrator.metrics import SessionResult, TurnRecord
 from orchestrator.metrics.compare import compare, direction
@@ -27,9 +28,7 @@ from orchestrator.metrics.report_time import over_time_charts, starts_per_second
 from orchestrator.metrics.summary import FAILURE_GROUPS_TOP, build_summary, metric_samples
 from orchestrator.metrics.text import failure_reason_lines
 from orchestrator.metrics.thresholds import ThresholdError, check_tags, parse_threshold
-from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
-from orchestrator.protocol import Dialect
-from orchestrator.scenario import voice_session_config
+from orchestrator.mockserver import Distribution, LatencyModel, ServerConfig
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import (
     Backoff,
@@ -41,7 +40,6 @@ from orchestrator.supervisor import (
 )
 from orchestrator.supervisor.live_thresholds import LiveThresholds
 from orchestrator.supervisor.tee import TeeSink
-from orchestrator.transport import Target, connect_stream
 
 FAST = LatencyModel(
     response_created_ms=Distribution.parse("fixed:5"),
@@ -70,21 +68,8 @@ def turn(session_id: str = "s", **kw: Any) -> TurnRecord:
 # ---------------------------------------------------------------------- M1: live counts
 
 
-@asynccontextmanager
-async def mock_specs() -> AsyncIterator[Callable[[], SessionSpec]]:
-    server = MockServer(ServerConfig(port=0, latency=FAST), started_at=trio.current_time())
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
-
-        yield lambda: SessionSpec(connect=connect, config=voice_session_config(), max_duration=30)
-        nursery.cancel_scope.cancel()
+def mock_specs() -> AbstractAsyncContextManager[Callable[[], SessionSpec]]:
+    return voice_server(ServerConfig(port=0, latency=FAST), max_duration=30)
 
 
 async def test_a_restarted_failed_attempt_is_not_a_failed_session_live(

@@ -6,7 +6,7 @@ are, and the held starts are counted."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -14,16 +14,17 @@ import pytest
 import trio
 import trio.testing
 from mockserver_helpers import FAST
+from session_helpers import voice_server
 
 from orchestrator.metrics import build_summary
-from orchestrator.mockserver import MockServer, ServerConfig
-from orchestrator.protocol import Dialect, RateLimit
-from orchestrator.scenario import BuiltinConversation, voice_session_config
+from orchestrator.mockserver import ServerConfig
+from orchestrator.protocol import RateLimit
+from orchestrator.scenario import BuiltinConversation
 from orchestrator.session.actor import open_session
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import ClosedModel, ListSink, Workload, open_supervisor
 from orchestrator.supervisor.rate_gate import RateGate
-from orchestrator.transport import HandshakeRejected, Target, connect_stream
+from orchestrator.transport import HandshakeRejected
 
 BUDGET = 3000  # tokens per minute: a few sessions' worth
 
@@ -65,24 +66,9 @@ async def test_gate_wait_counts_held_starts(autojump_clock: trio.testing.MockClo
     assert gate.figures() == {"held_starts": 1, "held_s_total": 12.0, "rate_limit_refusals": 0}
 
 
-@asynccontextmanager
-async def limited_server() -> AsyncIterator[Callable[[], SessionSpec]]:
-    server = MockServer(
-        ServerConfig(port=0, latency=FAST, rate_limit_tokens_per_min=BUDGET),
-        started_at=trio.current_time(),
-    )
-    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def connect() -> AsyncIterator[Any]:
-            client, far = trio.testing.memory_stream_pair()
-            nursery.start_soon(server.serve_stream, far)
-            async with connect_stream(client, target) as conn:
-                yield conn
-
-        yield lambda: SessionSpec(connect=connect, config=voice_session_config(), max_duration=30)
-        nursery.cancel_scope.cancel()
+def limited_server() -> AbstractAsyncContextManager[Callable[[], SessionSpec]]:
+    config = ServerConfig(port=0, latency=FAST, rate_limit_tokens_per_min=BUDGET)
+    return voice_server(config, max_duration=30)
 
 
 async def _run(gate: RateGate | None) -> dict[str, Any]:
