@@ -265,15 +265,24 @@ class LiveStats:
                 self.windows[name].add(value)
 
     def observe_session(self, result: object) -> None:
-        """Add a finished session's metrics and status. O(1)."""
-        status = str(getattr(result, "status", "unknown"))
-        self.sessions_by_status[status] = self.sessions_by_status.get(status, 0) + 1
-        if status == "failed":
-            self._errors.add(1.0)
+        """Add a finished session's metrics and status (an attempt that is also its
+        session's last). O(1)."""
+        self.observe_attempt(result)
+        self.observe_session_done(result)
+
+    def observe_attempt(self, result: object) -> None:
+        """Add the metrics of a finished session attempt (every attempt connects). O(1)."""
         for name in LIVE_SESSION_METRICS:
             value = getattr(result, name, None)
             if value is not None:
                 self.windows[name].add(value)
+
+    def observe_session_done(self, result: object) -> None:
+        """Count a session once, by the status of its last attempt. O(1)."""
+        status = str(getattr(result, "status", "unknown"))
+        self.sessions_by_status[status] = self.sessions_by_status.get(status, 0) + 1
+        if status == "failed":
+            self._errors.add(1.0)
 
     def errors_per_s(self) -> float:
         """Failed turns + failed sessions per second over the window."""

@@ -55,7 +55,6 @@ import trio
 
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
 from orchestrator.metrics.failure import Failure
-from orchestrator.metrics.stats import LIVE_SESSION_METRICS
 from orchestrator.metrics.thresholds import check_tags
 from orchestrator.session.actor import Session, open_session
 from orchestrator.session.pacer import Pacer, Ticker
@@ -536,10 +535,7 @@ class Supervisor:
         self.sink.session(result)  # on disk before anything else
         handle.results.append(result)
         self._set_state(handle, "done")
-        for name in LIVE_SESSION_METRICS:  # latencies of every attempt, as the summary's
-            value = getattr(result, name, None)
-            if value is not None:
-                self.live.windows[name].add(value)
+        self.live.observe_attempt(result)  # latencies of every attempt, as the summary's
         self.connect_attempts += result.connect_attempts
         self.reconnects += result.reconnects
         for status, count in (result.refused_by_status or {}).items():
@@ -558,10 +554,7 @@ class Supervisor:
             self.failed += 1
         else:
             self.cancelled += 1
-        # its status once (errors_per_s); its latencies went in per attempt
-        self.live.observe_session(
-            attrs.evolve(result, **dict.fromkeys(LIVE_SESSION_METRICS))  # type: ignore[arg-type]
-        )
+        self.live.observe_session_done(result)  # its status once (errors_per_s)
         self._announce_done(result)
 
     def _announce_done(self, result: SessionResult) -> None:
