@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 from session_helpers import memory_factory, server_config
 
 from orchestrator import protocol as P
@@ -62,8 +63,9 @@ async def test_failed_mcp_call_is_recorded(autojump_clock: object) -> None:
 @pytest.mark.parametrize("approve", [True, False], ids=["approved", "denied"])
 async def test_approval_request_is_answered(approve: bool, autojump_clock: object) -> None:
     registry = ToolRegistry(approve_mcp=approve)
-    async with open_session(_spec("always", registry)) as session:
-        turn = await session.say_text("create_ticket for the outage")
+    with trio.fail_after(60):  # the approval round never leaves the turn waiting
+        async with open_session(_spec("always", registry)) as session:
+            turn = await session.say_text("create_ticket for the outage")
     assert turn.status == "completed" and len(turn.response_ids) == 2  # request, then answer
     answer = "approved" if approve else "denied"
     expected = [("create_ticket", "approval_requested", answer)]
@@ -74,8 +76,9 @@ async def test_approval_request_is_answered(approve: bool, autojump_clock: objec
 
 
 async def test_no_registry_leaves_approval_unanswered(autojump_clock: object) -> None:
-    async with open_session(_spec("always", None)) as session:
-        turn = await session.say_text("create_ticket now")
+    with trio.fail_after(60):  # an unanswered request ends the turn, never hangs it
+        async with open_session(_spec("always", None)) as session:
+            turn = await session.say_text("create_ticket now")
     assert turn.status == "completed" and len(turn.response_ids) == 1
     assert [(c.status, c.approval) for c in turn.record.mcp_calls] == [("approval_requested", None)]
 
