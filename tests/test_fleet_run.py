@@ -33,6 +33,15 @@ QUICK = [
 SERVER_QUICK = ["--server-realtime-factor", "0", "--server-ttfb-ms", "50"]
 
 
+def _orchestrator(argv: list[str], timeout_s: float = 180.0) -> int:
+    """Exit code of ``orchestrator ARGV`` in its own process, killed (and the test
+    failed by ``TimeoutExpired``) if it runs past ``timeout_s``: a fleet run never hangs."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "orchestrator", *argv]
+    return subprocess.run(cmd, timeout=timeout_s, stdout=subprocess.DEVNULL).returncode
+
+
 def _records(path: Path) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
@@ -40,7 +49,7 @@ def _records(path: Path) -> list[dict[str, object]]:
 def test_two_workers_write_one_results_file_of_all_the_sessions(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ["run", "--workers", "2", "--sessions", "60", "--concurrency", "30", "--out", str(out)]
-    assert main([*argv, *QUICK, *SERVER_QUICK]) == 0
+    assert _orchestrator([*argv, *QUICK, *SERVER_QUICK]) == 0
     results = read_results(out / "results.jsonl")
     assert sorted(s.session_id for s in results.sessions) == [f"s{i:06d}" for i in range(60)]
     records = _records(out / "results.jsonl")
@@ -57,7 +66,7 @@ def test_two_workers_write_one_results_file_of_all_the_sessions(tmp_path: Path) 
 def test_open_model_workers_start_the_planned_arrivals(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ["run", "--workers", "2", "--rate", "10", "--duration", "6", "--out", str(out)]
-    assert main([*argv, *QUICK, *SERVER_QUICK]) == 0
+    assert _orchestrator([*argv, *QUICK, *SERVER_QUICK]) == 0
     sessions = read_results(out / "results.jsonl").sessions
     assert 58 <= len(sessions) <= 62
     planned = sorted(s.planned_start_s for s in sessions)
@@ -166,7 +175,7 @@ def test_ray_actors_run_the_same_fleet(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     out = tmp_path / "out"
     argv = ["run", "--ray", "--sessions", "40", "--concurrency", "20", "--out", str(out)]
-    assert main([*argv, *QUICK, *SERVER_QUICK]) == 0
+    assert _orchestrator([*argv, *QUICK, *SERVER_QUICK]) == 0
     results = read_results(out / "results.jsonl")
     assert sorted(s.session_id for s in results.sessions) == [f"s{i:06d}" for i in range(40)]
     end = _records(out / "results.jsonl")[-1]
