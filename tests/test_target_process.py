@@ -312,3 +312,25 @@ async def test_warm_up_answers_one_turn_and_writes_no_ground_truth(tmp_path: Pat
     with trio.fail_after(15):
         await warm_up(ServerConfig(port=0, groundtruth_path=gt, greeting="hi"))
     assert not gt.exists()
+
+
+def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` freezes its start-up heap and tunes the collector while it serves (a full
+    collection of that heap held every frame due during its 40-65 ms pause), and puts the
+    thresholds back afterwards."""
+    import gc
+
+    from orchestrator.supervisor.monitor import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    seen: dict[str, object] = {}
+
+    def fake_run(main_fn: object) -> None:
+        seen["threshold"] = gc.get_threshold()
+        seen["frozen"] = gc.get_freeze_count()
+
+    monkeypatch.setattr("orchestrator.cli.serve.trio.run", fake_run)
+    assert main(["serve", "--port", "0", "--no-hearing", "--log-level", "ERROR"]) == 0
+    assert seen["threshold"] == GC_THRESHOLDS
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
+    assert gc.get_threshold() == before

@@ -18,6 +18,7 @@ import trio
 from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from orchestrator.protocol import new_id
+from orchestrator.transport import RECEIVE_BUFFER_SIZE
 
 from .audio_bank import AudioBank
 from .config import ServerConfig
@@ -32,6 +33,7 @@ from .stats import ServerStats
 from .wire import encode
 
 log = logging.getLogger("orchestrator.mockserver")
+
 
 @attrs.define(eq=False)
 class MockServer:
@@ -106,6 +108,7 @@ class MockServer:
                     listeners,
                     handler_nursery=nursery,
                     max_message_size=cfg.max_message_size,
+                    receive_buffer_size=RECEIVE_BUFFER_SIZE,
                     connect_timeout=10,
                     disconnect_timeout=CLOSE_GRACE_S,
                 )
@@ -125,7 +128,10 @@ class MockServer:
         self._mark_started()
         async with trio.open_nursery() as nursery:
             request = await wrap_server_stream(
-                nursery, stream, max_message_size=self.config.max_message_size
+                nursery,
+                stream,
+                max_message_size=self.config.max_message_size,
+                receive_buffer_size=RECEIVE_BUFFER_SIZE,
             )
             await self.handle_request(request)
             nursery.cancel_scope.cancel()
