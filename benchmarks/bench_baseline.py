@@ -42,7 +42,8 @@ Printed per client and concurrency (and written with ``--json FILE``):
   concurrency);
 - ``server late``: the server's own send lateness p99 (ground truth ``send_late_ms``): the
   client numbers mean something only while it stays small (``SERVER-BOUND`` above
-  :data:`SERVER_LIMIT_MS`: give the servers more cores).
+  :data:`SERVER_LIMIT_MS`: give the servers more cores); ``srvCpu``: the servers' CPU per
+  completed conversation during the client's run (Linux).
 
 Finally: the largest concurrency of the sweep with pacer p99 <= 5 ms, per client.
 """
@@ -53,6 +54,7 @@ import argparse
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +97,19 @@ def _rss_kib() -> int:
 def _cpu_s() -> float:
     t = os.times()
     return t.user + t.system
+
+
+def _proc_cpu_s(pids: list[int]) -> float | None:
+    """user+sys CPU seconds of processes ``pids`` so far (Linux ``/proc``; else None)."""
+    try:
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -196,12 +211,27 @@ def prepare_workload(path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- servers
+def _py_spy() -> str | None:
+    """py-spy on PATH or beside this Python (a virtual environment's ``bin``)."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
+def _profiled(argv: list[str], profile: Path | None, name: str) -> list[str]:
+    """``argv`` under ``py-spy record`` (collapsed stacks to ``profile/name.txt``) when
+    profiling, else unchanged."""
+    if profile is None:
+        return argv
+    out = profile / f"{name}.txt"
+    return [_py_spy() or "py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200", "-o", str(out), "--"] + argv
+
+
 def start_servers(
-    processes: int, cores: set[int], groundtruth: Path
+    processes: int, cores: set[int], groundtruth: Path, profile: Path | None = None
 ) -> tuple[list[subprocess.Popen[bytes]], int, list[Path]]:
     """``processes`` embedded servers (``serve --child``) sharing one loopback port, each
-    pinned to ``cores`` and writing its own ground-truth file; returns them, the port and
-    the files. Stop them with :func:`stop_servers`."""
+    pinned to ``cores`` and writing its own ground-truth file (and profiled by py-spy into
+    ``profile`` when given); returns them, the port and the files. Stop them with
+    :func:`stop_servers`."""
     procs: list[subprocess.Popen[bytes]] = []
     paths: list[Path] = []
     port = 0
@@ -213,14 +243,19 @@ def start_servers(
             argv += ["--log-level", "ERROR", "--no-hearing", "--groundtruth", str(path)]
             if processes > 1:
                 argv.append("--reuse-port")
+            argv = _profiled(argv, profile, f"server{i}_{groundtruth.stem}")
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=lambda: _pin(cores),  # pinned from the start (py-spy's child too)
             )
             procs.append(proc)
-            if hasattr(os, "sched_setaffinity") and cores:
-                os.sched_setaffinity(proc.pid, cores)
             assert proc.stdout is not None
             line = proc.stdout.readline().decode(errors="replace")
+            while line.startswith("py-spy>") or line == "\n":  # py-spy's banner when profiling
+                line = proc.stdout.readline().decode(errors="replace")
             fields = dict(part.partition("=")[::2] for part in line.split()[1:])
             if not line.startswith("ready ") or not fields.get("port", "").isdigit():
                 raise SystemExit(f"embedded server {i} did not start: {line!r}")
@@ -318,6 +353,7 @@ def orchestrator_client(
         "pacer_p99_ms": monitor.get("pacer_p99_ms"),
         "pacer_frames": monitor.get("pacer_frames"),
         "lag_p99_ms": monitor.get("lag_p99_ms"),
+        "gc": {k: v for k, v in monitor.items() if k.startswith("gc_")},
         "task_steps": counter.steps if counter else None,
         "valid": out["validity"]["valid"],
         "invalid_reasons": out["validity"]["reasons"],
@@ -536,7 +572,7 @@ def worker(args: argparse.Namespace) -> None:
         result = sdk_client(args.port, n, duration, ramp, work)
     else:
         result = bare_client(args.port, n, duration, ramp, work, args.steps)
-    sys.stdout.buffer.write(orjson.dumps(result))
+    sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
 
 
 # --------------------------------------------------------------------------- one run
@@ -550,20 +586,28 @@ def run_one(
     client_core = cores[0]
     server_cores = set(cores[1:]) or set(cores)
     gt = tmp / f"gt_{client}_{concurrency}.jsonl"
-    servers, port, paths = start_servers(args.server_processes, server_cores, gt)
+    profile = Path(args.profile) if args.profile else None
+    servers, port, paths = start_servers(args.server_processes, server_cores, gt, profile)
+    # the servers' CPU over the client's run (not when profiled: then these are py-spy's pids)
+    server_pids = [] if profile else [p.pid for p in servers]
+    server_cpu0 = _proc_cpu_s(server_pids)
+    server_cpu1 = None
     try:
         cmd = [sys.executable, __file__, "--worker", client, "--port", str(port)]
         cmd += ["--run-concurrency", str(concurrency), "--duration", str(args.duration)]
         cmd += ["--ramp-up", str(args.ramp_up), "--core", str(client_core)]
         cmd += ["--work", str(tmp / "work.json")] + (["--steps"] if args.steps else [])
+        cmd = _profiled(cmd, profile, f"client_{client}_{concurrency}")
         done = subprocess.run(
             cmd, capture_output=True, timeout=args.duration + DRAIN_S + 60, check=False
         )
+        server_cpu1 = _proc_cpu_s(server_pids)
     finally:
         stop_servers(servers)
     if done.returncode != 0:
         raise SystemExit(f"{client} client failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
-    result = orjson.loads(done.stdout)
+    # the result is the JSON line (py-spy's own lines surround it when profiling)
+    result = orjson.loads(next(x for x in done.stdout.splitlines() if x.startswith(b"{")))
     records = read_groundtruth(paths)
     truth = {
         r["response_id"]: (r["first_delta"]["actual"] - r["anchor_time"]) * 1000.0
@@ -601,6 +645,9 @@ def run_one(
         "server_send_late_p99_ms": server["send_late_p99_ms"],
         "server_responses": server["responses"],
         "server_bound": (server["send_late_p99_ms"] or 0.0) > SERVER_LIMIT_MS,
+        "server_cpu_ms_per_conversation": 1000.0 * (server_cpu1 - server_cpu0) / conversations
+        if server_pids and server_cpu0 is not None and server_cpu1 is not None and conversations
+        else None,
     }
 
 
@@ -613,7 +660,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     head = (
         f"  {'client':12} {'conc':>5} {'conv':>6} {'fail':>4} {'cpu/conv':>8} {'cpu%':>5} "
         f"{'ttfbErr50':>9} {'ttfbErr99':>9} {'v2vErr50':>9} {'v2vErr99':>9} "
-        f"{'pacer50':>8} {'pacer99':>8} {'lag99':>6} {'rss/sess':>8} {'srvLate99':>9} valid"
+        f"{'pacer50':>8} {'pacer99':>8} {'lag99':>6} {'rss/sess':>8} {'srvLate99':>9} "
+        f"{'srvCpu':>6} valid"
     )
     print(head)
     print("  " + "-" * (len(head) - 2))
@@ -628,7 +676,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{_f(r['v2v_err_p50_ms'], '9.2f')} {_f(r['v2v_err_p99_ms'], '9.2f')} "
             f"{_f(r['pacer_p50_ms'], '8.2f')} {_f(r['pacer_p99_ms'], '8.2f')} "
             f"{_f(r['lag_p99_ms'], '6.1f')} {_f(r['rss_kib_per_session'], '8.0f')} "
-            f"{_f(r['server_send_late_p99_ms'], '9.2f')} {valid}"
+            f"{_f(r['server_send_late_p99_ms'], '9.2f')} "
+            f"{_f(r['server_cpu_ms_per_conversation'], '6.1f')} {valid}"
         )
 
 
@@ -657,6 +706,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count trio task steps per conversation (trio clients; costs some CPU)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="record every client and server process with py-spy (collapsed stacks, "
+        "DIR/client_<client>_<n>.txt, DIR/server<i>_gt_<client>_<n>.txt; costs CPU: "
+        "compare the rows of one profiled run only with each other)",
+    )
     # worker mode (internal)
     parser.add_argument("--worker", choices=CLIENTS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -667,6 +724,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(args)
         return 0
+    if args.profile:
+        if _py_spy() is None:
+            parser.error("--profile needs py-spy on PATH (pip install py-spy)")
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     try:
         levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     except ValueError:
