@@ -6,9 +6,17 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.metrics.records import SessionResult, TurnRecord
-from orchestrator.metrics.stats import LiveStats, RollingWindow, percentile, summarize
+from orchestrator.metrics.stats import (
+    SMALL_SAMPLE,
+    LiveStats,
+    RollingWindow,
+    percentile,
+    summarize,
+)
 
 
 class FakeClock:
@@ -56,6 +64,24 @@ def test_percentile_any_q_and_range_check() -> None:
     assert percentile([], 50) is None
     with pytest.raises(ValueError, match="0..100"):
         percentile([1.0], 101)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64)),
+        max_size=SMALL_SAMPLE + 40,
+    ),
+    st.floats(min_value=0.0, max_value=100.0),
+)
+def test_percentile_is_numpys_bit_for_bit_small_and_large(values: list, q: float) -> None:
+    """Small samples are sorted in Python (fast), larger ones go to NumPy: either way the
+    value is exactly ``numpy.percentile`` of the finite values (None and NaN/inf ignored)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    want = float(np.percentile(np.array(finite), q)) if finite else None
+    got = percentile(values, q)
+    assert got == want or (got is not None and want is not None and math.isnan(want))
+    assert percentile(np.array(finite, dtype=np.float64), q) == got
 
 
 def test_summary_dict_round_trip() -> None:

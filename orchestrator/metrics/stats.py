@@ -75,14 +75,38 @@ def clean_values(values: Iterable[float | None]) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
+#: Up to this many values :func:`percentile` sorts them in Python: for the few values of one
+#: turn or session (its pacer lateness) ~5 us where NumPy's set-up alone costs ~70 us.
+SMALL_SAMPLE = 256
+
+
 def percentile(values: Iterable[float | None] | np.ndarray, q: float) -> float | None:
-    """The ``q``-th percentile (0..100, linear interpolation) or ``None`` if no samples."""
+    """The ``q``-th percentile (0..100, linear interpolation) or ``None`` if no samples
+    (``None`` and non-finite values ignored). The same value as ``numpy.percentile``, bit
+    for bit, whatever the sample's size."""
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"percentile must be within 0..100, got {q}")
-    arr = values if isinstance(values, np.ndarray) else clean_values(values)
+    if not isinstance(values, np.ndarray):
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        if len(finite) <= SMALL_SAMPLE:
+            return _linear(sorted(finite), q) if finite else None
+        values = np.asarray(finite, dtype=np.float64)
+    arr = values if values.dtype == np.float64 else values.astype(np.float64)
+    arr = arr[np.isfinite(arr)]
     if arr.size == 0:
         return None
     return float(np.percentile(arr, q))
+
+
+def _linear(ordered: list[float], q: float) -> float:
+    """NumPy's ``linear`` percentile of the sorted ``ordered``, with its arithmetic."""
+    index = (len(ordered) - 1) * (q / 100.0)
+    below = math.floor(index)
+    gamma = index - below
+    a = float(ordered[below])
+    b = float(ordered[min(below + 1, len(ordered) - 1)])
+    diff = b - a
+    return b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
 def summarize(values: Iterable[float | None] | np.ndarray) -> MetricSummary:
