@@ -334,3 +334,35 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
     assert seen["threshold"] == GC_THRESHOLDS
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "cpus", "want"),
+    [
+        (["--concurrency", "50"], 16, 1),
+        (["--concurrency", "250"], 16, 3),
+        (["--concurrency", "250"], 2, 1),  # never more than the cores beside the generator's
+        (["--concurrency", "2000"], 8, 7),
+        (["--rate", "20", "--duration", "5", "--max-concurrency", "300"], 16, 3),
+        (["--rate", "20", "--duration", "5"], 16, 1),  # uncapped: the peak is unknown
+    ],
+)
+def test_the_embedded_target_gets_a_server_process_per_100_sessions(
+    argv: list[str], cpus: int, want: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("orchestrator.cli.run_setup.os.cpu_count", lambda: cpus)
+    setup = prepare(run_args(*argv, "--out", str(tmp_path / "out")))
+    assert setup.target is not None and setup.target.processes == want
+    assert len(setup.target.groundtruth) == want
+    assert setup.config["server"]["process"] == want
+
+
+def test_server_processes_and_in_process_override_the_sizing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("orchestrator.cli.run_setup.os.cpu_count", lambda: 16)
+    out = str(tmp_path / "out")
+    setup = prepare(run_args("--concurrency", "400", "--server-processes", "1", "--out", out))
+    assert setup.target is not None and setup.target.processes == 1
+    setup = prepare(run_args("--concurrency", "400", "--server-in-process", "--out", out))
+    assert setup.target is not None and setup.target.in_process and setup.target.processes == 1

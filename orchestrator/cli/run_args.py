@@ -28,7 +28,9 @@ from orchestrator.cli.voice_options import (
 __all__ = ["add_run_parser"]
 
 
-def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+def add_run_parser(
+    subparsers: Any, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
     """Register ``run`` on ``subparsers``, its options and their help, calling ``handler``."""
     p = add_subcommand(
         subparsers,
@@ -238,7 +240,9 @@ def add_run_parser(subparsers: Any, handler: Callable[[argparse.Namespace], int]
         type=positive_int,
         default=None,
         metavar="N",
-        help="N server processes sharing one port (SO_REUSEPORT) (default 1)",
+        help="N server processes sharing one port (SO_REUSEPORT) (default: one per 100 "
+        "sessions at once, at most one per core beside the generator's; with --workers one "
+        "per two workers)",
     )
     emb.add_argument(
         "--target-lateness-limit-ms",
@@ -362,4 +366,6 @@ def _workers(text: str) -> int | str:
     try:
         return positive_int(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 1 or 'auto', got {text!r}"
+        ) from None
