@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -30,7 +31,11 @@ from orchestrator.audio import pcm16_to_b64, silence, speech_like
 from orchestrator.mockserver import Distribution, LatencyModel, MockServer, ServerConfig
 
 
-def _server_main(conn: Any, first_delta_ms: float, rtf: float, chunk_ms: int) -> None:
+def _server_main(
+    conn: Any, first_delta_ms: float, rtf: float, chunk_ms: int, cpu: int | None = None
+) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
     latency = LatencyModel(
         first_delta_ms=Distribution("fixed", first_delta_ms),
         response_words=Distribution("uniform", 8, 20),
@@ -128,12 +133,22 @@ def main() -> int:
     ap.add_argument(
         "--ramp-s", type=float, default=1.0, help="spread connection starts over this long"
     )
+    ap.add_argument(
+        "--server-cpu",
+        type=int,
+        default=None,
+        help="pin the server process to this CPU and the clients to the others (Linux)",
+    )
     args = ap.parse_args()
+    if args.server_cpu is not None and hasattr(os, "sched_setaffinity"):
+        others = os.sched_getaffinity(0) - {args.server_cpu}
+        if others:
+            os.sched_setaffinity(0, others)
 
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
         target=_server_main,
-        args=(child, args.first_delta_ms, args.realtime_factor, args.chunk_ms),
+        args=(child, args.first_delta_ms, args.realtime_factor, args.chunk_ms, args.server_cpu),
         daemon=True,
     )
     proc.start()
