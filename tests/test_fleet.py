@@ -4,6 +4,7 @@ job by content, merging the workers' figures."""
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import signal
 import sys
@@ -18,7 +19,13 @@ import trio
 
 from orchestrator.audio.voices.cache import VoiceCache
 from orchestrator.cli.run_fleet import workers_wanted
-from orchestrator.fleet.coordinator import Fleet, FleetError, FleetResults
+from orchestrator.fleet.coordinator import (
+    SILENCE_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    Fleet,
+    FleetError,
+    FleetResults,
+)
 from orchestrator.fleet.job import JobError, WorkerJob, WorkOrder, dumps_order, loads_order
 from orchestrator.fleet.local import describe_exit
 from orchestrator.fleet.merge import (
@@ -49,6 +56,7 @@ from orchestrator.supervisor import (
     RestartPolicy,
     read_run_meta,
 )
+from orchestrator.supervisor.monitor import ValidityLimits
 from orchestrator.supervisor.plan import (
     ClosedShare,
     OpenShare,
@@ -108,9 +116,7 @@ def test_closed_shares_keep_the_ramp_and_split_sessions() -> None:
 def test_session_indices_of_closed_shares_are_the_whole_runs() -> None:
     model = ClosedModel(concurrency=4, sessions=10)
     indices = sorted(
-        run_index(j, w, 3)
-        for w in range(3)
-        for j in range(share_model(model, w, 3).sessions or 0)
+        run_index(j, w, 3) for w in range(3) for j in range(share_model(model, w, 3).sessions or 0)
     )
     assert indices == list(range(10))
 
@@ -140,9 +146,9 @@ def test_commands_round_trip_and_bad_lines_are_named() -> None:
 def test_stream_sink_tags_every_record_with_its_worker() -> None:
     out = QueueWriter()
     sink = StreamSink(out, worker=3)
-    sink.session(SessionResult(
-            session_id="s000003", status="completed", planned_start_s=0.0, t_end_s=1.0
-        ))
+    sink.session(
+        SessionResult(session_id="s000003", status="completed", planned_start_s=0.0, t_end_s=1.0)
+    )
     sink.event("start_dropped", {"session_id": "s000007", "reason": "too_late"})
     lines = out.take(0.0).splitlines()
     assert all(is_record(line) for line in lines)
@@ -220,7 +226,9 @@ def test_merged_monitor_and_validity_name_the_worker() -> None:
 
 class ScriptedLink:
     """A worker that says ``ready`` (or fails), and on ``go`` writes ``records`` then
-    ``end`` (or, ``dies``, just stops); it ends at once on ``drain``/``cancel``."""
+    ``end`` (or, ``dies``, just stops); it ends at once on ``drain``/``cancel``. With
+    ``heartbeat_s``, it sends a ``status`` message whenever it had nothing to send for
+    that long once it went (as a live worker does)."""
 
     def __init__(
         self,
@@ -230,9 +238,14 @@ class ScriptedLink:
         dies: bool = False,
         error: str = "",
         wedged: bool = False,
+        heartbeat_s: float | None = None,
+        ready_after_s: float = 0.0,
     ) -> None:
         self.index, self.records, self.dies, self.error = index, records, dies, error
         self.wedged = wedged  # ignores every command and the end of its input
+        self.heartbeat_s = heartbeat_s
+        self.ready_after_s = ready_after_s
+        self.went = False
         self.commands: list[bytes] = []
         self.ended = False
         self.closed_input = False
@@ -248,19 +261,24 @@ class ScriptedLink:
             self._send.send_nowait(message("error", error=self.error))
             self._end()
         else:
+            await trio.sleep(self.ready_after_s)
             self._send.send_nowait(message("ready"))
 
     async def receive_some(self) -> bytes:
-        try:
-            return await self._receive.receive()
-        except trio.EndOfChannel:
-            return b""
+        silence = math.inf if self.heartbeat_s is None or not self.went else self.heartbeat_s
+        with trio.move_on_after(silence):
+            try:
+                return await self._receive.receive()
+            except trio.EndOfChannel:
+                return b""
+        return message("status", snapshot={"t_s": trio.current_time()})
 
     async def send(self, data: bytes) -> None:
         self.commands.append(data)
         if self.ended or (self.wedged and not data.startswith(b"go")):
             return
         if data.startswith(b"go"):
+            self.went = True
             for i in range(self.records):
                 line = b'{"worker":%d,"kind":"session","session_id":"s%06d","status":"completed",'
                 line += b'"planned_start_s":0.0,"t_end_s":1.0}\n'
@@ -362,6 +380,88 @@ async def test_a_wedged_worker_is_stopped_after_cancel_and_grace(tmp_path: Path)
     )
     end = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()][-1]
     assert end["kind"] == "run_end" and end["interrupted"] is True
+
+
+async def test_a_hung_worker_ends_the_run_by_itself(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    live = ScriptedLink(0, records=1, heartbeat_s=0.5)
+    hung = ScriptedLink(1, records=2, wedged=True)  # silent after its records, deaf
+    fleet = Fleet([live, hung], sink, grace_s=7.0, timeline_interval_s=None)
+    with trio.fail_after(SILENCE_TIMEOUT_S + STOP_TIMEOUT_S + 1):
+        start = trio.current_time()
+        await fleet.run([b"", b""])
+    sink.close()
+    # silent from the start for the silence timeout, then its stop timeout
+    assert trio.current_time() - start == SILENCE_TIMEOUT_S + STOP_TIMEOUT_S
+    lost = (
+        "worker 1 (scripted) hung (no message for 60 s) and was stopped (killed by SIGKILL): "
+        "its 2 finished sessions are kept, the rest of its share did not run"
+    )
+    assert fleet.deaths == [lost]  # the live worker's heartbeats kept it off the list
+    assert f"{lost}; draining the other workers" in capsys.readouterr().err
+    assert b"drain 7.0\n" in live.commands and live.ended  # drained, ended by itself
+    assert hung.closed_input and hung.closed
+    meta = read_run_meta(tmp_path / "results.jsonl")
+    assert meta.ended and meta.validity == {"valid": False, "reasons": [lost]}
+    kept = read_results(tmp_path / "results.jsonl").sessions
+    assert sorted(s.session_id for s in kept) == ["s000000", "s000001", "s000003"]
+
+
+async def test_a_worker_waiting_for_a_slow_starter_is_not_hung(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink = FleetResults(tmp_path / "results.jsonl")
+    slow = 1.5 * SILENCE_TIMEOUT_S  # within the ready timeout
+    links = [ScriptedLink(0), ScriptedLink(1, ready_after_s=slow)]
+    fleet = Fleet(links, sink, quiet=True, timeline_interval_s=None)
+    with trio.fail_after(3 * SILENCE_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fleet.run, [b"", b""])
+            await trio.sleep(slow + 1)  # both went; worker 0 waited silently
+            assert fleet.t0 is not None and fleet.deaths == []
+            await fleet.drain(1.0)
+    sink.close()
+    assert fleet.deaths == [] and read_run_meta(tmp_path / "results.jsonl").validity == {
+        "valid": True,
+        "reasons": [],
+    }
+
+
+async def test_a_bound_exporter_counts_the_workers_records_and_the_fleets_validity(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.aio.prometheus import SupervisorMetrics
+
+    sink = FleetResults(tmp_path / "results.jsonl")
+    exporter = SupervisorMetrics(scenario="call")
+    links = [ScriptedLink(0, records=1), ScriptedLink(1, records=2, dies=True)]
+    fleet = Fleet(
+        links, sink, quiet=True, timeline_interval_s=None, observers=[exporter],
+        validity_limits=ValidityLimits(loop_lag_p99_ms=50.0),
+    )  # fmt: skip
+    exporter.bind(fleet)
+    assert exporter.registry.get_sample_value("orchestrator_run_valid") == 1.0
+    status = message("status", snapshot={"t_s": 1.0, "loop_lag_p99_ms": 80.0, "started": 3})
+    fleet._take(fleet._workers[0], status.strip())
+    assert fleet.validity()["reasons"] == [
+        "worker 0 (scripted): event-loop lag p99 80.0 ms > limit 50 ms: the load generator "
+        "was the bottleneck, latencies measured in this run are not trustworthy"
+    ]
+    dropped = b'{"worker":0,"kind":"start_dropped","session_id":"s000009","reason":"too_late"}'
+    fleet._take(fleet._workers[0], dropped)
+    with trio.fail_after(5):
+        await fleet.run([b"", b""])
+    sink.close()
+    exporter.refresh()
+    value = exporter.registry.get_sample_value
+    completed = {"scenario": "call", "label": "", "status": "completed"}
+    assert value("orchestrator_sessions_total", completed) == 3  # both workers' records
+    assert value("orchestrator_dropped_starts_total", {"reason": "too_late"}) == 1
+    assert value("orchestrator_session_starts_total") == 3  # the merged live status
+    assert value("orchestrator_run_valid") == 0.0  # a worker died
+    assert fleet.deaths[0] in fleet.validity()["reasons"]
 
 
 async def test_the_fleet_panel_counts_failed_turns(tmp_path: Path) -> None:

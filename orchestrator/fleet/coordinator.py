@@ -15,13 +15,25 @@ they run it
   which the CLI's progress panel polls unchanged, and samples it into the results file's
   timeline (``snapshot`` lines) every ``timeline_interval_s``;
 * forwards stop requests: :meth:`Fleet.drain` and :meth:`Fleet.cancel` (the CLI's signal
-  watcher calls them as it calls a supervisor's) reach every worker as commands.
+  watcher calls them as it calls a supervisor's) reach every worker as commands;
+* shows every turn, session and run-level record it takes to its ``observers`` (sink
+  observers as a :class:`~orchestrator.supervisor.tee.TeeSink`'s: live ``:abort``
+  thresholds, a Prometheus exporter), after the record reached the file.
 
 A worker that dies (its output ends without its ``end`` message, or it reports an
 ``error``) is reported on stderr, its finished records are kept (they are in the file
 already), the run is marked invalid with a reason naming it, and the other workers are
 drained (running sessions get ``grace_s``): the plan can no longer be run as planned, and
 the run never waits for a worker that is gone.
+
+A worker that hangs (alive but silent: a wedged event loop, a stuck C call) is lost the
+same way. From the start on, a worker sends a ``status`` message every
+``status_interval_s`` (0.5 s); one that sends nothing at all for ``silence_timeout_s``
+(:data:`SILENCE_TIMEOUT_S`) is hung: its input is ended, its remaining lines are taken for
+up to ``stop_timeout_s``, it is stopped, named (``worker 1 (pid 1234) hung (no message for
+60 s) and was stopped (killed by SIGKILL): ...``) among :attr:`Fleet.deaths`, and the
+other workers are drained at once. Before the start the ready timeout applies instead (a
+ready worker waits silently for the others).
 
 Stopping: a worker's end of input (the coordinator cancelled, or gone) makes it cancel
 its sessions; the coordinator keeps taking its lines until it ends (bounded by
@@ -38,6 +50,7 @@ was (reasons name the worker), and ``workers``: each one's own figures.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -57,20 +70,24 @@ from orchestrator.fleet.merge import (
 from orchestrator.fleet.wire import Command, WireError, command_line, is_record, parse_message
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
 from orchestrator.metrics.records import ResultsFormatError, record_from_dict
-from orchestrator.supervisor.monitor import merge_validity
+from orchestrator.supervisor.monitor import ValidityLimits, judge, merge_validity
 from orchestrator.supervisor.sink import JsonlSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapshot
 
 __all__ = [
     "READY_TIMEOUT_S",
+    "SILENCE_TIMEOUT_S",
     "START_MARGIN_S",
     "STOP_TIMEOUT_S",
     "Fleet",
     "FleetError",
+    "FleetObserver",
     "FleetResults",
     "FleetSink",
     "WorkerLink",
 ]
+
+log = logging.getLogger(__name__)
 
 #: How long a worker may take to be ready (start, imports, read its job, build its specs).
 READY_TIMEOUT_S = 120.0
@@ -78,6 +95,12 @@ READY_TIMEOUT_S = 120.0
 START_MARGIN_S = 0.25
 #: How long a stopped worker may take to hand over its last records and end.
 STOP_TIMEOUT_S = 10.0
+#: How long a running worker may send nothing at all before it is judged hung. A live
+#: worker sends its status every 0.5 s; 60 s is far above that and above any garbage
+#: collection pause or event-loop stall a live worker has (those are milliseconds to a
+#: few seconds, and already make the run invalid when they matter), so only a worker
+#: that stopped working reaches it.
+SILENCE_TIMEOUT_S = 60.0
 
 
 class FleetError(RuntimeError):
@@ -111,6 +134,18 @@ class WorkerLink(Protocol):
         ...
 
 
+class FleetObserver(Protocol):
+    """What the coordinator shows the records it takes to (a sink observer: see
+    :class:`~orchestrator.supervisor.tee.TeeSink`). Must be quick and must not raise
+    (an observer's exception is logged and skipped: a live view never ends a run)."""
+
+    def turn(self, record: TurnRecord) -> None: ...
+
+    def session(self, record: SessionResult) -> None: ...
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None: ...
+
+
 class FleetSink(RecordSink, Protocol):
     """The coordinator's sink: a :class:`RecordSink` that also appends a worker's record
     line as it is."""
@@ -136,11 +171,14 @@ class _Worker:
     settled: trio.Event = attrs.field(factory=trio.Event)
     """Set once the worker said ``ready`` or ended."""
     done: trio.Event = attrs.field(factory=trio.Event)
+    watch: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    """Its silence watchdog: armed at the start, pushed back by every chunk it sends."""
     ready: bool = False
     status: SupervisorSnapshot | None = None
     end: dict[str, Any] | None = None
     error: str | None = None
     died: str | None = None
+    """Why it was lost (it died or hung), naming it."""
     ended_how: str | None = None
     """How its link ended: its ``error``, else how the link closed."""
     sessions: int = 0
@@ -148,8 +186,11 @@ class _Worker:
 
 class Fleet:
     """Runs one fleet (see the module docstring). ``grace_s``: what a drain gives running
-    sessions when a worker dies. ``planned_total``: the whole plan's session count, when
-    known. ``quiet``: no messages on stderr."""
+    sessions when a worker is lost. ``planned_total``: the whole plan's session count, when
+    known. ``quiet``: no messages on stderr. ``observers``: shown every turn, session and
+    run-level record taken (see :class:`FleetObserver`). ``validity_limits``: what
+    :meth:`validity` judges the workers' live status against. ``silence_timeout_s``: how
+    long a running worker may send nothing before it is judged hung."""
 
     def __init__(
         self,
@@ -163,6 +204,9 @@ class Fleet:
         timeline_interval_s: float | None = 1.0,
         ready_timeout_s: float = READY_TIMEOUT_S,
         stop_timeout_s: float = STOP_TIMEOUT_S,
+        silence_timeout_s: float = SILENCE_TIMEOUT_S,
+        observers: Sequence[FleetObserver] = (),
+        validity_limits: ValidityLimits | None = None,
     ) -> None:
         self.sink = sink
         self.grace_s = grace_s
@@ -171,6 +215,9 @@ class Fleet:
         self.timeline_interval_s = timeline_interval_s
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.silence_timeout_s = silence_timeout_s
+        self.observers = list(observers)
+        self.validity_limits = validity_limits
         self.live = LiveStats(live_window_s, slot_s=1.0, clock=trio.current_time)
         self.interrupted = False
         """Set by the caller when the run was stopped early (a stop signal)."""
@@ -186,7 +233,7 @@ class Fleet:
 
     @property
     def deaths(self) -> list[str]:
-        """Why each worker that died did (empty: none did)."""
+        """Why each worker that was lost (died or hung) was, naming it (empty: none)."""
         return [w.died for w in self._workers if w.died is not None]
 
     # ------------------------------------------------------------------ running
@@ -226,6 +273,7 @@ class Fleet:
                 self.t0 = trio.current_time() + START_MARGIN_S
                 for worker in self._workers:
                     self._command(worker, Command("go", epoch))
+                    worker.watch.deadline = trio.current_time() + self.silence_timeout_s
                 if on_start is not None:
                     nursery.start_soon(self._at_start, on_start)
                 if self.timeline_interval_s is not None and math.isfinite(self.timeline_interval_s):
@@ -283,14 +331,20 @@ class Fleet:
 
     async def _read(self, worker: _Worker) -> None:
         """Take the worker's lines until its output ends, then stop it and note how it
-        ended (a worker without an ``end`` message died). Cancellation: its input is
-        ended and its lines are still taken for up to ``stop_timeout_s`` (the records of
-        the sessions it cancels), then it is stopped."""
+        ended (a worker without an ``end`` message died; one silent for
+        ``silence_timeout_s`` after the start hung). Cancellation, or a hung worker: its
+        input is ended and its lines are still taken for up to ``stop_timeout_s`` (the
+        records of the sessions it cancels), then it is stopped."""
         buf = [b""]
         ended = False
+        hung = False
         try:
-            await self._take_until_end(worker, buf)
-            ended = True
+            with worker.watch:
+                await self._take_until_end(worker, buf, worker.watch)
+                ended = True
+            if worker.watch.cancelled_caught:
+                hung = True
+                self._drain_the_rest()
         finally:
             with trio.CancelScope(shield=True):
                 if not ended:
@@ -299,11 +353,15 @@ class Fleet:
                         await self._take_until_end(worker, buf)
                 how = await worker.link.close()
             worker.ended_how = worker.error or how
-            if worker.end is None:
-                why = worker.ended_how
-                worker.died = (
-                    f"{worker.link.name} died ({why}): its {worker.sessions} finished sessions "
-                    "are kept, the rest of its share did not run"
+            if hung:
+                silence = f"no message for {self.silence_timeout_s:g} s"
+                worker.died = f"{worker.link.name} hung ({silence}) and was stopped ({how})"
+            elif worker.end is None:
+                worker.died = f"{worker.link.name} died ({worker.ended_how})"
+            if worker.died is not None:
+                worker.died += (
+                    f": its {worker.sessions} finished sessions are kept, "
+                    "the rest of its share did not run"
                 )
             worker.send.close()
             worker.settled.set()
@@ -311,12 +369,18 @@ class Fleet:
         if worker.died is not None and worker.ready:
             self._lost(worker)
 
-    async def _take_until_end(self, worker: _Worker, buf: list[bytes]) -> None:
-        """Take the worker's lines until its output ends (``buf[0]``: a partial line)."""
+    async def _take_until_end(
+        self, worker: _Worker, buf: list[bytes], watch: trio.CancelScope | None = None
+    ) -> None:
+        """Take the worker's lines until its output ends (``buf[0]``: a partial line);
+        once the run started, every chunk pushes ``watch``'s deadline (the silence
+        watchdog) ``silence_timeout_s`` ahead."""
         while True:
             chunk = await worker.link.receive_some()
             if not chunk:
                 return
+            if watch is not None and self.t0 is not None:
+                watch.deadline = trio.current_time() + self.silence_timeout_s
             *lines, buf[0] = (buf[0] + chunk).split(b"\n")
             for line in lines:
                 if line:
@@ -325,6 +389,10 @@ class Fleet:
     def _lost(self, worker: _Worker) -> None:
         if not self.quiet:
             print(f"\n{worker.died}; draining the other workers", file=sys.stderr, flush=True)
+        self._drain_the_rest()
+
+    def _drain_the_rest(self) -> None:
+        """Drain every worker (a worker was lost), unless the run already drains."""
         if not self.draining and self._nursery is not None:
             self._nursery.start_soon(self.drain, self.grace_s)
 
@@ -352,6 +420,8 @@ class Fleet:
     def _observe(self, worker: _Worker, line: bytes) -> None:
         head = line[:48]
         if b'"kind":"turn"' not in head and b'"kind":"session"' not in head:
+            if self.observers and b'"kind":"snapshot"' not in head:
+                self._show_event(worker, line)
             return
         try:
             record = record_from_dict(orjson.loads(line), where=worker.link.name)
@@ -360,9 +430,28 @@ class Fleet:
             return
         if isinstance(record, TurnRecord):
             self.live.observe_turn(record)
+            self._show("turn", record)
         elif isinstance(record, SessionResult):
             worker.sessions += 1
             self.live.observe_session(record)
+            self._show("session", record)
+
+    def _show_event(self, worker: _Worker, line: bytes) -> None:
+        """Show a worker's run-level line (``start_dropped``) to the observers."""
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            print(f"{worker.link.name}: {exc}", file=sys.stderr, flush=True)
+            return
+        if isinstance(data, dict):
+            self._show("event", str(data.pop("kind", "")), data)
+
+    def _show(self, method: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except Exception:
+                log.exception("fleet observer %r failed on %s", observer, method)
 
     async def _at_start(self, call: Callable[[], Awaitable[object]]) -> None:
         assert self.t0 is not None
@@ -393,7 +482,9 @@ class Fleet:
                 "dropped_starts": sum(int(e.get("dropped_starts", 0)) for e in ends),
                 "validity": merge_validity(*verdicts),
                 "monitor": monitor,
-                "interrupted": self.interrupted or any(e.get("interrupted") for e in ends),
+                # the coordinator's word: a worker says interrupted after any drain, also
+                # one for an ':abort' threshold or a lost worker, which a stop signal is not
+                "interrupted": self.interrupted,
                 "workers": [
                     {
                         "worker": w.index,
@@ -465,3 +556,18 @@ class Fleet:
             draining=self.draining or merged.draining,
             planned_total=self.planned_total,
         )
+
+    def validity(self) -> dict[str, Any]:
+        """``{"valid": bool, "reasons": [...]}`` now: invalid once a worker was lost (died
+        or hung), or while a worker's latest status has its event-loop lag p99 or pacer
+        lateness p99 over ``validity_limits`` (the workers' own judgement, live; their
+        ``end`` messages give the final one). Reasons name the worker."""
+        verdicts = []
+        for w in self._workers:
+            snap = w.status
+            lag, pacer = (None, None) if snap is None else (snap.loop_lag_p99_ms, snap.pacer_p99_ms)
+            valid, reasons = judge(lag, pacer, self.validity_limits)
+            verdicts.append(
+                worker_validity(w.link.name, {"valid": valid, "reasons": reasons}, w.died)
+            )
+        return merge_validity(*verdicts)
