@@ -8,7 +8,9 @@ run.
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,8 +38,6 @@ SERVER_QUICK = ["--server-realtime-factor", "0", "--server-ttfb-ms", "50"]
 def _orchestrator(argv: list[str], timeout_s: float = 180.0) -> int:
     """Exit code of ``orchestrator ARGV`` in its own process, killed (and the test
     failed by ``TimeoutExpired``) if it runs past ``timeout_s``: a fleet run never hangs."""
-    import subprocess
-
     cmd = [sys.executable, "-m", "orchestrator", *argv]
     return subprocess.run(cmd, timeout=timeout_s, stdout=subprocess.DEVNULL).returncode
 
@@ -80,11 +80,34 @@ def test_open_model_workers_start_the_planned_arrivals(tmp_path: Path) -> None:
 def test_fleet_options_that_cannot_work_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--workers", "2", "--server-in-process", "--quiet"]) == 1
     assert "--server-in-process" in capsys.readouterr().err
-    assert main(["run", "--workers", "2", "--metrics-port", "0", "--quiet"]) == 1
-    assert "--metrics-port" in capsys.readouterr().err
+    rate = ["--threshold", "session_error_rate<0.1:abort", "--restart", "transient"]
+    assert main(["run", "--workers", "2", *rate, "--quiet"]) == 1
+    assert "needs --restart temporary (not transient)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--workers", "some"])
     assert "'auto'" in capsys.readouterr().err
+
+
+def test_an_abort_threshold_drains_the_fleet_whose_metrics_are_served(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = [
+        "run", "--workers", "2", "--sessions", "400", "--concurrency", "10", "--out", str(out),
+        "--threshold", "ttfb_ms.p50<0.001:abort", "--grace-s", "1", "--metrics-port", "0",
+        "--progress", "off", *[a for a in QUICK if a != "--quiet"], *SERVER_QUICK,
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "orchestrator", *argv]
+    done = subprocess.run(cmd, timeout=60, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr  # an abort's exit code
+    assert re.search(r"^metrics: http://127\.0\.0\.1:\d+/metrics$", done.stderr, re.M)
+    assert "run aborted: threshold 'ttfb_ms.p50<0.001:abort' failed" in done.stderr
+    records = _records(out / "results.jsonl")
+    (abort,) = [r for r in records if r["kind"] == "run_abort"]
+    assert abort["threshold"] == "ttfb_ms.p50<0.001:abort" and abort["metric"] == "ttfb_ms"
+    assert records[-1]["kind"] == "run_end"
+    assert records[-1]["interrupted"] is False  # aborted is not interrupted (a stop signal)
+    assert len(read_results(out / "results.jsonl").sessions) < 400  # drained early
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["run"]["aborted"]["threshold"] == abort["threshold"]
 
 
 def test_ray_without_the_extra_says_how_to_install_it(
@@ -171,6 +194,42 @@ async def test_a_killed_worker_ends_the_run_named_and_its_sessions_kept(tmp_path
     assert meta.validity["reasons"][0] == death
 
 
+async def test_a_stopped_worker_is_found_hung_and_the_run_ends_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.fleet import local
+
+    monkeypatch.setattr(local, "STOP_TIMEOUT_S", 0.5)  # SIGTERM, then SIGKILL, soon
+    results = tmp_path / "results.jsonl"
+    sink = _Watched(results)
+    links = [ProcessWorker(0), ProcessWorker(1)]
+    fleet: Fleet | None = None
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
+            orders = _two_worker_orders(port)
+            fleet = Fleet(
+                links, sink, grace_s=5.0, quiet=True, silence_timeout_s=3.0, stop_timeout_s=1.0
+            )
+
+            async def stop_worker_1() -> None:
+                await sink.seen.wait()
+                assert links[1].process is not None
+                links[1].process.send_signal(signal.SIGSTOP)  # alive, silent: hung
+
+            nursery.start_soon(stop_worker_1)
+            await fleet.run(orders)
+            nursery.cancel_scope.cancel()
+    sink.close()
+    assert fleet is not None
+    (lost,) = fleet.deaths
+    assert lost.startswith(f"{links[1].name} hung (no message for 3 s) and was stopped")
+    assert "(killed by SIGKILL): its" in lost
+    meta = read_run_meta(results)
+    assert meta.ended and meta.validity is not None and meta.validity["reasons"] == [lost]
+    assert len(read_results(results).sessions) < 200  # the other worker was drained
+
+
 def test_ray_actors_run_the_same_fleet(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     out = tmp_path / "out"
@@ -225,9 +284,7 @@ async def test_a_go_after_the_epoch_makes_the_due_starts_late_not_shifted() -> N
             nursery.cancel_scope.cancel()
     assert out.messages("ready")
     (end,) = out.messages("end")
-    sessions = [
-        m for m in map(orjson.loads, out.lines) if m.get("kind") == "session"
-    ]
+    sessions = [m for m in map(orjson.loads, out.lines) if m.get("kind") == "session"]
     planned = sorted(float(s["planned_start_s"]) for s in sessions)  # type: ignore[arg-type]
     assert planned and planned[0] < 0.05  # the plan kept its epoch: not shifted to the go
     late = [s for s in sessions if float(s.get("late_start_ms") or 0) > 50]  # type: ignore[arg-type]

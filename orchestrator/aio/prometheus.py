@@ -11,10 +11,10 @@ sources:
   :data:`~orchestrator.metrics.names.TURN_METRICS` and
   :data:`~orchestrator.metrics.names.SESSION_METRICS` (the names as in ``summary.json``,
   in ms), labelled by ``scenario`` and ``label``;
-* the supervisor's live status, copied every ``interval_s`` by :meth:`refresh_forever`
-  on the trio side — sessions by state, restarts, late starts, breaker, draining, and the
-  generator's health (event-loop lag, pacer lateness, CPU, whether the run is still
-  valid).
+* the supervisor's live status (or a fleet's: anything :class:`LiveStatus`), copied every
+  ``interval_s`` by :meth:`refresh_forever` on the trio side — sessions by state,
+  restarts, late starts, breaker, draining, and the generator's health (event-loop lag,
+  pacer lateness, CPU, whether the run is still valid).
 
 All names start with ``orchestrator_``. Exposition happens on another thread (the HTTP
 server of :func:`serve_metrics`, or the host's web framework with
@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -45,10 +45,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from orchestrator.metrics import SessionResult, TimelinePoint, TurnRecord
 from orchestrator.metrics.names import SESSION_METRICS, TURN_METRICS
 from orchestrator.supervisor.sink import RecordSink
-from orchestrator.supervisor.supervisor import Supervisor
+from orchestrator.supervisor.snapshot import SupervisorSnapshot
 from orchestrator.supervisor.tee import TeeSink
 
-__all__ = ["LATENCY_BUCKETS_MS", "SupervisorMetrics", "serve_metrics"]
+__all__ = ["LATENCY_BUCKETS_MS", "LiveStatus", "SupervisorMetrics", "serve_metrics"]
 
 #: Histogram bucket bounds (ms) of every latency metric.
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
@@ -57,6 +57,18 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 _HTTP_STATUS = re.compile(r"HTTP (\d{3})")
 _STATES = ("pending", "connecting", "active", "restarting")
+
+
+class LiveStatus(Protocol):
+    """What :meth:`SupervisorMetrics.bind` copies: a supervisor, or a fleet of them."""
+
+    def snapshot(self) -> SupervisorSnapshot:
+        """The live status now."""
+        ...
+
+    def validity(self) -> dict[str, Any]:
+        """``{"valid": bool, "reasons": [...]}``: does the generator keep up now?"""
+        ...
 
 
 class SupervisorMetrics:
@@ -78,7 +90,7 @@ class SupervisorMetrics:
         self.registry = CollectorRegistry() if registry is None else registry
         self.scenario = scenario
         self.interval_s = interval_s
-        self._sup: Supervisor | None = None
+        self._sup: LiveStatus | None = None
         self._last: dict[str, int] = {}
         ns, reg = namespace, self.registry
         lbl = ("scenario", "label")
@@ -138,8 +150,9 @@ class SupervisorMetrics:
         """``inner`` (default: a new ``ListSink``) with this object as an observer."""
         return TeeSink(inner, [self])
 
-    def bind(self, sup: Supervisor, *, scenario: str | None = None) -> None:
-        """Copy ``sup``'s live status from now on (:meth:`refresh`)."""
+    def bind(self, sup: LiveStatus, *, scenario: str | None = None) -> None:
+        """Copy ``sup``'s live status (a supervisor's, a fleet's) from now on
+        (:meth:`refresh`)."""
         self._sup = sup
         if scenario is not None:
             self.scenario = scenario
@@ -184,8 +197,8 @@ class SupervisorMetrics:
 
     # ------------------------------------------------------------------ live status
     def refresh(self) -> None:
-        """Copy the bound supervisor's live status into the gauges and counters (on the
-        trio side: it reads the supervisor)."""
+        """Copy the bound supervisor's (or fleet's) live status into the gauges and
+        counters (on the trio side: it reads the supervisor)."""
         sup = self._sup
         if sup is None:
             return

@@ -56,6 +56,7 @@ import trio
 from orchestrator import __version__
 from orchestrator.audio.voices.engines import VoiceError
 from orchestrator.audio.wav import AudioFileError
+from orchestrator.cli.live import abort_on_threshold, serve_live_metrics
 from orchestrator.cli.options import (
     EXIT_EXPECTATIONS,
     EXIT_OK,
@@ -99,11 +100,7 @@ from orchestrator.scenario import (
 from orchestrator.supervisor import (
     PlanError,
 )
-from orchestrator.supervisor.live_thresholds import (
-    LiveThresholds,
-    abort_thresholds,
-    watch_abort_thresholds,
-)
+from orchestrator.supervisor.live_thresholds import LiveThresholds, abort_thresholds
 from orchestrator.supervisor.monitor import (
     FullCollectionPolicy,
     FullCollector,
@@ -123,53 +120,6 @@ __all__ = ["add_parser", "execute", "handle"]
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``run`` on ``subparsers`` (its options: :mod:`orchestrator.cli.run_args`)."""
     return add_run_parser(subparsers, handle)
-
-
-async def _serve_metrics(
-    exporter: Any, sup: Supervisor, setup: RunSetup, args: argparse.Namespace, nursery: trio.Nursery
-) -> None:
-    """Serve ``exporter`` (bound to ``sup``) on ``--metrics-host:--metrics-port`` in
-    ``nursery`` until it is cancelled; the bound port goes to ``setup.metrics_port``."""
-    from orchestrator.aio.prometheus import serve_metrics
-
-    exporter.bind(sup, scenario=setup.conversation.name)
-    try:
-        port = await nursery.start(serve_metrics, exporter, args.metrics_host, args.metrics_port)
-    except OSError as exc:
-        where = f"{args.metrics_host}:{args.metrics_port}"
-        raise OSError(
-            exc.errno, f"--metrics-port: cannot listen on {where} ({exc.strerror or exc})"
-        ) from None
-    setup.metrics_port = port
-    if not args.quiet:
-        host = args.metrics_host if ":" not in args.metrics_host else f"[{args.metrics_host}]"
-        print(f"metrics: http://{host}:{port}/metrics", file=sys.stderr, flush=True)
-
-
-async def _abort_on_threshold(
-    live: LiveThresholds,
-    sup: Supervisor,
-    setup: RunSetup,
-    args: argparse.Namespace,
-    nursery: trio.Nursery,
-) -> None:
-    """Judge the ``:abort`` thresholds from ``--abort-grace-s`` on; on the first failure
-    write a ``run_abort`` line, note it in ``setup.aborted`` and drain the run as the first
-    Ctrl-C does (running sessions get ``--grace-s``). Nothing happens when the run is
-    already draining (a stop signal came first). Cancellation: raises ``Cancelled``."""
-    live.counts = lambda: {"late_starts": sup.late_starts, "dropped_starts": sup.dropped_starts}
-    verdict = await watch_abort_thresholds(live, t0=sup.t0, grace_s=args.abort_grace_s)
-    if sup.draining:
-        return
-    setup.aborted = verdict.to_dict()
-    sup.sink.event("run_abort", setup.aborted)
-    if not args.quiet:
-        print(
-            f"\nrun aborted: {verdict.message}; draining (running sessions get {args.grace_s:g} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    nursery.start_soon(sup.drain, args.grace_s)
 
 
 def _session_counts(sup: Supervisor) -> tuple[int, int]:
@@ -261,9 +211,14 @@ async def execute(
                         watch_stop_signals, signals, stop, sup, args.grace_s, top, args.quiet
                     )
                     if exporter is not None:
-                        await _serve_metrics(exporter, sup, setup, args, top)
+                        await serve_live_metrics(exporter, sup, setup, args, top)
                     if live is not None:
-                        top.start_soon(_abort_on_threshold, live, sup, setup, args, top)
+                        live.counts = lambda: {
+                            "late_starts": sup.late_starts,
+                            "dropped_starts": sup.dropped_starts,
+                        }
+                        abort = partial(abort_on_threshold, t0=sup.t0)
+                        top.start_soon(abort, live, sup, setup, args, top)
                     collector = FullCollector(
                         progress=lambda: _session_counts(sup), policy=FullCollectionPolicy()
                     )

@@ -8,8 +8,21 @@ bottleneck), ships the run to the workers by content (:class:`RunSpecs`, the pre
 conversation with its audio) and lets the :class:`~orchestrator.fleet.coordinator.Fleet`
 run it, with the same stop signals (first drains, second cancels), progress panel and
 results file as a single run. ``handle`` then writes the summary from the results as
-always. A worker that died makes the run fail (exit 1) after the summary is written: it
-names the worker, its finished sessions are in the results.
+always. A worker that died or hung (silent for
+:data:`~orchestrator.fleet.coordinator.SILENCE_TIMEOUT_S`) makes the run fail (exit 1)
+after the summary is written: it names the worker, its finished sessions are in the
+results.
+
+``:abort`` thresholds are judged live on the records the coordinator takes from every
+worker (:func:`~orchestrator.cli.live.abort_on_threshold`, as in a single run: a failure writes ``run_abort``,
+drains every worker, exit 2); ``late_starts`` and ``dropped_starts`` come from the
+workers' merged status. A worker's records do not say which attempt of a restarted session
+is its last, so with ``--restart`` other than ``temporary`` the session counts come from
+the workers' merged status too, and ``session_error_rate`` cannot be an ``:abort``
+threshold. ``--metrics-port`` serves the whole fleet
+(:func:`~orchestrator.cli.live.serve_live_metrics`): the
+workers' records, their merged status and the fleet's live validity
+(:meth:`~orchestrator.fleet.coordinator.Fleet.validity`).
 
 The API key never travels in the job: workers resolve it from their own environment
 (``--api-key-env NAME``, else the provider's variable). Local workers inherit this
@@ -18,8 +31,7 @@ is set here, so with a remote cluster the key is sent to the actors' environment
 cluster's nodes.
 
 Not with a fleet (refused by :func:`check_fleet`): ``--server-in-process`` (the server
-would share the coordinator's event loop), ``--metrics-port`` and ``:abort`` thresholds
-(they observe one supervisor's records in its process).
+would share the coordinator's event loop).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import datetime as _dt
 import math
 import os
 import sys
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -37,6 +50,7 @@ import attrs
 import trio
 
 from orchestrator import __version__
+from orchestrator.cli.live import abort_on_threshold, serve_live_metrics
 from orchestrator.cli.mix import ScenarioMix
 from orchestrator.cli.run_setup import RunSetup, UsageError, build_target, make_spec
 from orchestrator.cli.signals import STOP_SIGNALS, StopSignals, watch_stop_signals
@@ -46,13 +60,15 @@ from orchestrator.cli.target_process import (
     groundtruth_paths,
     serve_target,
 )
-from orchestrator.fleet.coordinator import Fleet, FleetResults, WorkerLink
+from orchestrator.fleet.coordinator import Fleet, FleetObserver, FleetResults, WorkerLink
 from orchestrator.fleet.job import WorkerJob, WorkOrder, dumps_order
 from orchestrator.fleet.local import ProcessWorker
+from orchestrator.metrics import SessionResult, TurnRecord
 from orchestrator.session.spec import SessionSpec
-from orchestrator.supervisor.live_thresholds import abort_thresholds
+from orchestrator.supervisor.live_thresholds import LiveThresholds, abort_thresholds
 from orchestrator.supervisor.monitor import tuned_gc
 from orchestrator.supervisor.plan import fleet_size
+from orchestrator.supervisor.policy import RestartType
 from orchestrator.supervisor.workload import planned_total
 from orchestrator.transport import API_KEY_ENV
 
@@ -69,7 +85,7 @@ __all__ = [
 
 
 class FleetWorkerLost(RuntimeError):
-    """A worker died during the run (the message names it)."""
+    """A worker died or hung during the run (the message names it)."""
 
 
 def wants_fleet(args: argparse.Namespace) -> bool:
@@ -82,10 +98,14 @@ def check_fleet(args: argparse.Namespace, setup: RunSetup) -> None:
     without Ray installed. Raises :class:`UsageError` naming the option."""
     if args.server_in_process:
         raise UsageError("--server-in-process needs a single process: not with --workers/--ray")
-    if args.metrics_port is not None:
-        raise UsageError("--metrics-port is not available with --workers/--ray yet")
-    if abort_thresholds(setup.thresholds):
-        raise UsageError("':abort' thresholds are not available with --workers/--ray yet")
+    restarts = setup.restart.restart_type is not RestartType.TEMPORARY
+    for t in abort_thresholds(setup.thresholds):
+        if restarts and t.metric == "session_error_rate":
+            raise UsageError(
+                f"threshold {t.expr!r}: with --workers/--ray, ':abort' on session_error_rate "
+                f"needs --restart temporary (not {setup.restart.restart_type.value}): a "
+                "worker's records do not say which attempt of a restarted session is its last"
+            )
     if args.ray is not None:
         from orchestrator.fleet.ray_workers import require_ray
 
@@ -93,6 +113,40 @@ def check_fleet(args: argparse.Namespace, setup: RunSetup) -> None:
             require_ray()
         except ImportError as exc:
             raise UsageError(str(exc)) from None
+
+
+class _LastAttempts:
+    """Shows :class:`LiveThresholds` every session record as a done session too: exact
+    when sessions are never restarted (``--restart temporary``: every attempt is a
+    session's last), which a worker's records cannot tell otherwise."""
+
+    def __init__(self, live: LiveThresholds) -> None:
+        self.live = live
+
+    def turn(self, record: TurnRecord) -> None:
+        self.live.turn(record)
+
+    def session(self, record: SessionResult) -> None:
+        self.live.session(record)
+        self.live.session_done(record)
+
+    def event(self, kind: str, data: Mapping[str, Any]) -> None:
+        self.live.event(kind, data)
+
+
+def _fleet_counts(fleet: Fleet, sessions: bool) -> dict[str, float]:
+    """The run-to-date counts of the workers' merged status that the records do not carry
+    (``sessions``: the session counts too, each session counted once by its worker)."""
+    snap = fleet.snapshot()
+    counts = {"late_starts": snap.late_starts, "dropped_starts": snap.dropped_starts}
+    if sessions:
+        counts |= {
+            "sessions_total": snap.done,
+            "sessions_completed": snap.completed,
+            "sessions_failed": snap.failed,
+            "sessions_cancelled": snap.cancelled,
+        }
+    return {k: float(v) for k, v in counts.items()}
 
 
 def server_processes_for(workers: int) -> int:
@@ -243,10 +297,11 @@ async def execute_fleet(
     """Run the load over a fleet (see the module docstring); returns the first stop
     signal received (``None``: not stopped).
 
-    Raises :class:`FleetWorkerLost` after the run when a worker died (the ``run_end``
-    line is written first), :class:`~orchestrator.fleet.coordinator.FleetError` when a
-    worker could not start. Resource handling: the embedded server processes, every
-    worker and a local Ray instance are stopped however this ends. Cancellation: raises
+    Raises :class:`FleetWorkerLost` after the run when a worker died or hung (the
+    ``run_end`` line is written first), :class:`~orchestrator.fleet.coordinator.FleetError`
+    when a worker could not start, ``OSError`` when ``--metrics-port`` cannot be bound.
+    Resource handling: the embedded server processes, the metrics server, every worker and
+    a local Ray instance are stopped however this ends. Cancellation: raises
     ``Cancelled`` after stopping the workers (they cancel their sessions; the records
     they still write are kept, and ``run_end`` is written with ``interrupted: true``)."""
     from orchestrator.cli.progress import Progress
@@ -300,13 +355,40 @@ async def execute_fleet(
                     dumps_order(WorkOrder(job=job, worker=i, workers=workers))
                     for i in range(workers)
                 ]
+                live = None
+                observers: list[FleetObserver] = []
+                every_attempt_last = setup.restart.restart_type is RestartType.TEMPORARY
+                if abort_thresholds(setup.thresholds):
+                    live = LiveThresholds(setup.thresholds, window_s=args.abort_window_s)
+                    observers.append(_LastAttempts(live) if every_attempt_last else live)
+                exporter = None
+                if args.metrics_port is not None:
+                    from orchestrator.aio.prometheus import SupervisorMetrics
+
+                    exporter = SupervisorMetrics()
+                    observers.append(exporter)
                 fleet = Fleet(
                     _links(workers, ray, args),
                     sink,
                     grace_s=args.grace_s,
                     planned_total=planned_total(setup.model),
                     quiet=args.quiet,
+                    observers=observers,
+                    validity_limits=setup.validity_limits,
                 )
+                if live is not None:
+                    live.counts = partial(_fleet_counts, fleet, not every_attempt_last)
+                if exporter is not None:
+                    await serve_live_metrics(exporter, fleet, setup, args, top)
+
+                async def at_start() -> None:
+                    if children is not None:
+                        await children.mark_start()
+                    if live is not None:
+                        assert fleet.t0 is not None
+                        abort = partial(abort_on_threshold, t0=fleet.t0)
+                        top.start_soon(abort, live, fleet, setup, args, top)
+
                 # the watcher drives a fleet as it drives a supervisor (interrupted,
                 # drain, cancel)
                 top.start_soon(
@@ -331,7 +413,7 @@ async def execute_fleet(
                     orders,
                     run_info=run_info,
                     config=config,
-                    on_start=None if children is None else children.mark_start,
+                    on_start=at_start,
                 )
                 top.cancel_scope.cancel()
     if fleet.deaths:

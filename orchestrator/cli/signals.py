@@ -48,7 +48,10 @@ def exit_code_for_signal(signum: int) -> int:
     return 128 + int(signum)
 
 
-_SIGNAL_WORDS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+_SIGNAL_WORDS: dict[int, str] = {
+    signal.SIGINT: "interrupted",
+    signal.SIGTERM: "terminated (SIGTERM)",
+}
 if hasattr(signal, "SIGHUP"):
     _SIGNAL_WORDS[signal.SIGHUP] = "hung up (SIGHUP)"
 
