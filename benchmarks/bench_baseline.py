@@ -7,6 +7,7 @@ Usage::
     python benchmarks/bench_baseline.py                         # 100,200,400 x 6 s, ~2 min
     python benchmarks/bench_baseline.py --concurrency 200 --duration 25 --json /tmp/b.json
     python benchmarks/bench_baseline.py --clients orchestrator,bare --concurrency 50,100 --steps
+    python benchmarks/bench_baseline.py --concurrency 50,100,150 --repeat 3   # medians of 3
 
 For each concurrency and each client: fresh embedded server process(es)
 (``orchestrator serve --child``, loopback, sharing one port with ``SO_REUSEPORT``, pinned to
@@ -55,6 +56,7 @@ import math
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -651,6 +653,27 @@ def run_one(
     }
 
 
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from repeated runs of one client at one concurrency: each number the median
+    of its runs (``None`` where no run has it), ``valid`` and ``server_bound`` by majority
+    (a tie counts as invalid / server-bound), the rest from the first run."""
+    if len(runs) == 1:
+        return runs[0]
+    row = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, bool) or key in ("client", "concurrency"):
+            continue
+        if isinstance(value, int | float) or value is None:
+            nums = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+            row[key] = statistics.median(nums) if nums else None
+    valid = [r["valid"] for r in runs if r["valid"] is not None]
+    row["valid"] = (2 * sum(valid) > len(valid)) if valid else None
+    row["server_bound"] = 2 * sum(r["server_bound"] for r in runs) >= len(runs)
+    row["failed"] = max(r["failed"] for r in runs)
+    row["conversations"] = int(statistics.median(r["conversations"] for r in runs))
+    return row
+
+
 def _f(value: Any, spec: str = "8.1f") -> str:
     width = int(spec.split(".")[0]) if spec[0].isdigit() else 8
     return "-".rjust(width) if value is None else format(value, spec)
@@ -700,7 +723,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="embedded server processes (default: one per core the client does not use)",
     )
-    parser.add_argument("--json", default=None, help="write every row to this file")
+    parser.add_argument("--json", default=None, help="write every row (and run) to this file")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every cell N times, interleaved, and print the medians (a noisy machine)",
+    )
     parser.add_argument(
         "--steps",
         action="store_true",
@@ -737,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--clients: expected some of {','.join(CLIENTS)}, got {args.clients!r}")
     if any(n <= 0 for n in levels) or not levels:
         parser.error("--concurrency: every level must be a positive integer")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not (args.duration > 0 and args.ramp_up >= 0):
         parser.error("--duration must be > 0 and --ramp-up >= 0 (seconds)")
     if args.server_processes is None:
@@ -752,11 +783,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{cores[0] if cores else '?'}, {args.server_processes} server process(es) on cores "
         f"{cores[1:] or cores}; v2v truth = server VAD {work['vad_truth_ms']:.0f} ms + ttfb"
     )
-    rows: list[dict[str, Any]] = []
-    for n in levels:
-        for client in clients:
-            rows.append(run_one(client, n, args, work, tmp))
-            print(f"  ... {client} at {n}: done", file=sys.stderr)
+    runs: list[dict[str, Any]] = []
+    for repeat in range(args.repeat):
+        for n in levels:
+            for client in clients:
+                runs.append(run_one(client, n, args, work, tmp))
+                print(f"  ... {client} at {n}: done ({repeat + 1}/{args.repeat})", file=sys.stderr)
+    rows = [
+        median_row([r for r in runs if r["client"] == c and r["concurrency"] == n])
+        for n in levels
+        for c in clients
+    ]
+    if args.repeat > 1:
+        print(f"  each row: the median of {args.repeat} runs, field by field (runs interleaved)")
     print("  times in ms; cpu/conv: client CPU per completed conversation; errors: client - truth")
     print(
         f"  SERVER-BOUND: the server's send lateness p99 > {SERVER_LIMIT_MS:g} ms (it could not "
@@ -788,7 +827,8 @@ def main(argv: list[str] | None = None) -> int:
             ratio = a["cpu_ms_per_conversation"] / b["cpu_ms_per_conversation"]
             print(f"  at {n}: CPU per conversation orchestrator/sdk = {ratio:.2f}x")
     if args.json:
-        Path(args.json).write_bytes(orjson.dumps({"rows": rows}, option=orjson.OPT_INDENT_2))
+        out = {"rows": rows, "runs": runs}
+        Path(args.json).write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
         print(f"  json: {args.json}")
     return 0
 

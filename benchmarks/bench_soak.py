@@ -1,4 +1,5 @@
-"""Soak check: does the load generator's memory stay flat over a long open-model run?
+"""Soak check: do the load generator's and the embedded server's memory stay flat over a
+long open-model run?
 
 Usage::
 
@@ -10,9 +11,10 @@ It starts the embedded server in its own process (``orchestrator serve --port 0`
 loopback, :func:`bench_load.start_server`), then the generator as a second process,
 ``python -m orchestrator run --url ws://127.0.0.1:PORT/v1 --rate R --duration S``
 (arguments after ``--`` are passed on to it), and samples the generator's resident set
-size (``VmRSS`` of ``/proc/PID/status``) every ``--sample-s`` seconds until it exits.
+size (``VmRSS`` of ``/proc/PID/status``), and the server's, every ``--sample-s`` seconds
+until it exits.
 
-It prints RSS over time, then the growth in MB/min as the slope of a least-squares line
+It prints both RSS over time, then each one's growth in MB/min as the slope of a least-squares line
 through the samples taken after ``--warmup-s`` (default 60 s: the first minute holds the
 ramp to steady concurrency and the allocator's warm-up), and the run's own figures (sessions
 by status, validity, loop lag, garbage-collection pauses). It is a report: growth alone
@@ -63,6 +65,22 @@ def growth_mb_per_min(samples: list[tuple[float, float]], warmup_s: float) -> fl
     return float(slope)
 
 
+def _print_growth(who: str, samples: list[tuple[float, float]], warmup_s: float) -> None:
+    """RSS first / after the warm-up / last / peak of ``samples`` and the growth after it."""
+    if samples:
+        first_late = next((m for t, m in samples if t >= warmup_s), None)
+        print(
+            f"  {who} RSS {'':<{12 - len(who)}}first {samples[0][1]:.1f} MB, "
+            f"at {warmup_s:g} s {first_late if first_late is None else round(first_late, 1)}"
+            f" MB, last {samples[-1][1]:.1f} MB, peak {max(m for _, m in samples):.1f} MB"
+        )
+    slope = growth_mb_per_min(samples, warmup_s)
+    print(
+        f"  {who} growth after {warmup_s:g} s  "
+        + ("- (too few samples)" if slope is None else f"{slope:.2f} MB/min (linear fit)")
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20.0, help="sessions/s (default 20)")
@@ -89,7 +107,8 @@ def main() -> int:
         samples: list[tuple[float, float]] = []
         n = 0
         print(f"bench_soak: generator pid {gen.pid}; RSS every {args.sample_s:g} s")
-        print(f"  {'t (s)':>7} {'RSS (MB)':>9}")
+        print(f"  {'t (s)':>7} {'RSS (MB)':>9} {'server RSS (MB)':>15}")
+        server_samples: list[tuple[float, float]] = []
         while gen.poll() is None:
             n += 1
             time.sleep(max(0.0, t0 + n * args.sample_s - time.monotonic()))
@@ -98,24 +117,18 @@ def main() -> int:
                 break
             t = time.monotonic() - t0
             samples.append((t, mb))
-            print(f"  {t:7.1f} {mb:9.1f}", flush=True)
+            server_mb = rss_mb(server.pid)
+            if server_mb is not None:
+                server_samples.append((t, server_mb))
+            shown = "-" if server_mb is None else f"{server_mb:.1f}"
+            print(f"  {t:7.1f} {mb:9.1f} {shown:>15}", flush=True)
         code = gen.wait()
     finally:
         server.terminate()
         server.wait(timeout=10)
     print(f"bench_soak: rate {args.rate:g}/s for {args.duration:g} s, generator exit code {code}")
-    slope = growth_mb_per_min(samples, args.warmup_s)
-    if samples:
-        first_late = next((m for t, m in samples if t >= args.warmup_s), None)
-        print(
-            f"  RSS                  first {samples[0][1]:.1f} MB, "
-            f"at {args.warmup_s:g} s {first_late if first_late is None else round(first_late, 1)}"
-            f" MB, last {samples[-1][1]:.1f} MB, peak {max(m for _, m in samples):.1f} MB"
-        )
-    print(
-        f"  growth after {args.warmup_s:g} s  "
-        + ("- (too few samples)" if slope is None else f"{slope:.2f} MB/min (linear fit)")
-    )
+    for who, series in (("generator", samples), ("server", server_samples)):
+        _print_growth(who, series, args.warmup_s)
     summary_path = out / "summary.json"
     if code != 0 or not summary_path.exists():
         print(f"  the run failed (exit code {code}); output in {out}")
