@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import attrs
 import orjson
@@ -21,8 +22,10 @@ from orchestrator.cli import build_parser, main
 from orchestrator.cli.run_setup import SERVER_PREFIX, UsageError, prepare
 from orchestrator.cli.serve import config_from_args
 from orchestrator.cli.target_process import (
+    PROCESS_SEED_STRIDE,
     EmbeddedTarget,
     TargetError,
+    argv_for_run,
     child_argv,
     groundtruth_paths,
     judge_groundtruth,
@@ -324,15 +327,38 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
 
     before = gc.get_threshold()
     seen: dict[str, object] = {}
+    real_run = trio.run
+    collecting: list[trio.Event] = []
 
-    def fake_run(main_fn: object) -> None:
+    class Collector:  # records what the server's full collector would count
+        def __init__(self, progress: Any) -> None:
+            self.progress = progress
+
+        async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            seen["progress"] = self.progress()
+            task_status.started()
+            collecting[0].set()
+
+    async def serve_briefly(main_fn: Any) -> None:
+        collecting.append(trio.Event())
+        with trio.fail_after(10):  # serve until the collector started, then stop
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(main_fn)
+                await collecting[0].wait()
+                nursery.cancel_scope.cancel()
+
+    def fake_run(main_fn: Any) -> None:
         seen["threshold"] = gc.get_threshold()
         seen["frozen"] = gc.get_freeze_count()
+        real_run(serve_briefly, main_fn)
 
     monkeypatch.setattr("orchestrator.cli.serve.trio.run", fake_run)
-    assert main(["serve", "--port", "0", "--no-hearing", "--log-level", "ERROR"]) == 0
+    monkeypatch.setattr("orchestrator.cli.serve.FullCollector", Collector)
+    argv = ["serve", "--host", "127.0.0.1", "--port", "0", "--no-hearing", "--log-level", "ERROR"]
+    assert main(argv) == 0
     assert seen["threshold"] == GC_THRESHOLDS
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
+    assert seen["progress"] == (0, 0)  # (connections ended, connections open)
     assert gc.get_threshold() == before
 
 
@@ -343,6 +369,7 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
         (["--concurrency", "250"], 16, 3),
         (["--concurrency", "250"], 2, 1),  # never more than the cores beside the generator's
         (["--concurrency", "2000"], 8, 7),
+        (["--concurrency", "400", "--sessions", "50"], 16, 1),  # never more than it starts
         (["--rate", "20", "--duration", "5", "--max-concurrency", "300"], 16, 3),
         (["--rate", "20", "--duration", "5"], 16, 1),  # uncapped: the peak is unknown
     ],
@@ -350,7 +377,8 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
 def test_the_embedded_target_gets_a_server_process_per_100_sessions(
     argv: list[str], cpus: int, want: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("orchestrator.cli.run_setup.os.cpu_count", lambda: cpus)
+    monkeypatch.setattr("orchestrator.cli.run_setup.usable_cpus", lambda: cpus)
+    monkeypatch.setattr("orchestrator.cli.run_setup.sys.platform", "linux")
     setup = prepare(run_args(*argv, "--out", str(tmp_path / "out")))
     assert setup.target is not None and setup.target.processes == want
     assert len(setup.target.groundtruth) == want
@@ -360,9 +388,19 @@ def test_the_embedded_target_gets_a_server_process_per_100_sessions(
 def test_server_processes_and_in_process_override_the_sizing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("orchestrator.cli.run_setup.os.cpu_count", lambda: 16)
+    monkeypatch.setattr("orchestrator.cli.run_setup.usable_cpus", lambda: 16)
     out = str(tmp_path / "out")
     setup = prepare(run_args("--concurrency", "400", "--server-processes", "1", "--out", out))
     assert setup.target is not None and setup.target.processes == 1
     setup = prepare(run_args("--concurrency", "400", "--server-in-process", "--out", out))
     assert setup.target is not None and setup.target.in_process and setup.target.processes == 1
+
+
+def test_each_server_process_of_a_run_has_a_seed_of_its_own(tmp_path: Path) -> None:
+    """Server processes number their connections from 0: with one seed, connection k of
+    each would draw the same latencies and faults."""
+    args = run_args("--server-processes", "3", "--seed", "7", "--out", str(tmp_path / "o"))
+    setup = prepare(args)
+    argv_for = argv_for_run(setup, args)
+    seeds = [argv[argv.index("--seed") + 1] for argv in (argv_for(i, 0, True) for i in range(3))]
+    assert seeds == ["7", str(7 + PROCESS_SEED_STRIDE), str(7 + 2 * PROCESS_SEED_STRIDE)]

@@ -240,9 +240,9 @@ def add_run_parser(
         type=positive_int,
         default=None,
         metavar="N",
-        help="N server processes sharing one port (SO_REUSEPORT) (default: one per 100 "
-        "sessions at once, at most one per core beside the generator's; with --workers one "
-        "per two workers)",
+        help="N server processes sharing one port (SO_REUSEPORT) (default on Linux: one per "
+        "100 sessions at once, at most one per core beside the generator's or the workers'; "
+        "elsewhere 1)",
     )
     emb.add_argument(
         "--target-lateness-limit-ms",

@@ -2,9 +2,9 @@
 
 The run is prepared as any run (:func:`~orchestrator.cli.run_setup.prepare`); then
 :func:`execute_fleet` takes the place of ``execute``: it starts the embedded target when
-the run uses it (with more workers, more server processes sharing its port: one per two
-workers unless ``--server-processes`` says otherwise, so the server is not the
-bottleneck), ships the run to the workers by content (:class:`RunSpecs`, the prepared
+the run uses it (server processes sharing its port by the load, as for a single run but
+with the workers' cores set aside: :func:`~orchestrator.cli.run_setup.server_processes_for_load`,
+unless ``--server-processes`` says otherwise), ships the run to the workers by content (:class:`RunSpecs`, the prepared
 conversation with its audio) and lets the :class:`~orchestrator.fleet.coordinator.Fleet`
 run it, with the same stop signals (first drains, second cancels), progress panel and
 results file as a single run. ``handle`` then writes the summary from the results as
@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -52,7 +51,14 @@ import trio
 from orchestrator import __version__
 from orchestrator.cli.live import abort_on_threshold, serve_live_metrics
 from orchestrator.cli.mix import ScenarioMix
-from orchestrator.cli.run_setup import RunSetup, UsageError, build_target, make_spec
+from orchestrator.cli.run_setup import (
+    RunSetup,
+    UsageError,
+    build_target,
+    make_spec,
+    server_processes_for_load,
+    usable_cpus,
+)
 from orchestrator.cli.signals import STOP_SIGNALS, StopSignals, watch_stop_signals
 from orchestrator.cli.target_process import (
     TargetProcesses,
@@ -78,7 +84,6 @@ __all__ = [
     "check_fleet",
     "execute_fleet",
     "key_env_names",
-    "server_processes_for",
     "wants_fleet",
     "workers_wanted",
 ]
@@ -147,12 +152,6 @@ def _fleet_counts(fleet: Fleet, sessions: bool) -> dict[str, float]:
             "sessions_cancelled": snap.cancelled,
         }
     return {k: float(v) for k, v in counts.items()}
-
-
-def server_processes_for(workers: int) -> int:
-    """Embedded server processes for ``workers`` workers: one per two (a server process
-    serves a session for less CPU than a worker drives it), at least one."""
-    return max(1, math.ceil(workers / 2))
 
 
 @attrs.define(eq=False)
@@ -285,7 +284,9 @@ def _scale_target(setup: RunSetup, args: argparse.Namespace, workers: int) -> No
     target = setup.target
     if target is None or args.server_processes is not None:
         return
-    target.processes = server_processes_for(workers)
+    target.processes = server_processes_for_load(
+        setup.model, usable_cpus(), generator_cores=workers
+    )
     target.groundtruth = groundtruth_paths(target.groundtruth[0], target.processes)
     if isinstance(setup.config.get("server"), dict):
         setup.config["server"]["process"] = target.processes

@@ -14,6 +14,8 @@ import datetime as _dt
 import math
 import os
 import random
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -474,7 +476,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         processes = (
             1
             if args.server_in_process
-            else args.server_processes or server_processes_for_load(model, os.cpu_count() or 1)
+            else args.server_processes or server_processes_for_load(model, usable_cpus())
         )
         first = server_config.groundtruth_path or out_dir / GROUNDTRUTH_FILE
         target = EmbeddedTarget(
@@ -547,14 +549,31 @@ def _describe_voice(args: argparse.Namespace) -> dict[str, Any]:
 SESSIONS_PER_SERVER_PROCESS = 100
 
 
-def server_processes_for_load(model: ClosedModel | OpenModel, cpus: int) -> int:
-    """Embedded server processes for a single-process run: one per
-    :data:`SESSIONS_PER_SERVER_PROCESS` sessions at once (the closed model's concurrency,
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: ``taskset``, a container's cpuset),
+    else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def server_processes_for_load(
+    model: ClosedModel | OpenModel, cpus: int, *, generator_cores: int = 1
+) -> int:
+    """Embedded server processes for a run: one per :data:`SESSIONS_PER_SERVER_PROCESS`
+    sessions at once (the closed model's concurrency, or its session count when smaller;
     the open model's ``max_concurrency``; an uncapped open model: one), at most one per
-    core beside the generator's, at least one."""
-    peak = model.concurrency if isinstance(model, ClosedModel) else model.max_concurrency
-    wanted = math.ceil((peak or 1) / SESSIONS_PER_SERVER_PROCESS)
-    return max(1, min(wanted, cpus - 1))
+    core beside the ``generator_cores`` (a fleet's workers), at least one; always one where
+    the kernel does not spread connections over processes sharing a port (``SO_REUSEPORT``
+    load-balancing: Linux)."""
+    if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
+        return 1
+    if isinstance(model, ClosedModel):
+        peak = min(model.concurrency, model.sessions or model.concurrency)
+    else:
+        peak = model.max_concurrency or 1
+    wanted = math.ceil(peak / SESSIONS_PER_SERVER_PROCESS)
+    return max(1, min(wanted, cpus - generator_cores))
 
 
 def _describe_model(model: ClosedModel | OpenModel) -> dict[str, Any]:

@@ -136,6 +136,10 @@ def groundtruth_paths(first: Path, processes: int) -> list[Path]:
     ]
 
 
+#: Server process ``i`` of a run serves with seed ``seed + i * PROCESS_SEED_STRIDE``.
+PROCESS_SEED_STRIDE = 1_000_003
+
+
 def child_argv(
     args: argparse.Namespace,
     config: ServerConfig,
@@ -144,8 +148,13 @@ def child_argv(
     port: int,
     reuse_port: bool,
     groundtruth: Path | None,
+    process: int = 0,
 ) -> list[str]:
     """The command line of one ``orchestrator serve --child`` for the run's server.
+
+    ``process``: the index of this server process among those sharing the port: each one
+    numbers its connections from 0, so each gets a seed of its own (process 0 the run's),
+    or connection k of every process would draw the same latencies and faults.
 
     ``args``: the run's namespace (``--PREFIX*`` options parsed with ``defer=True``);
     ``config``: the server config ``run`` built from them (seed, scenario hints ...)."""
@@ -167,7 +176,7 @@ def child_argv(
                 if item.text is not None:
                     argv.append(item.text)
     faults = config.faults
-    argv += ["--seed", str(config.seed)]
+    argv += ["--seed", str(config.seed + PROCESS_SEED_STRIDE * process)]
     argv += ["--stall-probability", repr(faults.stall_probability)]
     argv += ["--stall-ms", repr(faults.stall_ms)]
     argv += ["--ping-interval-s", repr(config.ping_interval_s or 0.0)]
@@ -424,6 +433,7 @@ def argv_for_run(setup: Any, args: argparse.Namespace) -> Any:
             port=port,
             reuse_port=reuse_port,
             groundtruth=paths[index],
+            process=index,
         )
 
     return argv_for
