@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -240,8 +241,10 @@ class ScriptedLink:
         wedged: bool = False,
         heartbeat_s: float | None = None,
         ready_after_s: float = 0.0,
+        lingers: bool = False,
     ) -> None:
         self.index, self.records, self.dies, self.error = index, records, dies, error
+        self.lingers = lingers  # after its ``end``, its output stays open until stopped
         self.wedged = wedged  # ignores every command and the end of its input
         self.heartbeat_s = heartbeat_s
         self.ready_after_s = ready_after_s
@@ -287,7 +290,8 @@ class ScriptedLink:
                 self._end()
             return  # runs until told to drain or cancel
         self._send.send_nowait(message("end", validity={"valid": True, "reasons": []}))
-        self._end()
+        if not self.lingers:
+            self._end()
 
     def _end(self) -> None:
         self.ended = True
@@ -296,7 +300,7 @@ class ScriptedLink:
     async def close_input(self) -> None:
         """As a real worker: its sessions are cancelled (one record) and it ends."""
         self.closed_input = True
-        if self.ended or self.wedged:
+        if self.ended or self.wedged or self.lingers:
             return
         line = b'{"worker":%d,"kind":"session","session_id":"c%06d","status":"cancelled",'
         line += b'"planned_start_s":0.0,"t_end_s":1.0}\n'
@@ -407,6 +411,29 @@ async def test_a_hung_worker_ends_the_run_by_itself(
     assert meta.ended and meta.validity == {"valid": False, "reasons": [lost]}
     kept = read_results(tmp_path / "results.jsonl").sessions
     assert sorted(s.session_id for s in kept) == ["s000000", "s000001", "s000003"]
+
+
+async def test_a_worker_silent_after_its_end_is_not_hung(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Its work is done (``end`` came): a worker that then does not exit is stopped, not
+    reported lost, and the run stays valid."""
+    sink = FleetResults(tmp_path / "results.jsonl")
+    lingering = ScriptedLink(0, records=1, lingers=True)
+    fleet = Fleet([lingering], sink, quiet=True, timeline_interval_s=None)
+    with trio.fail_after(SILENCE_TIMEOUT_S + STOP_TIMEOUT_S + 5):
+        async with trio.open_nursery() as nursery:
+            started = trio.Event()
+
+            async def on_start() -> None:
+                started.set()
+
+            nursery.start_soon(partial(fleet.run, [b""], on_start=on_start))
+            await started.wait()
+            await fleet.drain(1.0)
+    sink.close()
+    assert lingering.closed and fleet.deaths == []
+    assert read_run_meta(tmp_path / "results.jsonl").validity == {"valid": True, "reasons": []}
 
 
 async def test_a_worker_waiting_for_a_slow_starter_is_not_hung(

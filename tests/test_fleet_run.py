@@ -209,7 +209,7 @@ async def test_a_stopped_worker_is_found_hung_and_the_run_ends_by_itself(
             port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
             orders = _two_worker_orders(port)
             fleet = Fleet(
-                links, sink, grace_s=5.0, quiet=True, silence_timeout_s=3.0, stop_timeout_s=1.0
+                links, sink, grace_s=5.0, quiet=True, silence_timeout_s=6.0, stop_timeout_s=1.0
             )
 
             async def stop_worker_1() -> None:
@@ -222,11 +222,13 @@ async def test_a_stopped_worker_is_found_hung_and_the_run_ends_by_itself(
             nursery.cancel_scope.cancel()
     sink.close()
     assert fleet is not None
-    (lost,) = fleet.deaths
-    assert lost.startswith(f"{links[1].name} hung (no message for 3 s) and was stopped")
+    # (only worker 1 is judged: the live one sends its status twice a second, but on a
+    # busy machine this test does not lean on its 6 s of real silence never happening)
+    (lost,) = [d for d in fleet.deaths if d.startswith(links[1].name)]
+    assert lost.startswith(f"{links[1].name} hung (no message for 6 s) and was stopped")
     assert "(killed by SIGKILL): its" in lost
     meta = read_run_meta(results)
-    assert meta.ended and meta.validity is not None and meta.validity["reasons"] == [lost]
+    assert meta.ended and meta.validity is not None and lost in meta.validity["reasons"]
     assert len(read_results(results).sessions) < 200  # the other worker was drained
 
 

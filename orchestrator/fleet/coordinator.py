@@ -50,7 +50,6 @@ was (reasons name the worker), and ``workers``: each one's own figures.
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
@@ -73,6 +72,7 @@ from orchestrator.metrics.records import ResultsFormatError, record_from_dict
 from orchestrator.supervisor.monitor import ValidityLimits, judge, merge_validity
 from orchestrator.supervisor.sink import JsonlSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapshot
+from orchestrator.supervisor.tee import show
 
 __all__ = [
     "READY_TIMEOUT_S",
@@ -86,8 +86,6 @@ __all__ = [
     "FleetSink",
     "WorkerLink",
 ]
-
-log = logging.getLogger(__name__)
 
 #: How long a worker may take to be ready (start, imports, read its job, build its specs).
 READY_TIMEOUT_S = 120.0
@@ -342,8 +340,8 @@ class Fleet:
             with worker.watch:
                 await self._take_until_end(worker, buf, worker.watch)
                 ended = True
-            if worker.watch.cancelled_caught:
-                hung = True
+            if worker.watch.cancelled_caught and worker.end is None:
+                hung = True  # (silent after its ``end``: it only has to exit, as below)
                 self._drain_the_rest()
         finally:
             with trio.CancelScope(shield=True):
@@ -392,8 +390,10 @@ class Fleet:
         self._drain_the_rest()
 
     def _drain_the_rest(self) -> None:
-        """Drain every worker (a worker was lost), unless the run already drains."""
+        """Drain every worker (a worker was lost), unless the run already drains; the run
+        is draining from now on (an ``:abort`` judged meanwhile does nothing)."""
         if not self.draining and self._nursery is not None:
+            self.draining = True
             self._nursery.start_soon(self.drain, self.grace_s)
 
     def _take(self, worker: _Worker, line: bytes) -> None:
@@ -447,11 +447,7 @@ class Fleet:
             self._show("event", str(data.pop("kind", "")), data)
 
     def _show(self, method: str, *args: Any) -> None:
-        for observer in self.observers:
-            try:
-                getattr(observer, method)(*args)
-            except Exception:
-                log.exception("fleet observer %r failed on %s", observer, method)
+        show(self.observers, method, *args)
 
     async def _at_start(self, call: Callable[[], Awaitable[object]]) -> None:
         assert self.t0 is not None

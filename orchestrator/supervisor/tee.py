@@ -16,9 +16,19 @@ from typing import Any
 from orchestrator.metrics import SessionResult, TimelinePoint, TurnRecord
 from orchestrator.supervisor.sink import ListSink, RecordSink
 
-__all__ = ["TeeSink"]
+__all__ = ["TeeSink", "show"]
 
 log = logging.getLogger(__name__)
+
+
+def show(observers: Iterable[Any], method: str, *args: Any) -> None:
+    """Call ``observer.method(*args)`` on each observer in order; an observer that raises
+    is logged and skipped (a live view never ends a run)."""
+    for observer in observers:
+        try:
+            getattr(observer, method)(*args)
+        except Exception:
+            log.exception("sink observer %r failed on %s", observer, method)
 
 
 class TeeSink:
@@ -29,11 +39,7 @@ class TeeSink:
         self.observers: list[RecordSink] = list(observers)
 
     def _show(self, method: str, *args: Any) -> None:
-        for observer in self.observers:
-            try:
-                getattr(observer, method)(*args)
-            except Exception:
-                log.exception("sink observer %r failed on %s", observer, method)
+        show(self.observers, method, *args)
 
     def turn(self, record: TurnRecord) -> None:
         """The inner sink, then the observers."""
