@@ -56,6 +56,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,9 +78,13 @@ DRAIN_S = 30.0
 
 # --------------------------------------------------------------------------- helpers
 def _pin(cores: set[int]) -> None:
-    """Pin this process to ``cores`` where the OS allows (Linux); elsewhere do nothing."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, cores)
+    """Pin this process to ``cores`` where the OS allows (Linux); elsewhere (or where the
+    kernel refuses, e.g. a sandbox) do nothing."""
+    if hasattr(os, "sched_setaffinity") and cores:
+        try:
+            os.sched_setaffinity(0, cores)
+        except OSError:
+            pass
 
 
 def _cores() -> list[int]:
@@ -224,7 +229,18 @@ def _profiled(argv: list[str], profile: Path | None, name: str) -> list[str]:
     if profile is None:
         return argv
     out = profile / f"{name}.txt"
-    return [_py_spy() or "py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200", "-o", str(out), "--"] + argv
+    return [
+        _py_spy() or "py-spy",
+        "record",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--rate",
+        "200",
+        "-o",
+        str(out),
+        "--",
+    ] + argv
 
 
 def start_servers(
@@ -283,7 +299,7 @@ def stop_servers(procs: list[subprocess.Popen[bytes]]) -> None:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its session: py-spy's server child too
             proc.wait()
 
 
@@ -609,7 +625,12 @@ def run_one(
     if done.returncode != 0:
         raise SystemExit(f"{client} client failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
     # the result is the JSON line (py-spy's own lines surround it when profiling)
-    result = orjson.loads(next(x for x in done.stdout.splitlines() if x.startswith(b"{")))
+    line = next((x for x in done.stdout.splitlines() if x.startswith(b"{")), None)
+    if line is None:
+        raise SystemExit(
+            f"{client} client wrote no result:\n{done.stderr.decode(errors='replace')[-3000:]}"
+        )
+    result = orjson.loads(line)
     records = read_groundtruth(paths)
     truth = {
         r["response_id"]: (r["first_delta"]["actual"] - r["anchor_time"]) * 1000.0

@@ -141,7 +141,10 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.server_cpu is not None and hasattr(os, "sched_setaffinity"):
-        others = os.sched_getaffinity(0) - {args.server_cpu}
+        mine = os.sched_getaffinity(0)
+        if args.server_cpu not in mine:
+            ap.error(f"--server-cpu {args.server_cpu}: not one of this process's CPUs {sorted(mine)}")
+        others = mine - {args.server_cpu}
         if others:
             os.sched_setaffinity(0, others)
 
@@ -152,6 +155,7 @@ def main() -> int:
         daemon=True,
     )
     proc.start()
+    child.close()  # a server that dies before answering ends the pipe: recv raises EOFError
     port = parent.recv()
     t0 = time.perf_counter()
     out = trio.run(_run_clients, port, args.connections, args.turns, args.ramp_s)

@@ -35,6 +35,13 @@ _LAYERS = (
 def layer(path: str) -> str:
     """The layer a source file belongs to (``orchestrator.<sub>`` for this project)."""
     parts = path.replace("\\", "/").split("/")
+    if "site-packages" in parts:  # an installed package (a venv inside a checkout too)
+        parts = parts[parts.index("site-packages") + 1 :]
+        for prefix, name in _LAYERS:
+            if parts[0] == prefix or parts[0].startswith(prefix + "-"):
+                return name
+        if parts[0] != "orchestrator":
+            return parts[0].split(".")[0]
     if "orchestrator" in parts:
         i = len(parts) - 1 - parts[::-1].index("orchestrator")
         sub = parts[i + 1] if i + 2 < len(parts) else ""
@@ -43,8 +50,6 @@ def layer(path: str) -> str:
         for prefix, name in _LAYERS:
             if part == prefix or part.startswith(prefix + "-"):
                 return name
-    if "site-packages" in parts:
-        return parts[parts.index("site-packages") + 1].split(".")[0]
     return "python stdlib" if path.endswith(".py") else "native"
 
 
