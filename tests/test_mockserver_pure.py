@@ -4,6 +4,7 @@ tools, response plans, dialect rendering, handshake routing."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from mockserver_helpers import response_spec
@@ -319,3 +320,18 @@ def test_route_request() -> None:
     rej = route_request("/v1/realtime?model=m", [(b"authorization", b"Bearer x")], cfg)
     assert isinstance(rej, Rejection) and rej.status == 401 and b"sk-distinct" not in rej.body
     assert isinstance(route_request("/x", [], ServerConfig()), Rejection)
+
+
+def test_ground_truth_keeps_the_first_records_in_memory_only_as_asked(tmp_path: Path) -> None:
+    """The file gets every record; memory only the first ``keep`` (none for a server
+    process, whose memory must stay flat however long it serves)."""
+    from orchestrator.mockserver.groundtruth import GroundTruthSink
+
+    for keep, kept in ((0, 0), (2, 2), (10, 3)):
+        path = tmp_path / f"gt{keep}.jsonl"
+        sink = GroundTruthSink(path, keep=keep)
+        for i in range(3):
+            sink.write({"response_id": f"r{i}"})
+        sink.close()
+        assert [r["response_id"] for r in sink.records] == [f"r{i}" for i in range(kept)]
+        assert len(path.read_bytes().splitlines()) == 3

@@ -352,13 +352,23 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
         seen["frozen"] = gc.get_freeze_count()
         real_run(serve_briefly, main_fn)
 
+    from orchestrator.mockserver import MockServer as RealMockServer
+
+    def mock_server(*args: Any, **kwargs: Any) -> RealMockServer:
+        seen["server"] = server = RealMockServer(*args, **kwargs)
+        return server
+
     monkeypatch.setattr("orchestrator.cli.serve.trio.run", fake_run)
     monkeypatch.setattr("orchestrator.cli.serve.FullCollector", Collector)
+    monkeypatch.setattr("orchestrator.cli.serve.MockServer", mock_server)
     argv = ["serve", "--host", "127.0.0.1", "--port", "0", "--no-hearing", "--log-level", "ERROR"]
     assert main(argv) == 0
     assert seen["threshold"] == GC_THRESHOLDS
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
     assert seen["progress"] == (0, 0)  # (connections ended, connections open)
+    # nobody reads a server process's ground truth in memory: it keeps none (flat memory)
+    server = seen["server"]
+    assert isinstance(server, RealMockServer) and server.groundtruth.keep == 0
     assert gc.get_threshold() == before
 
 

@@ -150,7 +150,7 @@ async def execute(
                 assert setup.target is not None
                 setup.target.note_offsets()
                 if setup.target.in_process:
-                    server = MockServer(setup.server_config)
+                    server = MockServer(setup.server_config, keep_groundtruth=0)
                     port = await top.start(server.serve)
                 else:
                     children = await top.start(

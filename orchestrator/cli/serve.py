@@ -146,7 +146,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except (ConfigError, DistributionError, ValueError) as exc:
         print(f"orchestrator serve: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    server = MockServer(config)
+    server = MockServer(config, keep_groundtruth=0)  # its records go to the file or nowhere
 
     async def main() -> None:
         if args.child:

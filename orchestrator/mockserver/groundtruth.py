@@ -187,7 +187,9 @@ class TranscriptionRecord:
 
 @attrs.define(eq=False)
 class GroundTruthSink:
-    """Appends records to a JSONL file (and keeps the last few in memory).
+    """Appends records to a JSONL file, and keeps the first ``keep`` in :attr:`records`
+    (for tests and programs that embed the server and read them; a server process that
+    nobody reads from keeps none: its memory stays flat however long it serves).
 
     Writes are synchronous single-line appends (microseconds), deliberately not
     thread-offloaded so they never add scheduling points that would perturb timing on

@@ -52,6 +52,9 @@ class MockServer:
 
     config: ServerConfig
     stats: ServerStats = attrs.field(factory=ServerStats)
+    #: Ground-truth records kept in memory (:attr:`GroundTruthSink.records`) besides the
+    #: file: for tests and embedders that read them; ``orchestrator serve`` keeps none.
+    keep_groundtruth: int = 10_000
     groundtruth: GroundTruthSink = attrs.field(init=False)
     audio_bank: AudioBank = attrs.field(init=False)
     hearing: Hearing | None = attrs.field(init=False)
@@ -64,7 +67,7 @@ class MockServer:
 
     def __attrs_post_init__(self) -> None:
         self.groundtruth = GroundTruthSink(
-            self.config.groundtruth_path, held_until=self.frozen_until
+            self.config.groundtruth_path, keep=self.keep_groundtruth, held_until=self.frozen_until
         )
         self.audio_bank = AudioBank(
             seed=self.config.seed, chunk_ms=self.config.latency.audio_chunk_ms
