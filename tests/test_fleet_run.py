@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -162,27 +163,34 @@ def _two_worker_orders(port: int, linger_ms: int = 200) -> list[bytes]:
     return [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
 
 
-async def test_a_killed_worker_ends_the_run_named_and_its_sessions_kept(tmp_path: Path) -> None:
-    results = tmp_path / "results.jsonl"
+async def _signal_worker_1_mid_run(
+    results: Path, signum: int, **fleet_kwargs: Any
+) -> tuple[Fleet, list[ProcessWorker]]:
+    """Run two real workers against an embedded server; send worker 1 ``signum`` once the
+    first record is in the file; return the fleet (ended) and its links."""
     sink = _Watched(results)
     links = [ProcessWorker(0), ProcessWorker(1)]
-    fleet: Fleet | None = None
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
             orders = _two_worker_orders(port)
-            fleet = Fleet(links, sink, grace_s=5.0, quiet=True)
+            fleet = Fleet(links, sink, grace_s=5.0, quiet=True, **fleet_kwargs)
 
-            async def kill_worker_1() -> None:
+            async def signal_worker_1() -> None:
                 await sink.seen.wait()
                 assert links[1].process is not None
-                links[1].process.send_signal(signal.SIGKILL)
+                links[1].process.send_signal(signum)
 
-            nursery.start_soon(kill_worker_1)
+            nursery.start_soon(signal_worker_1)
             await fleet.run(orders)
             nursery.cancel_scope.cancel()
     sink.close()
-    assert fleet is not None
+    return fleet, links
+
+
+async def test_a_killed_worker_ends_the_run_named_and_its_sessions_kept(tmp_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    fleet, links = await _signal_worker_1_mid_run(results, signal.SIGKILL)
     (death,) = fleet.deaths
     assert death.startswith(f"{links[1].name} died (killed by SIGKILL)")
     kept = read_results(results).sessions
@@ -201,27 +209,10 @@ async def test_a_stopped_worker_is_found_hung_and_the_run_ends_by_itself(
 
     monkeypatch.setattr(local, "STOP_TIMEOUT_S", 0.5)  # SIGTERM, then SIGKILL, soon
     results = tmp_path / "results.jsonl"
-    sink = _Watched(results)
-    links = [ProcessWorker(0), ProcessWorker(1)]
-    fleet: Fleet | None = None
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
-            orders = _two_worker_orders(port)
-            fleet = Fleet(
-                links, sink, grace_s=5.0, quiet=True, silence_timeout_s=6.0, stop_timeout_s=1.0
-            )
-
-            async def stop_worker_1() -> None:
-                await sink.seen.wait()
-                assert links[1].process is not None
-                links[1].process.send_signal(signal.SIGSTOP)  # alive, silent: hung
-
-            nursery.start_soon(stop_worker_1)
-            await fleet.run(orders)
-            nursery.cancel_scope.cancel()
-    sink.close()
-    assert fleet is not None
+    # SIGSTOP: alive and silent, hung
+    fleet, links = await _signal_worker_1_mid_run(
+        results, signal.SIGSTOP, silence_timeout_s=6.0, stop_timeout_s=1.0
+    )
     # (only worker 1 is judged: the live one sends its status twice a second, but on a
     # busy machine this test does not lean on its 6 s of real silence never happening)
     (lost,) = [d for d in fleet.deaths if d.startswith(links[1].name)]
