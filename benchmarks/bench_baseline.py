@@ -25,7 +25,10 @@ once, each slot starting its next one when the last ended, no start after ``--du
   base64-decode every audio delta, close after ``response.done``;
 - (c) ``bare`` (``--clients ...,bare``): the same conversation on trio + trio-websocket with
   no orchestrator code: the floor of this transport (``--steps`` also counts trio task
-  steps per conversation of both trio clients).
+  steps per conversation of the trio clients);
+- (d) ``wsproto`` (``--clients ...,wsproto``): that conversation on trio + wsproto directly,
+  parsing in the receiving task (:class:`WsprotoSocket`): the floor of the alternative to
+  trio-websocket, for the design question of how much a different transport would buy.
 
 Printed per client and concurrency (and written with ``--json FILE``):
 
@@ -62,6 +65,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +76,8 @@ PACER_LIMIT_MS = 5.0
 #: Server send lateness p99 over which a row is server-bound (``orchestrator run``'s limit).
 SERVER_LIMIT_MS = 50.0
 CHUNK_MS = 100
+#: Bytes the ``wsproto`` client reads at a time (as this project's connection does).
+RECEIVE_BYTES = 64 * 2**10
 MODEL = "gpt-realtime"
 #: How long a slot may take to finish its last conversation after ``--duration``.
 DRAIN_S = 30.0
@@ -478,12 +485,95 @@ def sdk_client(port: int, concurrency: int, duration: float, ramp: float, work: 
     return _plain_row(rss0, cpu0, t0, lateness, counts, turns, steps=None)
 
 
+class WsprotoSocket:
+    """A websocket client on wsproto directly, for the ``wsproto`` client: the receiving
+    task reads the socket and parses the frames itself (no reader task, no channel: what
+    trio-websocket adds per message), writers share one lock. Just enough for the
+    conversation: text messages, pings answered, a closing handshake."""
+
+    def __init__(self, stream: Any) -> None:
+        import collections
+
+        import trio
+        import wsproto
+
+        self._stream = stream
+        self._ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self._lock = trio.StrictFIFOLock()
+        self._ready: collections.deque[str] = collections.deque()
+        self._parts: list[str] = []
+        self._open = False
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, port: int, target: str) -> AsyncIterator[WsprotoSocket]:
+        """Open, upgrade; on exit close with 1000 (waiting up to 2 s for the answer)."""
+        import trio
+        import wsproto.events as wse
+
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        sock = cls(stream)
+        try:
+            await stream.send_all(sock._ws.send(wse.Request(host="127.0.0.1", target=target)))
+            while not sock._open:
+                await sock._pump()
+            yield sock
+            with trio.move_on_after(2):
+                async with sock._lock:
+                    await stream.send_all(sock._ws.send(wse.CloseConnection(code=1000)))
+                while sock._open:
+                    await sock._pump()
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def send_message(self, text: str) -> None:
+        import wsproto.events as wse
+
+        async with self._lock:
+            await self._stream.send_all(self._ws.send(wse.Message(data=text)))
+
+    async def get_message(self) -> str:
+        while not self._ready:
+            await self._pump()
+        return self._ready.popleft()
+
+    async def _pump(self) -> None:
+        import wsproto.events as wse
+
+        data = await self._stream.receive_some(RECEIVE_BYTES)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self._ws.receive_data(data)
+        for event in self._ws.events():
+            if isinstance(event, wse.TextMessage):
+                self._parts.append(event.data)
+                if event.message_finished:
+                    self._ready.append("".join(self._parts))
+                    self._parts.clear()
+            elif isinstance(event, wse.AcceptConnection):
+                self._open = True
+            elif isinstance(event, wse.Ping):
+                async with self._lock:
+                    await self._stream.send_all(self._ws.send(event.response()))
+            elif isinstance(event, wse.CloseConnection | wse.RejectConnection):
+                self._open = False
+                if not self._ready:
+                    raise ConnectionError(f"closed: {event}")
+
+
 def bare_client(
-    port: int, concurrency: int, duration: float, ramp: float, work: dict, steps: bool = False
+    port: int,
+    concurrency: int,
+    duration: float,
+    ramp: float,
+    work: dict,
+    steps: bool = False,
+    transport: str = "trio-websocket",
 ) -> dict:
-    """The transport's floor: the same conversation on trio + trio-websocket with no
-    orchestrator code (raw JSON text, ``trio.sleep_until`` per frame, one task reading
-    and one sending per connection: what any trio client on this transport pays)."""
+    """The transport's floor: the same conversation with no orchestrator code (raw JSON
+    text, ``trio.sleep_until`` per frame, one task reading and one sending per connection)
+    on trio + trio-websocket (what any trio client on this transport pays), or on wsproto
+    directly (``transport="wsproto"``: :class:`WsprotoSocket`, the design's alternative)."""
     import base64
 
     import trio
@@ -504,8 +594,13 @@ def bare_client(
     counts = {"conversations": 0, "failed": 0}
     url = f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}"
 
+    def connect() -> Any:
+        if transport == "wsproto":
+            return WsprotoSocket.connect(port, f"/v1/realtime?model={MODEL}")
+        return trio_websocket.open_websocket_url(url)
+
     async def conversation() -> None:
-        async with trio_websocket.open_websocket_url(url) as ws:
+        async with connect() as ws:
             await ws.send_message(update)
             while orjson.loads(await ws.get_message())["type"] != "session.updated":
                 pass
@@ -561,7 +656,7 @@ def bare_client(
             try:
                 await conversation()
             except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed):
-                counts["failed"] += 1
+                counts["failed"] += 1  # (ConnectionError, WsprotoSocket's, is an OSError)
 
     async def main() -> None:
         end = trio.current_time() + duration
@@ -576,7 +671,7 @@ def bare_client(
     return _plain_row(rss0, cpu0, t0, lateness, counts, turns, steps=steps_taken)
 
 
-CLIENTS = ("orchestrator", "sdk", "bare")
+CLIENTS = ("orchestrator", "sdk", "bare", "wsproto")
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -589,7 +684,8 @@ def worker(args: argparse.Namespace) -> None:
     elif args.worker == "sdk":
         result = sdk_client(args.port, n, duration, ramp, work)
     else:
-        result = bare_client(args.port, n, duration, ramp, work, args.steps)
+        transport = "wsproto" if args.worker == "wsproto" else "trio-websocket"
+        result = bare_client(args.port, n, duration, ramp, work, args.steps, transport)
     sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
 
 
@@ -736,6 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         "--clients",
         default="orchestrator,sdk",
         help="which clients: orchestrator, sdk, bare (trio-websocket alone; the transport's "
+        "floor), wsproto (wsproto directly, no trio-websocket; the alternative's "
         "floor) (default orchestrator,sdk)",
     )
     parser.add_argument(
@@ -842,11 +939,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['task_steps_per_conversation']:.0f} trio task steps per conversation"
             )
     by = {(r["client"], r["concurrency"]): r for r in rows}
-    for n in levels:
-        a, b = by.get(("orchestrator", n)), by.get(("sdk", n))
-        if a and b and a["cpu_ms_per_conversation"] and b["cpu_ms_per_conversation"]:
-            ratio = a["cpu_ms_per_conversation"] / b["cpu_ms_per_conversation"]
-            print(f"  at {n}: CPU per conversation orchestrator/sdk = {ratio:.2f}x")
+    for first, second in (("orchestrator", "sdk"), ("bare", "wsproto")):
+        for n in levels:
+            a, b = by.get((first, n)), by.get((second, n))
+            if a and b and a["cpu_ms_per_conversation"] and b["cpu_ms_per_conversation"]:
+                ratio = a["cpu_ms_per_conversation"] / b["cpu_ms_per_conversation"]
+                print(f"  at {n}: CPU per conversation {first}/{second} = {ratio:.2f}x")
     if args.json:
         out = {"rows": rows, "runs": runs}
         Path(args.json).write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
