@@ -503,6 +503,7 @@ class WsprotoSocket:
         self._ready: collections.deque[str] = collections.deque()
         self._parts: list[str] = []
         self._open = False
+        self._closing = False  # we sent the close: the server's answer is no error
 
     @classmethod
     @asynccontextmanager
@@ -519,6 +520,7 @@ class WsprotoSocket:
                 await sock._pump()
             yield sock
             with trio.move_on_after(2):
+                sock._closing = True
                 async with sock._lock:
                     await stream.send_all(sock._ws.send(wse.CloseConnection(code=1000)))
                 while sock._open:
@@ -557,7 +559,7 @@ class WsprotoSocket:
                     await self._stream.send_all(self._ws.send(event.response()))
             elif isinstance(event, wse.CloseConnection | wse.RejectConnection):
                 self._open = False
-                if not self._ready:
+                if not self._ready and not self._closing:
                     raise ConnectionError(f"closed: {event}")
 
 
