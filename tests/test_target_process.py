@@ -22,7 +22,7 @@ from orchestrator.cli import build_parser, main
 from orchestrator.cli.run_setup import SERVER_PREFIX, UsageError, prepare
 from orchestrator.cli.serve import config_from_args
 from orchestrator.cli.target_process import (
-    PROCESS_SEED_STRIDE,
+    CONNECTIONS_PER_PROCESS,
     EmbeddedTarget,
     TargetError,
     argv_for_run,
@@ -376,15 +376,15 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
     ("argv", "cpus", "want"),
     [
         (["--concurrency", "50"], 16, 1),
-        (["--concurrency", "250"], 16, 3),
+        (["--concurrency", "250"], 16, 5),
         (["--concurrency", "250"], 2, 1),  # never more than the cores beside the generator's
         (["--concurrency", "2000"], 8, 7),
-        (["--concurrency", "400", "--sessions", "50"], 16, 1),  # never more than it starts
-        (["--rate", "20", "--duration", "5", "--max-concurrency", "300"], 16, 3),
+        (["--concurrency", "400", "--sessions", "60"], 16, 2),  # never more than it starts
+        (["--rate", "20", "--duration", "5", "--max-concurrency", "300"], 16, 6),
         (["--rate", "20", "--duration", "5"], 16, 1),  # uncapped: the peak is unknown
     ],
 )
-def test_the_embedded_target_gets_a_server_process_per_100_sessions(
+def test_the_embedded_target_gets_a_server_process_per_50_sessions(
     argv: list[str], cpus: int, want: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("orchestrator.cli.run_setup.usable_cpus", lambda: cpus)
@@ -406,11 +406,57 @@ def test_server_processes_and_in_process_override_the_sizing(
     assert setup.target is not None and setup.target.in_process and setup.target.processes == 1
 
 
-def test_each_server_process_of_a_run_has_a_seed_of_its_own(tmp_path: Path) -> None:
-    """Server processes number their connections from 0: with one seed, connection k of
-    each would draw the same latencies and faults."""
+def test_each_server_process_of_a_run_numbers_its_connections_apart(tmp_path: Path) -> None:
+    """Server processes key their random streams by connection index: numbered from 0 in
+    each, connection k of every process would draw the same latencies and faults. The seed
+    stays the run's (tool results depend on it alone)."""
     args = run_args("--server-processes", "3", "--seed", "7", "--out", str(tmp_path / "o"))
     setup = prepare(args)
     argv_for = argv_for_run(setup, args)
-    seeds = [argv[argv.index("--seed") + 1] for argv in (argv_for(i, 0, True) for i in range(3))]
-    assert seeds == ["7", str(7 + PROCESS_SEED_STRIDE), str(7 + 2 * PROCESS_SEED_STRIDE)]
+    argvs = [argv_for(i, 0, True) for i in range(3)]
+    assert [a[a.index("--seed") + 1] for a in argvs] == ["7", "7", "7"]
+    firsts = [int(a[a.index("--first-connection") + 1]) for a in argvs]
+    assert firsts == [0, CONNECTIONS_PER_PROCESS, 2 * CONNECTIONS_PER_PROCESS]
+
+
+async def test_a_server_numbers_its_connections_from_its_first(tmp_path: Path) -> None:
+    from orchestrator.mockserver import MockServer, ServerConfig
+    from orchestrator.transport import Target, connect_stream
+
+    server = MockServer(ServerConfig(port=0), first_connection=CONNECTIONS_PER_PROCESS)
+    target = Target(url="ws://127.0.0.1/v1/realtime?model=gpt-realtime")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            client, srv = trio.testing.memory_stream_pair()
+            nursery.start_soon(server.serve_stream, srv)
+            async with connect_stream(client, target) as conn:
+                await conn.receive()  # session.created: the connection is being served
+                assert server._next_index == CONNECTIONS_PER_PROCESS + 1
+
+
+@pytest.mark.parametrize(
+    ("workers", "concurrency", "cpus", "want"),
+    [
+        (2, 30, 2, 1),
+        (4, 1200, 4, 2),  # workers fill the machine: one per two of them still
+        (16, 1200, 16, 8),  # --workers auto
+        (4, 400, 16, 8),  # spare cores: by the load
+    ],
+)
+def test_a_fleet_gets_server_processes_by_load_and_at_least_one_per_two_workers(
+    workers: int,
+    concurrency: int,
+    cpus: int,
+    want: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.cli import run_fleet
+
+    monkeypatch.setattr("orchestrator.cli.run_setup.sys.platform", "linux")
+    monkeypatch.setattr(run_fleet, "usable_cpus", lambda: cpus)
+    args = run_args("--concurrency", str(concurrency), "--out", str(tmp_path / "o"))
+    setup = prepare(args)
+    run_fleet._scale_target(setup, args, workers)
+    assert setup.target is not None and setup.target.processes == want
+    assert len(setup.target.groundtruth) == want

@@ -84,6 +84,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="bind with SO_REUSEPORT: several server processes may share the port",
     )
     net.add_argument(
+        "--first-connection",
+        type=int,
+        default=0,
+        metavar="N",
+        help="number this server's connections from N (several processes sharing a port: "
+        "each its own range, so no two connections draw the same latencies and faults)",
+    )
+    net.add_argument(
         "--child",
         action="store_true",
         help="serve a parent process: print 'ready port=PORT pid=PID' on stdout once "
@@ -146,7 +154,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except (ConfigError, DistributionError, ValueError) as exc:
         print(f"orchestrator serve: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    server = MockServer(config, keep_groundtruth=0)  # its records go to the file or nowhere
+    server = MockServer(  # its ground truth goes to the file or nowhere
+        config, keep_groundtruth=0, first_connection=args.first_connection
+    )
 
     async def main() -> None:
         if args.child:

@@ -136,8 +136,8 @@ def groundtruth_paths(first: Path, processes: int) -> list[Path]:
     ]
 
 
-#: Server process ``i`` of a run serves with seed ``seed + i * PROCESS_SEED_STRIDE``.
-PROCESS_SEED_STRIDE = 1_000_003
+#: Server process ``i`` of a run numbers its connections from ``i * CONNECTIONS_PER_PROCESS``.
+CONNECTIONS_PER_PROCESS = 1_000_000
 
 
 def child_argv(
@@ -152,9 +152,10 @@ def child_argv(
 ) -> list[str]:
     """The command line of one ``orchestrator serve --child`` for the run's server.
 
-    ``process``: the index of this server process among those sharing the port: each one
-    numbers its connections from 0, so each gets a seed of its own (process 0 the run's),
-    or connection k of every process would draw the same latencies and faults.
+    ``process``: the index of this server process among those sharing the port: it numbers
+    its connections from ``process *`` :data:`CONNECTIONS_PER_PROCESS` (the seed is the
+    run's in every process, so what depends on the seed alone, such as tool results, does
+    not depend on which process a session reached).
 
     ``args``: the run's namespace (``--PREFIX*`` options parsed with ``defer=True``);
     ``config``: the server config ``run`` built from them (seed, scenario hints ...)."""
@@ -176,7 +177,8 @@ def child_argv(
                 if item.text is not None:
                     argv.append(item.text)
     faults = config.faults
-    argv += ["--seed", str(config.seed + PROCESS_SEED_STRIDE * process)]
+    argv += ["--seed", str(config.seed)]
+    argv += ["--first-connection", str(CONNECTIONS_PER_PROCESS * process)]
     argv += ["--stall-probability", repr(faults.stall_probability)]
     argv += ["--stall-ms", repr(faults.stall_ms)]
     argv += ["--ping-interval-s", repr(config.ping_interval_s or 0.0)]

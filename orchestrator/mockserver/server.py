@@ -55,6 +55,11 @@ class MockServer:
     #: Ground-truth records kept in memory (:attr:`GroundTruthSink.records`) besides the
     #: file: for tests and embedders that read them; ``orchestrator serve`` keeps none.
     keep_groundtruth: int = 10_000
+    #: The index of this server's first connection: several server processes sharing one
+    #: port start far apart, so that no two connections of a run share an index (their
+    #: random streams are keyed by it: connection k of each would draw the same latencies
+    #: and faults) and the ground truth names each connection once.
+    first_connection: int = 0
     groundtruth: GroundTruthSink = attrs.field(init=False)
     audio_bank: AudioBank = attrs.field(init=False)
     hearing: Hearing | None = attrs.field(init=False)
@@ -72,7 +77,9 @@ class MockServer:
         self.audio_bank = AudioBank(
             seed=self.config.seed, chunk_ms=self.config.latency.audio_chunk_ms
         )
-        self._handshake_rng = random.Random(f"{self.config.seed}:handshake")
+        self._next_index = self.first_connection
+        base = "" if self.first_connection == 0 else f":{self.first_connection}"
+        self._handshake_rng = random.Random(f"{self.config.seed}:handshake{base}")
         self.rate_limiter = RateLimiter(
             self.config.rate_limit_tokens_per_min, self.config.rate_limit_requests_per_min
         )
@@ -262,7 +269,7 @@ async def serve_realtime(
     Use as ``port = await nursery.start(serve_realtime, config)`` (``config.port = 0``
     picks a free port). See :meth:`MockServer.serve` for resource and error handling.
     """
-    await MockServer(config).serve(task_status=task_status)
+    await MockServer(config, keep_groundtruth=0).serve(task_status=task_status)
 
 
 async def serve_stream(
