@@ -241,8 +241,8 @@ def add_run_parser(
         default=None,
         metavar="N",
         help="N server processes sharing one port (SO_REUSEPORT) (default on Linux: one per "
-        "100 sessions at once, at most one per core beside the generator's or the workers'; "
-        "elsewhere 1)",
+        "50 sessions at once, at most one per core beside the generator's or the workers', "
+        "at least one per two workers; elsewhere 1)",
     )
     emb.add_argument(
         "--target-lateness-limit-ms",

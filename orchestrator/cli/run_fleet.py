@@ -251,7 +251,7 @@ def workers_wanted(args: argparse.Namespace, ray: Any) -> int:
     if ray is None:
         if isinstance(workers, int):
             return workers
-        return 1 if workers is None else os.cpu_count() or 1
+        return 1 if workers is None else usable_cpus()
     from orchestrator.fleet.ray_workers import available_cpus, cluster_cpus
 
     if not isinstance(workers, int):

@@ -543,10 +543,10 @@ def _describe_voice(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-#: Sessions one embedded server process serves while keeping its plan: measured on one
-#: core (benchmarks/bench_baseline.py), 100 sessions took about half of it with a send
-#: lateness p99 of 8-9 ms, 150 about 90 % with 30-36 ms (the validity limit is 50 ms).
-SESSIONS_PER_SERVER_PROCESS = 100
+#: Sessions one embedded server process serves while keeping its plan with room to spare:
+#: measured on one core (benchmarks/bench_baseline.py --repeat 3), its send lateness p99
+#: was 8-11 ms at 50 sessions, 11-68 ms at 100 (the run's validity limit is 50 ms).
+SESSIONS_PER_SERVER_PROCESS = 50
 
 
 def usable_cpus() -> int:
@@ -563,8 +563,10 @@ def server_processes_for_load(
     """Embedded server processes for a run: one per :data:`SESSIONS_PER_SERVER_PROCESS`
     sessions at once (the closed model's concurrency, or its session count when smaller;
     the open model's ``max_concurrency``; an uncapped open model: one), at most one per
-    core beside the ``generator_cores`` (a fleet's workers), at least one; always one where
-    the kernel does not spread connections over processes sharing a port (``SO_REUSEPORT``
+    core beside the ``generator_cores``, at least one; with more than one generator core
+    (a fleet's workers) at least one per two of them, as their load is unknown to the
+    plan's numbers when they fill the machine (``--workers auto``); always one where the
+    kernel does not spread connections over processes sharing a port (``SO_REUSEPORT``
     load-balancing: Linux)."""
     if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
         return 1
@@ -573,7 +575,7 @@ def server_processes_for_load(
     else:
         peak = model.max_concurrency or 1
     wanted = math.ceil(peak / SESSIONS_PER_SERVER_PROCESS)
-    return max(1, min(wanted, cpus - generator_cores))
+    return max(1, min(wanted, cpus - generator_cores), math.ceil(generator_cores / 2))
 
 
 def _describe_model(model: ClosedModel | OpenModel) -> dict[str, Any]:
