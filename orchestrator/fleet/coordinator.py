@@ -377,7 +377,7 @@ class Fleet:
             chunk = await worker.link.receive_some()
             if not chunk:
                 return
-            if watch is not None and self.t0 is not None:
+            if watch is not None and self.t0 is not None and worker.end is None:
                 watch.deadline = trio.current_time() + self.silence_timeout_s
             *lines, buf[0] = (buf[0] + chunk).split(b"\n")
             for line in lines:
@@ -414,6 +414,9 @@ class Fleet:
             worker.status = snapshot_from_dict(msg.get("snapshot") or {})
         elif kind == "end":
             worker.end = msg
+            # its work is done: it has the stop timeout to exit, not the silence timeout
+            if self.t0 is not None:
+                worker.watch.deadline = trio.current_time() + self.stop_timeout_s
         elif kind == "error":
             worker.error = str(msg.get("error"))
 
