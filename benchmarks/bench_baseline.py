@@ -250,6 +250,11 @@ def _profiled(argv: list[str], profile: Path | None, name: str) -> list[str]:
     ] + argv
 
 
+#: As ``orchestrator run`` numbers the connections of its server processes
+#: (:data:`orchestrator.cli.target_process.CONNECTIONS_PER_PROCESS`).
+CONNECTIONS_PER_PROCESS = 1_000_000
+
+
 def start_servers(
     processes: int, cores: set[int], groundtruth: Path, profile: Path | None = None
 ) -> tuple[list[subprocess.Popen[bytes]], int, list[Path]]:
@@ -266,6 +271,7 @@ def start_servers(
             argv = [sys.executable, "-m", "orchestrator", "serve", "--child"]
             argv += ["--host", "127.0.0.1", "--port", str(port), "--api-key="]
             argv += ["--log-level", "ERROR", "--no-hearing", "--groundtruth", str(path)]
+            argv += ["--first-connection", str(i * CONNECTIONS_PER_PROCESS)]
             if processes > 1:
                 argv.append("--reuse-port")
             argv = _profiled(argv, profile, f"server{i}_{groundtruth.stem}")
@@ -529,10 +535,15 @@ class WsprotoSocket:
             await trio.aclose_forcefully(stream)
 
     async def send_message(self, text: str) -> None:
+        import trio
         import wsproto.events as wse
+        from wsproto.utilities import LocalProtocolError
 
-        async with self._lock:
-            await self._stream.send_all(self._ws.send(wse.Message(data=text)))
+        try:
+            async with self._lock:
+                await self._stream.send_all(self._ws.send(wse.Message(data=text)))
+        except (trio.BrokenResourceError, LocalProtocolError) as exc:
+            raise ConnectionError(f"send failed: {exc!r}") from exc
 
     async def get_message(self) -> str:
         while not self._ready:
@@ -540,6 +551,17 @@ class WsprotoSocket:
         return self._ready.popleft()
 
     async def _pump(self) -> None:
+        """Read once and parse; a broken connection or protocol is a ``ConnectionError``
+        (an ``OSError``: the conversation counts as failed, as trio-websocket's do)."""
+        import trio
+        from wsproto.utilities import ProtocolError
+
+        try:
+            await self._pump_once()
+        except (trio.BrokenResourceError, ProtocolError) as exc:
+            raise ConnectionError(f"connection broken: {exc!r}") from exc
+
+    async def _pump_once(self) -> None:
         import wsproto.events as wse
 
         data = await self._stream.receive_some(RECEIVE_BYTES)
