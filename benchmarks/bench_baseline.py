@@ -134,6 +134,31 @@ def _pct(values: list[float], q: float) -> float | None:
     return s[min(len(s), max(1, math.ceil(q / 100.0 * len(s)))) - 1]
 
 
+def _count_conversation(
+    counts: dict[str, int],
+    turns: list[dict[str, Any]],
+    ok: bool,
+    response_id: str | None,
+    first: float | None,
+    stopped_at: float | None,
+    speech_end: float,
+) -> None:
+    """Count one conversation of a client without the orchestrator (the SDK program, the
+    bare ones): completed with its turn's ttfb (``speech_stopped`` -> first delta) and
+    voice-to-voice (planned end of speech -> first delta), or failed."""
+    if ok and first is not None and stopped_at is not None:
+        counts["conversations"] += 1
+        turns.append(
+            {
+                "response_id": response_id,
+                "ttfb_ms": (first - stopped_at) * 1000.0,
+                "v2v_ms": (first - speech_end) * 1000.0,
+            }
+        )
+    else:
+        counts["failed"] += 1
+
+
 def _plain_row(
     rss0: float,
     cpu0: float,
@@ -460,17 +485,9 @@ def sdk_client(port: int, concurrency: int, duration: float, ramp: float, work: 
                         break
             finally:
                 sender.cancel()
-            if ok and first is not None and stopped_at is not None:
-                counts["conversations"] += 1
-                turns.append(
-                    {
-                        "response_id": response_id,
-                        "ttfb_ms": (first - stopped_at) * 1000.0,
-                        "v2v_ms": (first - (t0 + speech_end_s)) * 1000.0,
-                    }
-                )
-            else:
-                counts["failed"] += 1
+            _count_conversation(
+                counts, turns, ok, response_id, first, stopped_at, t0 + speech_end_s
+            )
 
     async def slot(client: AsyncOpenAI, i: int, end: float) -> None:
         loop = asyncio.get_running_loop()
@@ -662,17 +679,7 @@ def bare_client(
                     elif kind == "error":
                         break
                 nursery.cancel_scope.cancel()
-        if ok and first is not None and stopped_at is not None:
-            counts["conversations"] += 1
-            turns.append(
-                {
-                    "response_id": response_id,
-                    "ttfb_ms": (first - stopped_at) * 1000.0,
-                    "v2v_ms": (first - (t0 + speech_end_s)) * 1000.0,
-                }
-            )
-        else:
-            counts["failed"] += 1
+        _count_conversation(counts, turns, ok, response_id, first, stopped_at, t0 + speech_end_s)
 
     async def slot(i: int, end: float) -> None:
         await trio.sleep(ramp * i / concurrency)

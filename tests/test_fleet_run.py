@@ -145,21 +145,25 @@ class _Watched(FleetResults):
                 self.seen.set()
 
 
-def _two_worker_orders(port: int, linger_ms: int = 200) -> list[bytes]:
-    """The orders of two workers sharing 200 sessions, 4 at a time, against ``port``;
-    each session stays ``linger_ms`` after its answer."""
+def _job(port: int, *run_args: str) -> WorkerJob:
+    """The job of ``orchestrator run --url ws://127.0.0.1:PORT/v1 RUN_ARGS`` (quick)."""
     args = build_parser().parse_args(
-        ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--sessions", "200",
-         "--concurrency", "4", "--linger-ms", str(linger_ms), *QUICK]
-    )  # fmt: skip
+        ["run", "--url", f"ws://127.0.0.1:{port}/v1", *run_args, *QUICK]
+    )
     setup = prepare(args)
     setup.conversation.prepare()
-    job = WorkerJob(
+    return WorkerJob(
         model=setup.model,
         spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
         driver=setup.conversation,
         restart=setup.restart,
     )
+
+
+def _two_worker_orders(port: int, linger_ms: int = 200) -> list[bytes]:
+    """The orders of two workers sharing 200 sessions, 4 at a time, against ``port``;
+    each session stays ``linger_ms`` after its answer."""
+    job = _job(port, "--sessions", "200", "--concurrency", "4", "--linger-ms", str(linger_ms))
     return [dumps_order(WorkOrder(job=job, worker=i, workers=2)) for i in range(2)]
 
 
@@ -257,18 +261,7 @@ async def test_a_go_after_the_epoch_makes_the_due_starts_late_not_shifted() -> N
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(MockServer(ServerConfig(port=0, latency=FAST)).serve)
-            args = build_parser().parse_args(
-                ["run", "--url", f"ws://127.0.0.1:{port}/v1", "--rate", "20", "--duration",
-                 "1", *QUICK]
-            )  # fmt: skip
-            setup = prepare(args)
-            setup.conversation.prepare()
-            job = WorkerJob(
-                model=setup.model,
-                spec=RunSpecs.of(setup, build_target(setup.target_kwargs), args),
-                driver=setup.conversation,
-                restart=setup.restart,
-            )
+            job = _job(port, "--rate", "20", "--duration", "1")
             send, receive = trio.open_memory_channel[Command](8)
             # the go arrives 0.5 s after its epoch: the first ~10 starts are due already
             send.send_nowait(Command("go", time.time() - 0.5))

@@ -160,18 +160,8 @@ def over_time_charts(
             y_label="sessions",
             edges=edges,
             stacks=[
-                Series(
-                    name="never connected",
-                    xs=(),
-                    ys=np.histogram(never, bins=edges)[0],
-                    color="#7c2d12",
-                ),
-                Series(
-                    name="failed after connecting",
-                    xs=(),
-                    ys=np.histogram(later, bins=edges)[0],
-                    color="#b91c1c",
-                ),
+                _counts("never connected", never, edges, "#7c2d12"),
+                _counts("failed after connecting", later, edges, "#b91c1c"),
             ],
         )  # fmt: skip
     )
@@ -182,14 +172,12 @@ def over_time_charts(
             x_label="run time (s)",
             y_label="errors",
             edges=edges,
-            stacks=[
-                Series(
-                    name="turn errors",
-                    xs=(),
-                    ys=np.histogram(err_t, bins=edges)[0],
-                    color="#ea580c",
-                )
-            ],
+            stacks=[_counts("turn errors", err_t, edges, "#ea580c")],
         )  # fmt: skip
     )
     return charts
+
+
+def _counts(name: str, times: list[float], edges: np.ndarray, color: str) -> Series:
+    """A bar stack: how many of ``times`` fall in each bin of ``edges``."""
+    return Series(name=name, xs=(), ys=np.histogram(times, bins=edges)[0], color=color)
