@@ -37,6 +37,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
 URL = "ws://127.0.0.1/v1/realtime?model=gpt-realtime"
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prepare`` without ``--out`` picks ``runs/<stamp>`` under the working directory,
+    where the embedded server writes its ground truth: keep that out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def setup_for(path: Path, *argv: str) -> tuple[RunSetup, argparse.Namespace]:
     args = build_parser().parse_args(["run", str(path), *argv])
     return prepare(args, env={}), args
