@@ -90,7 +90,10 @@ holds), ``tools`` (tool-call rules), ``mcp`` (simulated MCP tools), ``spec``,
 ``wire`` (frame decoding, dialect rendering). The per-connection actor:
 ``connection`` (its tasks: receiver, control, sender, timers), ``dispatch`` (the client
 event table), ``turns`` (VAD turns, transcription, idle timeout), ``planning`` (answer
-planning, pure), ``runs`` (response runs with faults and ground truth); ``server``
+planning, pure), ``runs`` (response runs with faults and ground truth) with
+``inflight`` (the run record), ``transcription`` (transcription sessions),
+``mcp_listing`` (MCP tool listing); the handlers see the connection through ``port``
+(typing protocols), so ``connection`` imports them and not the reverse; ``server``
 (listener) with ``handshake`` (routing, auth).
 """
 

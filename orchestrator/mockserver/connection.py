@@ -41,8 +41,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -54,14 +53,12 @@ from .defaults import conversation_created, default_session
 from .dispatch import check_event
 from .errors import ClientError, error_event
 from .faults import FAULT_CLOSE_CODE, ConnectionFaults
+from .inflight import Run
+from .port import Hook, ServerPort
 from .state import Conversation
 from .turns import idle_timeout
 from .vad import InputAudio
 from .wire import decode_frame, encode, render
-
-if TYPE_CHECKING:  # avoids an import cycle
-    from .runs import Run
-    from .server import MockServer
 
 log = logging.getLogger("orchestrator.mockserver")
 
@@ -90,11 +87,9 @@ class _Close:
     reason: str
 
 
-Hook = Callable[[float], None] | None
-
-
 class ConnectionActor:
-    """Serves one accepted websocket until either side closes it.
+    """Serves one accepted websocket until either side closes it. Its handlers see it
+    as a :class:`~.port.ConnectionPort` (which it satisfies structurally).
 
     Resource handling: :meth:`run` owns the connection; when it returns the socket is
     closed (by the client, by a server close, or abortively on cancellation).
@@ -105,7 +100,7 @@ class ConnectionActor:
     def __init__(
         self,
         ws: WebSocketConnection,
-        server: MockServer,
+        server: ServerPort,
         *,
         index: int,
         dialect: Dialect,

@@ -12,7 +12,7 @@ order; they may wait on the outbox (back-pressure) but never sleep on the clock.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -20,8 +20,9 @@ import trio
 from orchestrator.protocol import new_id
 
 from .errors import ClientError, invalid_type, invalid_value, missing_parameter, unknown_parameter
-from .mcp import list_mcp_tools
+from .mcp_listing import list_mcp_tools
 from .nulls import drop_unset_nulls
+from .port import ConnectionPort
 from .runs import response_create, start_response
 from .transcription import (
     beta_transcription_update,
@@ -30,10 +31,7 @@ from .transcription import (
 )
 from .turns import commit_user_audio, speech_started, speech_stopped
 
-if TYPE_CHECKING:  # avoids an import cycle
-    from .connection import ConnectionActor
-
-Handler = Callable[["ConnectionActor", dict[str, Any], float], Awaitable[None]]
+Handler = Callable[[ConnectionPort, dict[str, Any], float], Awaitable[None]]
 
 
 @attrs.frozen
@@ -51,7 +49,7 @@ def _require(data: dict[str, Any], *keys: str) -> None:
             raise missing_parameter(key)
 
 
-async def _session_update(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _session_update(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     _require(data, "session")
     if is_transcription_update(data["session"]):
         await ga_transcription_update(actor, data["session"])
@@ -67,11 +65,11 @@ async def _session_update(actor: ConnectionActor, data: dict[str, Any], t: float
         await start_response(actor, None, trio.current_time(), "session.updated", None, greeting)
 
 
-async def _transcription_update(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _transcription_update(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     await beta_transcription_update(actor, data)
 
 
-async def _append(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _append(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     _require(data, "audio")
     samples = actor.input.decode(data["audio"])
     for vad_event in actor.input.append(samples):
@@ -81,32 +79,32 @@ async def _append(actor: ConnectionActor, data: dict[str, Any], t: float) -> Non
             await speech_stopped(actor, vad_event.audio_ms)
 
 
-async def _commit(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _commit(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     ms = actor.input.commit()
     await commit_user_audio(actor, ms, actor.speech_item or new_id("item_"))
 
 
-async def _clear(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _clear(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     actor.input.clear()
     actor.speech_item = None
     await actor.emit({"type": "input_audio_buffer.cleared"})
 
 
-async def _item_create(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _item_create(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     _require(data, "item")
     for event in actor.conv.create_item(data["item"], data.get("previous_item_id")):
         await actor.emit(event)
 
 
-async def _item_retrieve(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _item_retrieve(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     await actor.emit(actor.conv.retrieve_item(data.get("item_id")))
 
 
-async def _item_delete(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _item_delete(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     await actor.emit(actor.conv.delete_item(data.get("item_id")))
 
 
-async def _item_truncate(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _item_truncate(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     _require(data, "item_id", "content_index", "audio_end_ms")
     event = actor.conv.truncate_item(data["item_id"], data["content_index"], data["audio_end_ms"])
     for run in actor.runs.values():  # an item of a response still streaming
@@ -115,11 +113,11 @@ async def _item_truncate(actor: ConnectionActor, data: dict[str, Any], t: float)
     await actor.emit(event)
 
 
-async def _response_create(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _response_create(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     await response_create(actor, data.get("response"), t)
 
 
-async def _response_cancel(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _response_cancel(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     rid = data.get("response_id")
     if rid is not None and not isinstance(rid, str):
         raise invalid_type("response_id", "a string", rid)
@@ -131,7 +129,7 @@ async def _response_cancel(actor: ConnectionActor, data: dict[str, Any], t: floa
     run.cancel("client_cancelled")
 
 
-async def _output_audio_clear(actor: ConnectionActor, data: dict[str, Any], t: float) -> None:
+async def _output_audio_clear(actor: ConnectionPort, data: dict[str, Any], t: float) -> None:
     """WebRTC/SIP only; a no-op on a websocket."""
 
 

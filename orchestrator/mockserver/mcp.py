@@ -6,9 +6,10 @@ every MCP server of a session offers the configured tool list
 :data:`~.config.DEFAULT_MCP_TOOLS`), narrowed by the tool's ``allowed_tools``.
 
 - Listing: when ``session.update`` adds an MCP server (a ``server_label`` not listed on
-  this connection yet), :func:`list_mcp_tools` sends ``conversation.item.added`` of an
-  ``mcp_list_tools`` item (no tools yet), ``mcp_list_tools.in_progress``,
-  ``mcp_list_tools.completed`` and ``conversation.item.done`` with the tool list.
+  this connection yet), :func:`.mcp_listing.list_mcp_tools` sends
+  ``conversation.item.added`` of an ``mcp_list_tools`` item (no tools yet),
+  ``mcp_list_tools.in_progress``, ``mcp_list_tools.completed`` and
+  ``conversation.item.done`` with the tool list (the tools of :func:`offered`).
 - Calls are decided by the tool rules exactly as function calls are
   (:mod:`.tools`): each listed MCP tool takes part under its own name, after the
   function tools (a function of the same name wins); ``tool_choice``
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import orjson
@@ -42,9 +43,6 @@ from .config import McpToolDef
 from .errors import ClientError, invalid_type, missing_parameter, unknown_parameter
 from .spec import McpPlan, PlannedCall, new_call_id
 from .tools import ToolCall
-
-if TYPE_CHECKING:  # avoids an import cycle
-    from .connection import ConnectionActor
 
 #: what an injected MCP call failure says
 MCP_FAILED_MESSAGE = "The MCP tool call failed. (injected fault)"
@@ -251,31 +249,3 @@ def approval_response_item(raw: dict[str, Any], items: Sequence[dict[str, Any]])
         "approve": approve,
         "reason": reason,
     }
-
-
-async def list_mcp_tools(actor: ConnectionActor) -> None:
-    """List the tools of every MCP server of the session not listed on this connection
-    yet (see the module docstring). Waits on the outbox only."""
-    conv = actor.conv
-    listed = {i.get("server_label") for i in conv.items if i.get("type") == "mcp_list_tools"}
-    for server in mcp_servers(conv.session.get("tools") or ()):
-        label = server["server_label"]
-        if label in listed:
-            continue
-        listed.add(label)
-        item: dict[str, Any] = {
-            "id": new_id("mcpl_"),
-            "type": "mcp_list_tools",
-            "server_label": label,
-            "tools": [],
-        }
-        prev = conv.insert(item)
-        await actor.emit(
-            {"type": "conversation.item.added", "previous_item_id": prev, "item": item}
-        )
-        await actor.emit({"type": "mcp_list_tools.in_progress", "item_id": item["id"]})
-        tools = [t.listed() for t in offered(server, actor.config.mcp_tools)]
-        done = {**item, "tools": tools}
-        conv.replace(done)
-        await actor.emit({"type": "mcp_list_tools.completed", "item_id": item["id"]})
-        await actor.emit({"type": "conversation.item.done", "previous_item_id": prev, "item": done})

@@ -124,8 +124,10 @@ def plan_response(
     in_conv = params["conversation"] != "none"
     response_id = new_id("resp_")
     codec = FORMAT_TO_BETA[params["format"]["type"]]
-    speaks = params["modality"] == "audio" and not calls and not any(
-        c.mcp is not None and c.mcp.approval for c in mcp_calls
+    speaks = (
+        params["modality"] == "audio"
+        and not calls
+        and not any(c.mcp is not None and c.mcp.approval for c in mcp_calls)
     )
     lead = audio_bank.silence(codec, timing.leading_silence_ms) if speaks else []
     max_tokens = params["max_output_tokens"]

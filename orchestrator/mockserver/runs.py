@@ -14,24 +14,22 @@ is handed to the websocket; the record is written when ``response.done`` leaves.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import attrs
 import trio
 
 from orchestrator.protocol import Dialect
 
 from .errors import ClientError, error_event
-from .faults import FAULT_CLOSE_CODE, ResponseFaults
+from .faults import FAULT_CLOSE_CODE
 from .groundtruth import GroundTruthRecord, Mark
+from .inflight import Run
 from .latency import plan_timing
 from .mcp import McpDecision, mcp_record, plan_mcp_calls
 from .planning import decide_answer, plan_response, response_context
+from .port import ConnectionPort, Hook
 from .responder import ResponseStream, Step
 from .session_update import response_params
-
-if TYPE_CHECKING:  # avoids an import cycle
-    from .connection import ConnectionActor, Hook
 
 TRANSCRIPTION_REFUSAL = (
     "Responses are not supported in a transcription session (session.type is "
@@ -42,30 +40,7 @@ SERVER_ERROR_MESSAGE = (
 )
 
 
-@attrs.define(eq=False)
-class Run:
-    """A response in flight: its plan, anchor, drawn faults and ground-truth record."""
-
-    response_id: str
-    in_conversation: bool
-    stream: ResponseStream
-    anchor: float
-    faults: ResponseFaults
-    record: GroundTruthRecord
-    #: ``previous_item_id`` of the output item the response added last
-    prev_item: str | None = None
-    cancel_reason: str | None = None
-    #: the ``rate_limit_exceeded`` error refusing this response (see :mod:`.rate_limits`)
-    refusal: dict[str, Any] | None = None
-    wake: trio.Event = attrs.field(factory=trio.Event)
-
-    def cancel(self, reason: str) -> None:
-        if self.cancel_reason is None:
-            self.cancel_reason = reason
-            self.wake.set()
-
-
-async def response_create(actor: ConnectionActor, raw: object, t_recv: float) -> None:
+async def response_create(actor: ConnectionPort, raw: object, t_recv: float) -> None:
     """Answer ``response.create`` (``raw``: its ``response`` field) received at ``t_recv``.
 
     A transcription session has no responses: refused with an ``invalid_request_error``
@@ -84,7 +59,7 @@ async def response_create(actor: ConnectionActor, raw: object, t_recv: float) ->
 
 
 async def start_response(
-    actor: ConnectionActor,
+    actor: ConnectionPort,
     params: dict[str, Any] | None,
     anchor: float,
     anchor_kind: str,
@@ -161,10 +136,8 @@ async def start_response(
     actor.nursery.start_soon(run_response, actor, run)
 
 
-async def run_response(actor: ConnectionActor, run: Run) -> None:
+async def run_response(actor: ConnectionPort, run: Run) -> None:
     """Play the response; then answer a VAD turn that ended while it ran."""
-    from .turns import start_pending_turn  # turns start responses too
-
     try:
         await _play(actor, run)
     finally:
@@ -172,10 +145,19 @@ async def run_response(actor: ConnectionActor, run: Run) -> None:
         if actor.active is run:
             actor.active = None
     if actor.pending_turn is not None and run.in_conversation:
-        await start_pending_turn(actor)
+        await _answer_pending_turn(actor)
 
 
-async def _play(actor: ConnectionActor, run: Run) -> None:
+async def _answer_pending_turn(actor: ConnectionPort) -> None:
+    """Answer a VAD turn that ended while the previous response was running (see
+    :func:`.turns.speech_stopped`)."""
+    item_id, actor.pending_turn = actor.pending_turn, None
+    if item_id is None or actor.active is not None or actor.closing:
+        return
+    await start_response(actor, None, trio.current_time(), "queued_turn", item_id)
+
+
+async def _play(actor: ConnectionPort, run: Run) -> None:
     faults, record, stats = run.faults, run.record, actor.stats
     if run.refusal is not None:
         await _refuse(actor, run, run.refusal)
@@ -216,7 +198,7 @@ async def _play(actor: ConnectionActor, run: Run) -> None:
         await _emit_step(actor, run, step, deadline)
 
 
-async def _refuse(actor: ConnectionActor, run: Run, error: dict[str, Any]) -> None:
+async def _refuse(actor: ConnectionPort, run: Run, error: dict[str, Any]) -> None:
     """A rate-limited response: ``response.created``, then ``response.done`` failed."""
     run.record.fault = "rate_limited"
     actor.stats.faults["rate_limited"] += 1
@@ -228,14 +210,14 @@ async def _refuse(actor: ConnectionActor, run: Run, error: dict[str, Any]) -> No
     await _finish(actor, run, "failed", {"type": "failed", "error": error})
 
 
-async def _finish(actor: ConnectionActor, run: Run, status: str, details: dict[str, Any]) -> None:
+async def _finish(actor: ConnectionPort, run: Run, status: str, details: dict[str, Any]) -> None:
     now = trio.current_time()
     run.record.reason = details.get("reason")
     for step in run.stream.finish(now - run.anchor, status, details):
         await _emit_step(actor, run, step, now)
 
 
-async def _emit_step(actor: ConnectionActor, run: Run, step: Step, intended: float) -> None:
+async def _emit_step(actor: ConnectionPort, run: Run, step: Step, intended: float) -> None:
     conv = actor.conv
     event = step.event
     etype = event["type"]
@@ -299,7 +281,7 @@ async def _emit_step(actor: ConnectionActor, run: Run, step: Step, intended: flo
             )
 
 
-async def _rate_limits(actor: ConnectionActor) -> None:
+async def _rate_limits(actor: ConnectionPort) -> None:
     limits = actor.server.rate_limiter.entries(
         trio.current_time(), beta=actor.dialect is Dialect.BETA
     )

@@ -15,16 +15,14 @@ transcription latency, :func:`.turns.transcribe`) and never answered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.protocol.beta import FORMAT_TO_BETA
 
 from .errors import ClientError, missing_parameter
+from .port import ConnectionPort
 from .session_checks import _keys, _obj
 from .session_update import apply_beta_update, apply_ga_update
-
-if TYPE_CHECKING:  # avoids an import cycle
-    from .connection import ConnectionActor
 
 #: the model a transcription session transcribes with when none was set
 DEFAULT_TRANSCRIPTION = {"model": "gpt-4o-transcribe", "language": None, "prompt": None}
@@ -46,7 +44,7 @@ def is_transcription_update(patch: object) -> bool:
     return isinstance(patch, dict) and patch.get("type") == "transcription"
 
 
-def _refuse_with_responses(actor: ConnectionActor) -> None:
+def _refuse_with_responses(actor: ConnectionPort) -> None:
     if actor.runs:
         raise ClientError(
             "invalid_value",
@@ -55,7 +53,7 @@ def _refuse_with_responses(actor: ConnectionActor) -> None:
         )
 
 
-def _ensure_model(actor: ConnectionActor) -> None:
+def _ensure_model(actor: ConnectionPort) -> None:
     inp = actor.conv.session["audio"]["input"]
     if inp["transcription"] is None:
         inp["transcription"] = dict(DEFAULT_TRANSCRIPTION)
@@ -101,7 +99,7 @@ def beta_session(session: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _applied(actor: ConnectionActor, event: dict[str, Any]) -> None:
+async def _applied(actor: ConnectionPort, event: dict[str, Any]) -> None:
     actor.conv.transcription = True
     _ensure_model(actor)
     await actor.emit(event)
@@ -109,7 +107,7 @@ async def _applied(actor: ConnectionActor, event: dict[str, Any]) -> None:
     actor.rearm_idle()
 
 
-async def ga_transcription_update(actor: ConnectionActor, patch: object) -> None:
+async def ga_transcription_update(actor: ConnectionPort, patch: object) -> None:
     """GA ``session.update`` with ``session.type = "transcription"``."""
     s = _obj(patch, "session")
     _keys(s, _GA_KEYS, "session")
@@ -128,7 +126,7 @@ async def ga_transcription_update(actor: ConnectionActor, patch: object) -> None
     await _applied(actor, {"type": "session.updated", "session": ga_session(conv.session)})
 
 
-async def beta_transcription_update(actor: ConnectionActor, data: dict[str, Any]) -> None:
+async def beta_transcription_update(actor: ConnectionPort, data: dict[str, Any]) -> None:
     """``transcription_session.update`` (beta; accepted leniently in GA too)."""
     if "session" not in data:
         raise missing_parameter("session")

@@ -3,8 +3,8 @@ transcription, and the idle timeout.
 
 Called by the connection's control task (VAD events come out of
 ``input_audio_buffer.append``) and its timers. A turn that ends while a response is
-running is committed at once and answered when that response ends
-(:func:`start_pending_turn`, called by the run). Transcription runs in its own task
+running is committed at once and answered when that response ends (by its run,
+:func:`.runs.run_response`). Transcription runs in its own task
 after the seeded transcription latency, so a slow transcript never holds up control.
 """
 
@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from orchestrator.protocol import new_id
 
 from .groundtruth import Mark, TranscriptionRecord
+from .port import ConnectionPort, Hook
 from .runs import start_response
 from .spec import make_sentence
-
-if TYPE_CHECKING:  # avoids an import cycle
-    from .connection import ConnectionActor, Hook
 
 IDLE_PROMPT = "No user speech was detected for a while. Please review the recorded audio."
 
 
-async def speech_started(actor: ConnectionActor, audio_ms: int) -> None:
+async def speech_started(actor: ConnectionPort, audio_ms: int) -> None:
     actor.speech_item = new_id("item_")
     actor.idle_deadline = math.inf
     await actor.emit(
@@ -43,7 +41,7 @@ async def speech_started(actor: ConnectionActor, audio_ms: int) -> None:
         actor.active.cancel("turn_detected")
 
 
-async def speech_stopped(actor: ConnectionActor, audio_ms: int) -> None:
+async def speech_stopped(actor: ConnectionPort, audio_ms: int) -> None:
     item_id = actor.speech_item or new_id("item_")
     anchor = trio.current_time()
     await actor.emit(
@@ -67,16 +65,8 @@ async def speech_stopped(actor: ConnectionActor, audio_ms: int) -> None:
         actor.pending_turn = item_id
 
 
-async def start_pending_turn(actor: ConnectionActor) -> None:
-    """Answer a VAD turn that ended while the previous response was running."""
-    item_id, actor.pending_turn = actor.pending_turn, None
-    if item_id is None or actor.active is not None or actor.closing:
-        return
-    await start_response(actor, None, trio.current_time(), "queued_turn", item_id)
-
-
 async def commit_user_audio(
-    actor: ConnectionActor, ms: float, item_id: str, previous: str | None = None
+    actor: ConnectionPort, ms: float, item_id: str, previous: str | None = None
 ) -> None:
     """Commit ``ms`` of buffered audio as the user item ``item_id`` (after ``previous``,
     else the last item) and start its transcription when the session asks for one."""
@@ -104,7 +94,7 @@ async def commit_user_audio(
         actor.nursery.start_soon(transcribe, actor, item_id, transcript, ms, transcription["model"])
 
 
-def spoken_transcript(actor: ConnectionActor, ms: float) -> str:
+def spoken_transcript(actor: ConnectionPort, ms: float) -> str:
     """What the user said in the turn just committed: the cached caller line heard in
     its audio, else the scripted hint of this turn, else a generated sentence."""
     scripted = actor.config.spoken_transcripts
@@ -137,7 +127,7 @@ def transcription_usage(model: str, ms: float, transcript: str) -> dict[str, Any
 
 
 async def transcribe(
-    actor: ConnectionActor, item_id: str, transcript: str, ms: float, model: str
+    actor: ConnectionPort, item_id: str, transcript: str, ms: float, model: str
 ) -> None:
     """After the seeded transcription latency: the deltas and ``.completed`` (or the
     injected ``.failed``); the item's transcript is filled in. In a transcription
@@ -180,7 +170,7 @@ async def transcribe(
 
 
 def _groundtruth_hook(
-    actor: ConnectionActor, item_id: str, anchor: float, drawn_ms: float, text: str
+    actor: ConnectionPort, item_id: str, anchor: float, drawn_ms: float, text: str
 ) -> Callable[[str], Hook]:
     """For a transcription session: ``status`` -> the send hook writing the turn's
     :class:`~.groundtruth.TranscriptionRecord` (None outside such sessions)."""
@@ -209,7 +199,7 @@ def _groundtruth_hook(
     return for_status
 
 
-async def idle_timeout(actor: ConnectionActor) -> None:
+async def idle_timeout(actor: ConnectionPort) -> None:
     """Server VAD's ``idle_timeout_ms`` ran out: commit what is buffered after a system
     prompt and answer it (unless a response is running)."""
     if actor.active is not None:
