@@ -19,10 +19,11 @@ import pytest
 import trio
 
 from orchestrator.cli import build_parser, main
-from orchestrator.cli.run_setup import SERVER_PREFIX, UsageError, prepare
+from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.cli.serve import config_from_args
 from orchestrator.cli.target_process import (
     CONNECTIONS_PER_PROCESS,
+    SERVER_PREFIX,
     EmbeddedTarget,
     TargetError,
     argv_for_run,

@@ -20,7 +20,8 @@ from orchestrator.cli.options import (
     positive_int,
     probability,
 )
-from orchestrator.cli.run_setup import DEFAULT_MODEL, SERVER_PREFIX
+from orchestrator.cli.run_setup import DEFAULT_MODEL
+from orchestrator.cli.target_process import SERVER_PREFIX
 from orchestrator.cli.voice_options import (
     add_voice_options,
 )

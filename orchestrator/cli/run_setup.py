@@ -41,6 +41,7 @@ from orchestrator.cli.options import (
 from orchestrator.cli.target_process import (
     GROUNDTRUTH_FILE,
     SERVER_LOG_FILE,
+    SERVER_PREFIX,
     EmbeddedTarget,
     groundtruth_paths,
 )
@@ -86,7 +87,6 @@ from orchestrator.transport import API_KEY_ENV
 __all__ = [
     "DEFAULT_MODEL",
     "EXPECTATION_FAILURE",
-    "SERVER_PREFIX",
     "RunSetup",
     "UsageError",
     "build_target",
@@ -94,7 +94,6 @@ __all__ = [
     "prepare",
 ]
 
-SERVER_PREFIX = "server-"
 #: The failure type of a session whose conversation did not go as scripted (an
 #: expectation, no answer, no greeting): ``--fail-on-expectations`` exits 3 on it.
 EXPECTATION_FAILURE = ScenarioFailed.__name__

@@ -61,6 +61,7 @@ __all__ = [
     "GROUNDTRUTH_FILE",
     "READY_TIMEOUT_S",
     "SERVER_LOG_FILE",
+    "SERVER_PREFIX",
     "STOP_TIMEOUT_S",
     "EmbeddedTarget",
     "TargetError",
@@ -73,6 +74,9 @@ __all__ = [
     "serve_target",
 ]
 
+#: The prefix of ``run``'s embedded-server options (``--server-first-delta``): the child
+#: gets each of them without it.
+SERVER_PREFIX = "server-"
 GROUNDTRUTH_FILE = "groundtruth.jsonl"
 #: The embedded server's log in the run folder (its processes' stderr).
 SERVER_LOG_FILE = "server.log"
@@ -422,8 +426,6 @@ def judge_groundtruth(
 def argv_for_run(setup: Any, args: argparse.Namespace) -> Any:
     """``argv_for(index, port, reuse_port)`` of :func:`serve_target` for the run of
     ``setup`` (a :class:`~orchestrator.cli.run_setup.RunSetup` with the embedded target)."""
-    from orchestrator.cli.run_setup import SERVER_PREFIX
-
     assert setup.server_config is not None and setup.target is not None
     config, paths = setup.server_config, setup.target.groundtruth
 

@@ -43,7 +43,8 @@ from orchestrator.cli.options import (
     fail,
     positive_int,
 )
-from orchestrator.cli.run_setup import EXPECTATION_FAILURE, SERVER_PREFIX, UsageError, prepare
+from orchestrator.cli.run_setup import EXPECTATION_FAILURE, UsageError, prepare
+from orchestrator.cli.target_process import SERVER_PREFIX
 from orchestrator.metrics import ThresholdError, read_results
 from orchestrator.metrics.junit import write_junit
 from orchestrator.metrics.suite import (

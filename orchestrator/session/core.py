@@ -480,6 +480,12 @@ class SessionCore:
         if turn is not None and turn.user_item_id is None and turn.mode != "text":
             turn.user_item_id = event.item_id
 
+    def _on_transcription_completed(self, event: Any, t: float, turn: Turn | None) -> None:
+        on_transcription_completed(self.state, self.book, event, t, turn)
+
+    def _on_transcription_failed(self, event: Any, t: float, turn: Turn | None) -> None:
+        on_transcription_failed(self.state, self.book, event, t, turn)
+
     def _on_audio_delta(self, event: Any, t: float, turn: Turn | None) -> None:
         state = self.state
         ms = state.last_delta_bytes / state.bytes_per_ms  # counted by the state
@@ -691,6 +697,6 @@ _HANDLERS: dict[type, Callable[[SessionCore, Any, float, Turn | None], None]] = 
     P.ResponseMcpCallFailed: _sc._on_mcp_call,
     P.ResponseDone: _sc._on_response_done,
     P.RateLimitsUpdated: _sc._on_rate_limits,
-    P.ConversationItemInputAudioTranscriptionCompleted: on_transcription_completed,
-    P.ConversationItemInputAudioTranscriptionFailed: on_transcription_failed,
+    P.ConversationItemInputAudioTranscriptionCompleted: _sc._on_transcription_completed,
+    P.ConversationItemInputAudioTranscriptionFailed: _sc._on_transcription_failed,
 }

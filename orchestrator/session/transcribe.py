@@ -14,13 +14,13 @@ session as a transcription session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator import protocol as P
 
-if TYPE_CHECKING:  # avoids an import cycle
-    from .core import SessionCore
-    from .turns import Turn
+from .book import TurnBook
+from .state import ConversationState
+from .turns import Turn
 
 
 def session_update(config: Any, dialect: P.Dialect) -> tuple[Any, Callable[[Any], bool]]:
@@ -40,31 +40,36 @@ def session_update(config: Any, dialect: P.Dialect) -> tuple[Any, Callable[[Any]
     )
 
 
-def is_transcription_session(core: SessionCore) -> bool:
+def is_transcription_session(state: ConversationState) -> bool:
     """Whether the server's session (the last ``session.created`` / ``.updated``) is a
     transcription session."""
-    return getattr(core.state.session, "type", None) == "transcription"
+    return getattr(state.session, "type", None) == "transcription"
 
 
-def _own_turn(core: SessionCore, event: Any, turn: Turn | None) -> Turn | None:
-    if turn is None or turn.status != "open" or not is_transcription_session(core):
+def _own_turn(state: ConversationState, event: Any, turn: Turn | None) -> Turn | None:
+    if turn is None or turn.status != "open" or not is_transcription_session(state):
         return None
     if turn.user_item_id is not None and turn.user_item_id != event.item_id:
         return None
     return turn
 
 
-def on_transcription_completed(core: SessionCore, event: Any, t: float, turn: Turn | None) -> None:
-    """``.completed``: the transcription session's turn is done."""
-    own = _own_turn(core, event, turn)
+def on_transcription_completed(
+    state: ConversationState, book: TurnBook, event: Any, t: float, turn: Turn | None
+) -> None:
+    """``.completed``: the transcription session's turn is done (finished in ``book``)."""
+    own = _own_turn(state, event, turn)
     if own is not None:
-        core.book.finish(own, "completed", None, t)
+        book.finish(own, "completed", None, t)
 
 
-def on_transcription_failed(core: SessionCore, event: Any, t: float, turn: Turn | None) -> None:
-    """``.failed``: the transcription session's turn failed, with the server's reason."""
-    own = _own_turn(core, event, turn)
+def on_transcription_failed(
+    state: ConversationState, book: TurnBook, event: Any, t: float, turn: Turn | None
+) -> None:
+    """``.failed``: the transcription session's turn failed, with the server's reason
+    (finished in ``book``)."""
+    own = _own_turn(state, event, turn)
     if own is not None:
         error = getattr(event, "error", None)
         message = getattr(error, "message", None) if error is not None else None
-        core.book.finish(own, "failed", f"transcription failed: {message or 'no reason'}", t)
+        book.finish(own, "failed", f"transcription failed: {message or 'no reason'}", t)

@@ -48,7 +48,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, nullcontext
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 import trio
@@ -85,6 +85,7 @@ from orchestrator.transport import default_ssl_context
 __all__ = [
     "Driver",
     "MeasuredPacer",
+    "PlannedLoad",
     "SessionHandle",
     "SessionState",
     "Supervisor",
@@ -103,6 +104,21 @@ SessionState = Literal["pending", "connecting", "active", "restarting", "done"]
 
 class SupervisorDraining(RuntimeError):
     """:meth:`Supervisor.start` was called after :meth:`Supervisor.drain` began."""
+
+
+_StatsT = TypeVar("_StatsT")
+_StatsT_co = TypeVar("_StatsT_co", covariant=True)
+
+
+class PlannedLoad(Protocol[_StatsT_co]):
+    """A planned load shape that runs itself on a supervisor (:class:`~.workload.Workload`).
+    :meth:`Supervisor.run_workload` calls its ``run``, so this module does not import the
+    load shapes built on top of it."""
+
+    async def run(self, sup: Supervisor, *, t0: float | None = None) -> _StatsT_co:
+        """Start the planned sessions on ``sup`` until the plan ends (or ``sup`` drains)
+        and every session it started is done; return how it went."""
+        ...
 
 
 class MeasuredPacer:
@@ -681,12 +697,14 @@ class Supervisor:
             self.sink.snapshot(self.snapshot().timeline_point())
 
     # ------------------------------------------------------------------ workloads
-    async def run_workload(self, workload: Any, *, t0: float | None = None) -> Any:
+    async def run_workload(
+        self, workload: PlannedLoad[_StatsT], *, t0: float | None = None
+    ) -> _StatsT:
         """Run a planned load shape (:class:`~.workload.Workload`) to its end and return
-        its :class:`~.workload.WorkloadStats`. See :func:`.workload.run_workload`."""
-        from orchestrator.supervisor.workload import run_workload
-
-        return await run_workload(self, workload, t0=t0)
+        its :class:`~.workload.WorkloadStats`: ``workload.run(self, t0=t0)``, see
+        :func:`.workload.run_workload` (cancellation stops the planning; the sessions
+        already started stay this supervisor's)."""
+        return await workload.run(self, t0=t0)
 
 
 @asynccontextmanager

@@ -61,6 +61,11 @@ class Workload:
             return attrs.evolve(self.spec, session_id=f"{self.id_prefix}{index:06d}")
         return self.spec(index)
 
+    async def run(self, sup: Supervisor, *, t0: float | None = None) -> WorkloadStats:
+        """:func:`run_workload` of this workload on ``sup`` (what
+        :meth:`Supervisor.run_workload` calls). Cancellation: as :func:`run_workload`."""
+        return await run_workload(sup, self, t0=t0)
+
 
 @attrs.frozen(kw_only=True)
 class WorkloadStats:
