@@ -4,6 +4,7 @@ job by content, merging the workers' figures."""
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import random
 import signal
@@ -404,13 +405,59 @@ async def test_a_hung_worker_ends_the_run_by_itself(
         "its 2 finished sessions are kept, the rest of its share did not run"
     )
     assert fleet.deaths == [lost]  # the live worker's heartbeats kept it off the list
-    assert f"{lost}; draining the other workers" in capsys.readouterr().err
+    said = "worker 1 (scripted) hung (no message for 60 s): stopping it; draining the other workers"
+    err = capsys.readouterr().err
+    assert err.index(said) < err.index(lost)  # said at once, then how it was stopped
     assert b"drain 7.0\n" in live.commands and live.ended  # drained, ended by itself
     assert hung.closed_input and hung.closed
     meta = read_run_meta(tmp_path / "results.jsonl")
     assert meta.ended and meta.validity == {"valid": False, "reasons": [lost]}
     kept = read_results(tmp_path / "results.jsonl").sessions
     assert sorted(s.session_id for s in kept) == ["s000000", "s000001", "s000003"]
+
+
+@pytest.mark.parametrize("how", ["died", "hung"])
+async def test_a_lost_worker_makes_the_run_draining_and_invalid_at_once(
+    how: str,
+    tmp_path: Path,
+    autojump_clock: trio.testing.MockClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the live view (panel, ``run_valid``) and stderr show when the drain task
+    starts, i.e. right after the loss was noticed: a hung worker is reported before the
+    wait for it to stop."""
+    sink = FleetResults(tmp_path / "results.jsonl")
+    live = ScriptedLink(0, records=1, heartbeat_s=0.5)
+    lost = ScriptedLink(1, records=2, dies=how == "died", wedged=how == "hung")
+    fleet = Fleet([live, lost], sink, grace_s=7.0, timeline_interval_s=None)
+    seen: list[tuple[float, bool, dict[str, object], str, bool]] = []
+    drain = fleet.drain
+
+    async def drain_seen(grace_s: float) -> None:
+        now, validity = trio.current_time() - start, fleet.validity()
+        seen.append(
+            (now, fleet.snapshot().draining, validity, capsys.readouterr().err, lost.closed)
+        )
+        await drain(grace_s)
+
+    monkeypatch.setattr(fleet, "drain", drain_seen)
+    with trio.fail_after(SILENCE_TIMEOUT_S + STOP_TIMEOUT_S + 1):
+        start = trio.current_time()
+        await fleet.run([b"", b""])
+    sink.close()
+    ((at, draining, validity, err, closed),) = seen
+    assert draining and validity["valid"] is False
+    reasons = validity["reasons"]
+    assert isinstance(reasons, list) and reasons[0].startswith(f"{lost.name} {how}")
+    if how == "hung":
+        assert at == SILENCE_TIMEOUT_S  # at detection, not after the stop timeout
+        said = f"{lost.name} hung (no message for 60 s)"
+        assert reasons == [said] and not closed  # said before it was stopped
+        assert err == f"\n{said}: stopping it; draining the other workers\n"
+    else:
+        assert err.startswith(f"\n{lost.name} died (killed by SIGKILL)")
+    assert fleet.deaths[0] in err + capsys.readouterr().err  # the final word, how it ended
 
 
 async def test_a_worker_silent_after_its_end_is_not_hung(
@@ -545,9 +592,11 @@ class FakeRay:
         self.gets: list[float | None] = []
         self.killed: list[FakeActor] = []
         self.options: dict[str, object] = {}
+        self.inits: list[dict[str, object]] = []
         self.release = threading.Event()
 
     def init(self, **kwargs: object) -> None:
+        self.inits.append(kwargs)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))  # as Ray does
 
     def shutdown(self) -> None:
@@ -580,6 +629,19 @@ def test_ray_init_does_not_keep_its_sigterm_handler(monkeypatch: pytest.MonkeyPa
         assert ray is fake
         assert signal.getsignal(signal.SIGTERM) is before  # restored right after init
     assert signal.getsignal(signal.SIGTERM) is before  # and after shutdown
+
+
+@pytest.mark.parametrize(("quiet", "level"), [(False, logging.WARNING), (True, logging.ERROR)])
+def test_ray_logs_only_its_errors_when_quiet(
+    quiet: bool, level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    with ray_cluster(None, num_cpus=1, quiet=quiet):
+        pass
+    (options,) = fake.inits
+    assert options["logging_level"] == level
+    assert "log_to_driver" not in options  # what the actors print is forwarded either way
 
 
 async def test_an_actor_never_placed_times_out_and_is_killed() -> None:

@@ -14,7 +14,10 @@ sources:
 * the supervisor's live status (or a fleet's: anything :class:`LiveStatus`), copied every
   ``interval_s`` by :meth:`refresh_forever` on the trio side — sessions by state,
   restarts, late starts, breaker, draining, and the generator's health (event-loop lag,
-  pacer lateness, CPU, whether the run is still valid).
+  pacer lateness, CPU, whether the run is still valid: ``run_valid`` is the *live*
+  verdict, which judges a figure only from
+  :data:`~orchestrator.supervisor.monitor.MIN_LIVE_SAMPLES` samples on and reads 1
+  until then, so an early p99 of a few start-up stalls does not flip it to 0).
 
 All names start with ``orchestrator_``. Exposition happens on another thread (the HTTP
 server of :func:`serve_metrics`, or the host's web framework with
@@ -44,6 +47,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from orchestrator.metrics import SessionResult, TimelinePoint, TurnRecord
 from orchestrator.metrics.names import SESSION_METRICS, TURN_METRICS
+from orchestrator.supervisor.monitor import MIN_LIVE_SAMPLES
 from orchestrator.supervisor.sink import RecordSink
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
 from orchestrator.supervisor.tee import TeeSink
@@ -66,8 +70,9 @@ class LiveStatus(Protocol):
         """The live status now."""
         ...
 
-    def validity(self) -> dict[str, Any]:
-        """``{"valid": bool, "reasons": [...]}``: does the generator keep up now?"""
+    def validity(self, *, live: bool = False) -> dict[str, Any]:
+        """``{"valid": bool, "reasons": [...]}``: does the generator keep up now?
+        (``live=True``: a figure with too few samples is not judged yet.)"""
         ...
 
 
@@ -136,7 +141,11 @@ class SupervisorMetrics:
             "loop_lag_recent_max_ms": "Largest recent event-loop lag of the generator (ms)",
             "pacer_p99_ms": "Audio pacer lateness p99 (ms)",
             "cpu_percent": "Generator CPU use (% of one core)",
-            "run_valid": "1 while the generator keeps up (loop lag and pacer within limits)",
+            "run_valid": (
+                "0 once the generator is judged behind (loop lag or pacer p99 over its "
+                f"limit), else 1; a figure is judged from {MIN_LIVE_SAMPLES} samples on "
+                "(1 until then)"
+            ),
             "breaker_open": "1 while the circuit breaker holds new connections",
             "draining": "1 once the run is draining",
             "planned_sessions": "Sessions the workload plans in total (NaN: unknown)",
@@ -219,7 +228,9 @@ class SupervisorMetrics:
         for key in ("loop_lag_p99_ms", "loop_lag_recent_max_ms", "pacer_p99_ms", "cpu_percent"):
             value = getattr(snap, key)
             g[key].set(math.nan if value is None else float(value))
-        g["run_valid"].set(1.0 if sup.validity()["valid"] else 0.0)
+        # not judged yet (too few samples) reads 1, never NaN: `run_valid == 0` alerts
+        # and avg/min_over_time stay meaningful from the first scrape
+        g["run_valid"].set(1.0 if sup.validity(live=True)["valid"] else 0.0)
         g["breaker_open"].set(0.0 if snap.breaker == "closed" else 1.0)
         g["draining"].set(1.0 if snap.draining else 0.0)
         planned = snap.planned_total

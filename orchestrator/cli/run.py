@@ -6,7 +6,8 @@ options): bad input exits 1 with a message naming the option. Then:
 1. without ``--url`` the embedded server starts on a free loopback port in its own
    process(es) (:mod:`orchestrator.cli.target_process`; ``--server-in-process``: in this
    event loop), ``--server-*`` options shape its latency and faults, and its ground truth
-   (``OUT/groundtruth.jsonl``) judges whether it kept its own plan (validity);
+   (``OUT/groundtruth.jsonl``) judges whether it kept its own plan (validity; the verdict
+   and figures go to ``results.jsonl`` as its ``target`` line, after ``run_end``);
 2. a supervisor runs the load shape (closed: ``--concurrency``; open: ``--rate``) of the
    conversation (a SCENARIO file, else the built-in one spoken question, one answer),
    writing every finished turn and session to ``OUT/results.jsonl`` at once;
@@ -80,6 +81,7 @@ from orchestrator.cli.signals import (
     watch_stop_signals,
 )
 from orchestrator.cli.target_process import (
+    EmbeddedTarget,
     TargetProcesses,
     argv_for_run,
     in_process_log,
@@ -104,17 +106,17 @@ from orchestrator.supervisor.live_thresholds import LiveThresholds, abort_thresh
 from orchestrator.supervisor.monitor import (
     FullCollectionPolicy,
     FullCollector,
-    merge_validity,
+    ValidityLimits,
     tuned_gc,
 )
 from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
 from orchestrator.supervisor.rate_gate import RateGate
-from orchestrator.supervisor.sink import JsonlSink, read_run_meta
+from orchestrator.supervisor.sink import JsonlSink
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
 from orchestrator.supervisor.workload import Workload, planned_total
 
-__all__ = ["add_parser", "execute", "handle"]
+__all__ = ["add_parser", "execute", "handle", "record_target"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -234,19 +236,21 @@ async def execute(
     return stop.first
 
 
-def _judged_validity(setup: RunSetup) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``(validity, run_extra)`` for the summary: the generator's own verdict (the
-    ``run_end`` line) merged with the embedded target's (its ground truth's send
-    lateness), and the target's figures under ``run.target``; ``(None, None)`` with
-    ``--url`` or when nothing can be read (the summary then keeps ``run_end``'s)."""
-    if setup.target is None:
-        return None, None
+def record_target(target: EmbeddedTarget | None, limits: ValidityLimits, sink: JsonlSink) -> None:
+    """Judge the embedded target by its ground truth (its own send lateness) and write
+    its verdict and figures as the results' ``target`` line, which every summary of the
+    run takes them from (merged into the validity, and as ``run.target``): this run's and
+    any ``orchestrator report`` rebuilds later. Nothing with ``--url``, nor when the ground
+    truth cannot be read or the line written (the summary then has the generator's
+    verdict alone). ``limits``: the run's (``--target-lateness-limit-ms``)."""
+    if target is None:
+        return
     try:
-        meta = read_run_meta(setup.out_dir / RESULTS_FILE)
-        verdict, figures = judge_groundtruth(setup.target, setup.validity_limits)
+        verdict, figures = judge_groundtruth(target, limits)
+        validity = {"valid": verdict.valid, "reasons": list(verdict.reasons)}
+        sink.event("target", {"validity": validity, "figures": figures})
     except (OSError, ValueError):
-        return None, None
-    return merge_validity(meta.validity, verdict), {"target": figures}
+        return
 
 
 def _err(message: str) -> int:
@@ -273,26 +277,19 @@ def handle(args: argparse.Namespace) -> int:
     stop = StopSignals()
     with held_stop_signals(stop), in_process_log(setup.target):
         crashed: BaseException | None = None
+        with sink:  # closed however this ends; every line is on disk before the summary
+            try:
+                if isinstance(sink, FleetResults):
+                    trio.run(execute_fleet, setup, args, sink, stop)
+                else:
+                    trio.run(execute, setup, args, sink, stop)
+            except* KeyboardInterrupt:
+                stop.note(signal.SIGINT)
+            except* Exception as group:
+                crashed = first_error(group)
+            record_target(setup.target, setup.validity_limits, sink)
         try:
-            if isinstance(sink, FleetResults):
-                trio.run(execute_fleet, setup, args, sink, stop)
-            else:
-                trio.run(execute, setup, args, sink, stop)
-        except* KeyboardInterrupt:
-            stop.note(signal.SIGINT)
-        except* Exception as group:
-            crashed = first_error(group)
-        finally:
-            sink.close()
-        validity, run_extra = _judged_validity(setup)
-        try:
-            outputs = write_outputs(
-                setup.out_dir,
-                thresholds=setup.thresholds,
-                validity=validity,
-                run_extra=run_extra,
-                prices=setup.prices,
-            )
+            outputs = write_outputs(setup.out_dir, thresholds=setup.thresholds, prices=setup.prices)
         except Exception as exc:  # noqa: BLE001 - report, exit 1
             return _err(f"could not write the summary in {setup.out_dir}: {exc}")
     summary = outputs.summary

@@ -7,8 +7,8 @@ with the workers' cores set aside: :func:`~orchestrator.cli.run_setup.server_pro
 unless ``--server-processes`` says otherwise), ships the run to the workers by content (:class:`RunSpecs`, the prepared
 conversation with its audio) and lets the :class:`~orchestrator.fleet.coordinator.Fleet`
 run it, with the same stop signals (first drains, second cancels), progress panel and
-results file as a single run. ``handle`` then writes the summary from the results as
-always. A worker that died or hung (silent for
+results file as a single run. ``handle`` then judges the embedded target (the results'
+``target`` line) and writes the summary from the results, as for a single run. A worker that died or hung (silent for
 :data:`~orchestrator.fleet.coordinator.SILENCE_TIMEOUT_S`) makes the run fail (exit 1)
 after the summary is written: it names the worker, its finished sessions are in the
 results.
@@ -313,7 +313,9 @@ async def execute_fleet(
             from orchestrator.fleet.ray_workers import ray_cluster
 
             cpus = args.workers if isinstance(args.workers, int) else None
-            ray = stack.enter_context(ray_cluster(args.ray or None, num_cpus=cpus))
+            ray = stack.enter_context(
+                ray_cluster(args.ray or None, num_cpus=cpus, quiet=args.quiet)
+            )
             if args.ray and setup.server_config is not None and not args.quiet:
                 print(
                     "note: the embedded server listens on 127.0.0.1 of this machine; actors "

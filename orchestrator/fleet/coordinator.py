@@ -29,10 +29,12 @@ the run never waits for a worker that is gone.
 A worker that hangs (alive but silent: a wedged event loop, a stuck C call) is lost the
 same way. From the start on, a worker sends a ``status`` message every
 ``status_interval_s`` (0.5 s); one that sends nothing at all for ``silence_timeout_s``
-(:data:`SILENCE_TIMEOUT_S`) is hung: its input is ended, its remaining lines are taken for
-up to ``stop_timeout_s``, it is stopped, named (``worker 1 (pid 1234) hung (no message for
-60 s) and was stopped (killed by SIGKILL): ...``) among :attr:`Fleet.deaths`, and the
-other workers are drained at once. Before the start the ready timeout applies instead (a
+(:data:`SILENCE_TIMEOUT_S`) is hung. At once it is said on stderr (``worker 1 (pid 1234)
+hung (no message for 60 s): stopping it; ...``), named among :attr:`Fleet.deaths` (the
+live validity is invalid from then on) and the other workers are drained; then its input
+is ended, its remaining lines are taken for up to ``stop_timeout_s``, it is stopped, and
+the final word on it says how (``worker 1 (pid 1234) hung (no message for 60 s) and was
+stopped (killed by SIGKILL): ...``). Before the start the ready timeout applies instead (a
 ready worker waits silently for the others).
 
 Stopping: a worker's end of input (the coordinator cancelled, or gone) makes it cancel
@@ -69,7 +71,7 @@ from orchestrator.fleet.merge import (
 from orchestrator.fleet.wire import Command, WireError, command_line, is_record, parse_message
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
 from orchestrator.metrics.records import ResultsFormatError, record_from_dict
-from orchestrator.supervisor.monitor import ValidityLimits, judge, merge_validity
+from orchestrator.supervisor.monitor import ValidityLimits, merge_validity
 from orchestrator.supervisor.sink import JsonlSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapshot
 from orchestrator.supervisor.tee import show
@@ -330,9 +332,10 @@ class Fleet:
     async def _read(self, worker: _Worker) -> None:
         """Take the worker's lines until its output ends, then stop it and note how it
         ended (a worker without an ``end`` message died; one silent for
-        ``silence_timeout_s`` after the start hung). Cancellation, or a hung worker: its
-        input is ended and its lines are still taken for up to ``stop_timeout_s`` (the
-        records of the sessions it cancels), then it is stopped."""
+        ``silence_timeout_s`` after the start hung: :meth:`_hung` reports it at once).
+        Cancellation, or a hung worker: its input is ended and its lines are still taken
+        for up to ``stop_timeout_s`` (the records of the sessions it cancels), then it is
+        stopped."""
         buf = [b""]
         ended = False
         hung = False
@@ -342,7 +345,7 @@ class Fleet:
                 ended = True
             if worker.watch.cancelled_caught and worker.end is None:
                 hung = True  # (silent after its ``end``: it only has to exit, as below)
-                self._drain_the_rest()
+                self._hung(worker)
         finally:
             with trio.CancelScope(shield=True):
                 if not ended:
@@ -352,8 +355,7 @@ class Fleet:
                 how = await worker.link.close()
             worker.ended_how = worker.error or how
             if hung:
-                silence = f"no message for {self.silence_timeout_s:g} s"
-                worker.died = f"{worker.link.name} hung ({silence}) and was stopped ({how})"
+                worker.died = f"{worker.died} and was stopped ({how})"
             elif worker.end is None:
                 worker.died = f"{worker.link.name} died ({worker.ended_how})"
             if worker.died is not None:
@@ -365,7 +367,7 @@ class Fleet:
             worker.settled.set()
             worker.done.set()
         if worker.died is not None and worker.ready:
-            self._lost(worker)
+            self._lost(worker, announced=hung)
 
     async def _take_until_end(
         self, worker: _Worker, buf: list[bytes], watch: trio.CancelScope | None = None
@@ -384,9 +386,22 @@ class Fleet:
                 if line:
                     self._take(worker, line)
 
-    def _lost(self, worker: _Worker) -> None:
+    def _hung(self, worker: _Worker) -> None:
+        """Report a hung worker at detection, before the wait for it to stop: it is named
+        among :attr:`deaths` from now on (:meth:`validity` is invalid), said on stderr,
+        and the other workers are drained."""
+        worker.died = f"{worker.link.name} hung (no message for {self.silence_timeout_s:g} s)"
         if not self.quiet:
-            print(f"\n{worker.died}; draining the other workers", file=sys.stderr, flush=True)
+            line = f"\n{worker.died}: stopping it; draining the other workers"
+            print(line, file=sys.stderr, flush=True)
+        self._drain_the_rest()
+
+    def _lost(self, worker: _Worker, *, announced: bool) -> None:
+        """Report a lost worker once it was stopped, and drain the others (``announced``:
+        :meth:`_hung` said so already)."""
+        if not self.quiet:
+            tail = "" if announced else "; draining the other workers"
+            print(f"\n{worker.died}{tail}", file=sys.stderr, flush=True)
         self._drain_the_rest()
 
     def _drain_the_rest(self) -> None:
@@ -556,17 +571,24 @@ class Fleet:
             planned_total=self.planned_total,
         )
 
-    def validity(self) -> dict[str, Any]:
+    def validity(self, *, live: bool = False) -> dict[str, Any]:
         """``{"valid": bool, "reasons": [...]}`` now: invalid once a worker was lost (died
         or hung), or while a worker's latest status has its event-loop lag p99 or pacer
         lateness p99 over ``validity_limits`` (the workers' own judgement, live; their
-        ``end`` messages give the final one). Reasons name the worker."""
+        ``end`` messages give the final one). Reasons name the worker. ``live=True`` adds
+        ``"judged"`` (:meth:`~orchestrator.supervisor.monitor.ValidityLimits.judge_live`):
+        a worker's figure over too few samples (its status's counts) is not judged yet,
+        and ``judged`` says whether any was; without it every figure measured is judged."""
+        limits = self.validity_limits or ValidityLimits()
         verdicts = []
+        judged = False
         for w in self._workers:
-            snap = w.status
-            lag, pacer = (None, None) if snap is None else (snap.loop_lag_p99_ms, snap.pacer_p99_ms)
-            valid, reasons = judge(lag, pacer, self.validity_limits)
-            verdicts.append(
-                worker_validity(w.link.name, {"valid": valid, "reasons": reasons}, w.died)
+            snap = w.status or SupervisorSnapshot(t_s=0.0)
+            counts = (snap.loop_lag_samples, snap.pacer_samples) if live else (None, None)
+            verdict = limits.judge_live(
+                snap.loop_lag_p99_ms, counts[0], snap.pacer_p99_ms, counts[1]
             )
-        return merge_validity(*verdicts)
+            judged = judged or verdict["judged"]
+            verdicts.append(worker_validity(w.link.name, verdict, w.died))
+        merged = merge_validity(*verdicts)
+        return {**merged, "judged": judged} if live else merged

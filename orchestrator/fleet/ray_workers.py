@@ -73,21 +73,29 @@ def require_ray() -> Any:
 
 
 @contextmanager
-def ray_cluster(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
+def ray_cluster(
+    address: str | None, num_cpus: int | None = None, *, quiet: bool = False
+) -> Iterator[Any]:
     """Connect to the Ray cluster at ``address`` for the block, or (``None``) start a
     local instance with ``num_cpus`` CPUs (no dashboard); yields the ``ray`` module.
+    Ray's own log lines on stderr (its ``ray`` logger) show from WARNING up, from ERROR
+    up when ``quiet`` (its notices, e.g. that token authentication is enabled, are
+    noise then); what the actors print is forwarded either way.
     Resource handling: the connection (and a local instance) ends with the block. The
     process's SIGTERM/SIGINT/SIGHUP handlers are restored right after ``ray.init`` (which
     installs its own: SIGTERM would exit 15 without a summary) and after
     ``ray.shutdown``."""
     ray = require_ray()
-    quiet = {"include_dashboard": False, "logging_level": logging.WARNING}
+    options = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR if quiet else logging.WARNING,
+    }
     saved = _signal_handlers()
     try:
         if address:
-            ray.init(address=address, **quiet)
+            ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=num_cpus, **quiet)
+            ray.init(num_cpus=num_cpus, **options)
     finally:
         _restore_signal_handlers(saved)
     try:

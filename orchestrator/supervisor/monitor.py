@@ -26,7 +26,9 @@ off and relies on this one).
 
 :func:`judge` turns the lag p99 and the audio pacers' lateness p99 into a run validity
 verdict: over the limits (default 50 ms each), the generator was the bottleneck and the
-run's latency numbers are not trustworthy.
+run's latency numbers are not trustworthy. While the run goes,
+:meth:`ValidityLimits.judge_live` leaves a figure unjudged until it has
+:data:`MIN_LIVE_SAMPLES` samples (early on, a p99 is the max of the start-up stalls).
 
 Lag samples go into :class:`LagHistogram`: fixed memory (log-linear buckets with 128
 sub-buckets per power of two over microseconds, < 0.8% relative bucket width, up to ~12 days)
@@ -58,6 +60,7 @@ __all__ = [
     "LagHistogram",
     "LagRecorder",
     "LoopMonitor",
+    "MIN_LIVE_SAMPLES",
     "MonitorSnapshot",
     "Validity",
     "ValidityLimits",
@@ -136,7 +139,7 @@ class LagRecorder:
 
     def __attrs_post_init__(self) -> None:
         for name in ("interval_s", "recent_s"):
-            value = getattr(self, name)
+            value: float = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
                 raise ValueError(f"LagRecorder.{name} must be > 0, got {value!r}")
 
@@ -370,7 +373,7 @@ class FullCollectionPolicy:
 
     def __attrs_post_init__(self) -> None:
         for name in ("min_interval_s", "max_interval_s", "per_running"):
-            value = getattr(self, name)
+            value: float = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"FullCollectionPolicy.{name} must be >= 0, got {value!r}")
         if self.max_interval_s < self.min_interval_s:
@@ -563,6 +566,13 @@ class LoopMonitor:
 # --------------------------------------------------------------------------- validity
 
 
+#: The fewest samples a figure needs before the *live* verdict judges its p99
+#: (:meth:`ValidityLimits.judge_live`): over fewer, a p99 is really the max, i.e. the
+#: start-up stalls (imports, first connections). At the loop monitor's 100 ms tick, 10 s
+#: of loop lag; 2 s of one session's paced 20 ms audio frames.
+MIN_LIVE_SAMPLES = 100
+
+
 @attrs.frozen
 class ValidityLimits:
     """Above these p99s (ms) the load generator is judged to be the bottleneck."""
@@ -571,12 +581,44 @@ class ValidityLimits:
     pacer_p99_ms: float = 50.0
     target_send_p99_ms: float = 50.0
     """The embedded target's own send lateness (ground truth ``send_late_ms``) p99."""
+    min_live_samples: int = MIN_LIVE_SAMPLES
+    """Samples a figure needs before the live verdict judges it (:meth:`judge_live`)."""
 
     def __attrs_post_init__(self) -> None:
         for name in ("loop_lag_p99_ms", "pacer_p99_ms", "target_send_p99_ms"):
-            value = getattr(self, name)
+            value: float = getattr(self, name)
             if not (isinstance(value, numbers.Real) and value >= 0 and not math.isnan(value)):
                 raise ValueError(f"ValidityLimits.{name} must be a number >= 0, got {value!r}")
+        if not (isinstance(self.min_live_samples, int) and self.min_live_samples >= 0):
+            raise ValueError(
+                "ValidityLimits.min_live_samples must be an int >= 0, got "
+                f"{self.min_live_samples!r}"
+            )
+
+    def judge_live(
+        self,
+        loop_lag_p99_ms: float | None,
+        loop_lag_samples: int | None,
+        pacer_p99_ms: float | None,
+        pacer_samples: int | None,
+    ) -> dict[str, Any]:
+        """The verdict of :func:`judge` *while the run goes*: a figure measured over fewer
+        than :attr:`min_live_samples` samples is not judged yet (its p99 is the max of a
+        few start-up samples); a count of ``None`` (unknown) is judged as :func:`judge`
+        does. ``{"valid", "reasons", "judged"}``: ``judged`` is False while no figure was
+        judged (``valid`` is then True, ``reasons`` empty). The end-of-run verdict is
+        :func:`judge`'s, over every sample."""
+        figures = []
+        for value, samples in (
+            (loop_lag_p99_ms, loop_lag_samples),
+            (pacer_p99_ms, pacer_samples),
+        ):
+            measured = value is not None and not math.isnan(value)
+            enough = samples is None or samples >= self.min_live_samples
+            figures.append(value if measured and enough else None)
+        verdict = judge(figures[0], figures[1], self)
+        judged = any(v is not None for v in figures)
+        return {"valid": verdict.valid, "reasons": list(verdict.reasons), "judged": judged}
 
 
 class Validity(NamedTuple):

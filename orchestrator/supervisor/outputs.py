@@ -6,7 +6,8 @@ run that just ended and for ``orchestrator report DIR`` later:
 
 * ``summary.json`` — :func:`orchestrator.metrics.build_summary` of the records, with the
   run info and config of the file's ``run`` line, late/dropped start counts and validity
-  of its ``run_end`` line;
+  of its ``run_end`` line, merged with the embedded target's verdict of its ``target``
+  line (whose figures are the summary's ``run.target``);
 * ``summary.csv`` — :func:`orchestrator.metrics.summary_csv`;
 * ``report.html`` — :func:`orchestrator.metrics.render_report` (self-contained, offline).
 
@@ -16,7 +17,7 @@ Files are written to a temporary name and renamed, so a reader never sees half a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from orchestrator.metrics import (
     summary_csv,
 )
 from orchestrator.metrics.prices import PriceTable
+from orchestrator.supervisor.monitor import merge_validity
 from orchestrator.supervisor.sink import RunMeta, read_run_meta
 
 __all__ = [
@@ -85,19 +87,19 @@ def write_outputs(
     out_dir: str | os.PathLike[str],
     *,
     thresholds: Iterable[str | Threshold] | None = None,
-    run_extra: Mapping[str, Any] | None = None,
-    validity: Mapping[str, Any] | None = None,
     prices: PriceTable | None = None,
 ) -> RunOutputs:
     """Read ``out_dir/results.jsonl`` and (re)write ``summary.json``, ``summary.csv`` and
     ``report.html`` next to it.
 
     ``thresholds``: expressions to evaluate (``None``: the ones stored in the run config,
-    if any). ``run_extra`` is merged into the summary's ``run`` section; ``validity``
-    overrides the one of the file's ``run_end`` line; ``prices`` is the price table of the
-    cost estimate (``None``: the built-in one). Raises ``OSError`` if the results
-    file cannot be read, ``ResultsFormatError`` for a corrupt line (a cut-off last line is
-    tolerated and noted as ``run.truncated``), ``ThresholdError`` for a bad expression.
+    if any); ``prices`` is the price table of the cost estimate (``None``: the built-in
+    one). Everything else comes from the file, so a rebuild (``orchestrator report``)
+    gives the summary the run gave: validity is ``run_end``'s merged with the ``target``
+    line's (see :mod:`.sink`), ``run.target`` that line's figures. Raises ``OSError`` if
+    the results file cannot be read, ``ResultsFormatError`` for a corrupt line (a cut-off
+    last line is tolerated and noted as ``run.truncated``), ``ThresholdError`` for a bad
+    expression.
     """
     out = Path(out_dir)
     results_path = out / RESULTS_FILE
@@ -108,8 +110,10 @@ def write_outputs(
         thresholds = list(config.get("thresholds") or ())
     thresholds = list(thresholds)
     run = dict(meta.run)
-    if run_extra:
-        run.update(run_extra)
+    validity = meta.validity
+    if meta.target is not None:
+        run["target"] = meta.target.get("figures")
+        validity = merge_validity(validity, meta.target.get("validity"))
     if results.truncated:
         run["truncated"] = True
     if not meta.ended:
@@ -130,7 +134,7 @@ def write_outputs(
         late_starts=late,
         dropped_starts=meta.dropped_starts,
         held_starts=(meta.monitor or {}).get("held_starts"),
-        validity=validity if validity is not None else meta.validity,
+        validity=validity,
         thresholds=thresholds,
         prices=prices,
     )

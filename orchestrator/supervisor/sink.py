@@ -8,7 +8,7 @@ the line being written; :func:`orchestrator.metrics.read_results` skips such a c
 last line.
 
 Besides the metrics records (``turn``, ``session``, ``snapshot``; see
-:mod:`orchestrator.metrics.records`) the sink writes three run-level kinds, which the
+:mod:`orchestrator.metrics.records`) the sink writes these run-level kinds, which the
 metrics reader skips as unknown and :func:`read_run_meta` reads, so that a results file
 alone is enough to rebuild ``summary.json`` and ``report.html`` (``orchestrator report``):
 
@@ -20,7 +20,11 @@ alone is enough to rebuild ``summary.json`` and ``report.html`` (``orchestrator 
     when an ``:abort`` threshold failed during the run (see :mod:`.live_thresholds`).
 ``{"kind": "run_end", "t_s": t, "late_starts": n, "dropped_starts": n, "validity": {...},
 "monitor": {...}, "interrupted": bool}``
-    last line, when the run ended in an orderly way (also after Ctrl-C).
+    when the run ended in an orderly way (also after Ctrl-C).
+``{"kind": "target", "validity": {"valid": bool, "reasons": [...]}, "figures": {...}}``
+    after ``run_end`` (also after a crash), when the run used the embedded target: its
+    verdict from its own ground truth (send lateness) and its figures, which a summary
+    merges into its validity and shows as ``run.target``.
 
 Writes are synchronous: a line of a few hundred bytes to a local file takes microseconds,
 far less than one trio scheduling round, and doing it inline keeps the ordering promise
@@ -154,6 +158,11 @@ class JsonlSink:
             fp.close()
 
 
+#: What a run-level line holds, byte for byte (``orjson`` writes no spaces); other lines
+#: are metrics records, skipped without parsing.
+_RUN_LEVEL_KEYS = (b'"kind":"run', b'"kind":"start_dropped"', b'"kind":"target"')
+
+
 @attrs.frozen(kw_only=True)
 class RunMeta:
     """The run-level lines of a results file (see the module docstring).
@@ -173,10 +182,14 @@ class RunMeta:
     ended: bool = False
     aborted: dict[str, Any] | None = None
     """The ``run_abort`` line (without ``kind``): an ``:abort`` threshold stopped the run."""
+    target: dict[str, Any] | None = None
+    """The ``target`` line (without ``kind``): the embedded target's ``validity`` and
+    ``figures``; ``None`` when the run had none (``--url``, or an older results file)."""
 
 
 def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
-    """Read the ``run`` / ``start_dropped`` / ``run_end`` lines of a results file.
+    """Read the ``run`` / ``start_dropped`` / ``run_abort`` / ``run_end`` / ``target``
+    lines of a results file.
 
     Lines that are not JSON (a line cut off by a crash) and other kinds are skipped; the
     metrics records are read by :func:`orchestrator.metrics.read_results`.
@@ -187,9 +200,10 @@ def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
     dropped = 0
     end: dict[str, Any] | None = None
     aborted: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
     with open(path, "rb") as fp:
         for line in fp:
-            if b'"kind":"run' not in line and b'"kind":"start_dropped"' not in line:
+            if not any(key in line for key in _RUN_LEVEL_KEYS):
                 continue  # fast path: metrics records
             try:
                 data = orjson.loads(line)
@@ -207,8 +221,12 @@ def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
                 end = data
             elif kind == "run_abort" and aborted is None:
                 aborted = {k: v for k, v in data.items() if k != "kind"}
+            elif kind == "target":
+                target = {k: v for k, v in data.items() if k != "kind"}
     if end is None:
-        return RunMeta(run=run, config=config, dropped_starts=dropped, aborted=aborted)
+        return RunMeta(
+            run=run, config=config, dropped_starts=dropped, aborted=aborted, target=target
+        )
     return RunMeta(
         run=run,
         config=config,
@@ -219,4 +237,5 @@ def read_run_meta(path: str | os.PathLike[str]) -> RunMeta:
         interrupted=bool(end.get("interrupted", False)),
         ended=True,
         aborted=aborted,
+        target=target,
     )

@@ -84,6 +84,10 @@ class SupervisorSnapshot:
     loop_lag_p99_ms: float | None = None
     loop_lag_recent_max_ms: float | None = None
     pacer_p99_ms: float | None = None
+    loop_lag_samples: int | None = None
+    pacer_samples: int | None = None
+    """The samples behind ``loop_lag_p99_ms`` and ``pacer_p99_ms`` (a live verdict judges
+    a p99 only over enough of them)."""
     cpu_percent: float | None = None
     breaker: str = "closed"
     draining: bool = False

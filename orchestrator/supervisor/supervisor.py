@@ -620,11 +620,19 @@ class Supervisor:
                 handle.cancel()
 
     # ------------------------------------------------------------------ status
-    def validity(self) -> dict[str, Any]:
+    def validity(self, *, live: bool = False) -> dict[str, Any]:
         """``{"valid": bool, "reasons": [...]}``: did the generator keep up (event-loop
-        lag p99 and pacer lateness p99 within :attr:`validity_limits`)?"""
-        lag = self.monitor.snapshot().lag_p99_ms if self.monitor is not None else None
+        lag p99 and pacer lateness p99 within :attr:`validity_limits`)? That is the
+        end-of-run verdict (``run_end``). ``live=True``: the verdict while the run goes
+        (:meth:`~.monitor.ValidityLimits.judge_live`: a figure with too few samples is not
+        judged yet), with ``"judged"`` added."""
+        mon = self.monitor.snapshot() if self.monitor is not None else None
+        lag = None if mon is None else mon.lag_p99_ms
         pacer = self.pacer.histogram.percentile_ms(99)
+        if live:
+            samples = None if mon is None else mon.samples
+            frames = self.pacer.histogram.count
+            return self.validity_limits.judge_live(lag, samples, pacer, frames)
         verdict = judge(lag, pacer, self.validity_limits)
         return {"valid": verdict.valid, "reasons": list(verdict.reasons)}
 
@@ -684,6 +692,8 @@ class Supervisor:
             loop_lag_p99_ms=None if mon is None else mon.lag_p99_ms,
             loop_lag_recent_max_ms=None if mon is None else mon.lag_recent_max_ms,
             pacer_p99_ms=self.pacer.histogram.percentile_ms(99),
+            loop_lag_samples=None if mon is None else mon.samples,
+            pacer_samples=self.pacer.histogram.count,
             cpu_percent=None if mon is None else mon.cpu_percent,
             breaker="closed" if self.breaker is None else self.breaker.poll(now).value,
             draining=self.draining,
