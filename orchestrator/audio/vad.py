@@ -69,6 +69,11 @@ class EnergyVad:
     Not thread-safe; one instance per audio stream.
     """
 
+    # set by :meth:`reconfigure` (validated there, by name)
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    min_speech_ms: int
+
     def __init__(
         self,
         threshold: float = 0.5,

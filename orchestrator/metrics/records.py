@@ -96,7 +96,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, ClassVar, Literal
 
 import attrs
@@ -344,7 +344,7 @@ class ResultsFormatError(ValueError):
 
 def _configure(conv: cattrs.Converter) -> cattrs.Converter:
     def drop_none_factory(cls: type) -> Any:
-        base = make_dict_unstructure_fn(cls, conv)
+        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv)
 
         def unstructure(obj: Any) -> dict[str, Any]:
             return {k: v for k, v in base(obj).items() if v is not None}

@@ -131,8 +131,9 @@ def estimate_cost(
     ):
         return None, "usage lacks the text/audio token split; cost not estimated"
     cached = tokens.get("input_cached_tokens", 0)
-    c_text = tokens.get("input_cached_text_tokens", 0)
-    c_audio = tokens.get("input_cached_audio_tokens", 0)
+    # float: cached tokens without a split are shared out in proportion below
+    c_text: float = tokens.get("input_cached_text_tokens", 0)
+    c_audio: float = tokens.get("input_cached_audio_tokens", 0)
     if cached > c_text + c_audio:
         rest = cached - c_text - c_audio
         share = t_in / (t_in + a_in) if t_in + a_in else 1.0
@@ -200,6 +201,10 @@ def redact_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return _redact_value(config or {})
 
 
+def _str_tuple(reasons: Iterable[str]) -> tuple[str, ...]:
+    return tuple(reasons)
+
+
 @attrs.frozen(kw_only=True)
 class Validity:
     """Whether the load generator itself kept up (event-loop lag, pacer lateness, ...).
@@ -207,7 +212,7 @@ class Validity:
     unless ``valid`` says otherwise."""
 
     valid: bool = True
-    reasons: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    reasons: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"valid": bool, "reasons": [...]}``."""

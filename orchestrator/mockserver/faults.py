@@ -131,11 +131,11 @@ class FaultConfig:
     close_probability: float = attrs.field(default=0.0, validator=_probability)
     error_probability: float = attrs.field(default=0.0, validator=_probability)
     stall_probability: float = attrs.field(default=0.0, validator=_probability)
-    stall_ms: float = attrs.field(default=0.0, validator=_non_negative_or_none)
+    stall_ms: float = attrs.field(default=0.0, validator=_non_negative)
     transcription_failure_probability: float = attrs.field(default=0.0, validator=_probability)
     mcp_failure_probability: float = attrs.field(default=0.0, validator=_probability)
     reject_percent: float = 0.0
-    session_max_s: float = attrs.field(default=3600.0, validator=_non_negative_or_none)
+    session_max_s: float = attrs.field(default=3600.0, validator=_non_negative)
     freeze_at_s: float | None = attrs.field(default=None, validator=_non_negative_or_none)
     freeze_ms: float = attrs.field(default=0.0, validator=_non_negative)
     freezes: tuple[FreezeWindow, ...] = attrs.field(default=(), converter=_freeze_windows)

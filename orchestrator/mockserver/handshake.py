@@ -103,9 +103,9 @@ def route_request(
                     "Missing required query parameter: api-version", "invalid_request_error", None
                 ),
             )
-        model = (query.get("deployment") or [None])[0]
+        model = next(iter(query.get("deployment", [])), None)
     else:
-        model = (query.get("model") or [None])[0]
+        model = next(iter(query.get("model", [])), None)
     beta = hdr.get("openai-beta", "").replace(" ", "").lower()
     dialect = Dialect.BETA if "realtime=v1" in beta else Dialect.GA
     return Route(dialect=dialect, model=model or None)

@@ -35,7 +35,7 @@ def tools_list(v: object, p: str) -> list[dict[str, Any]]:
             _keys(t, ("type", "name", "description", "parameters"), tp)
             if "name" not in t:
                 raise missing_parameter(f"{tp}.name")
-            tool = {"type": "function", "name": _str(t["name"], f"{tp}.name")}
+            tool: dict[str, Any] = {"type": "function", "name": _str(t["name"], f"{tp}.name")}
             if "description" in t:
                 tool["description"] = _str(t["description"], f"{tp}.description")
             if "parameters" in t:

@@ -168,7 +168,7 @@ def decode_server_event(data: str | bytes, dialect: Dialect) -> ServerEvent:
         ProtocolError: invalid JSON, not an object, no string ``type``, or a known event
             with missing or wrongly typed fields.
     """
-    return _decode(data, _SERVER_DECODE[dialect], UnknownServerEvent)  # type: ignore[no-any-return]
+    return _decode(data, _SERVER_DECODE[dialect], UnknownServerEvent)
 
 
 def decode_client_event(data: str | bytes, dialect: Dialect) -> ClientEvent:
@@ -181,7 +181,7 @@ def decode_client_event(data: str | bytes, dialect: Dialect) -> ClientEvent:
         ProtocolError: invalid JSON, not an object, no string ``type``, or a known event
             with missing or wrongly typed fields.
     """
-    return _decode(data, _CLIENT_DECODE[dialect], UnknownClientEvent)  # type: ignore[no-any-return]
+    return _decode(data, _CLIENT_DECODE[dialect], UnknownClientEvent)
 
 
 def _encode(event: Any, table: dict[type, _EncodeEntry], unknown: type, dialect: Dialect) -> str:

@@ -391,7 +391,10 @@ def _tagged_union_hook(
 
 
 def _field_default_tag(cl: type) -> str:
-    return attrs.fields_dict(cl)["type"].default  # type: ignore[arg-type]
+    tag = attrs.fields_dict(cl)["type"].default
+    if not isinstance(tag, str):
+        raise TypeError(f"{cl.__name__}.type needs a string default (its wire tag)")
+    return tag
 
 
 def configure_converter(conv: cattrs.Converter) -> None:

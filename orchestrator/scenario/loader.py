@@ -249,10 +249,10 @@ def _problems(exc: BaseException, path: str, cls: Any = None) -> Iterator[tuple[
         for sub in without:
             yield from _problems(sub, path, exc.cl)
     elif isinstance(exc, IterableValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            yield from _problems(sub, _path(path, f"[{note.index}]"))
-        for sub in without:
+        with_indices, unindexed = exc.group_exceptions()
+        for sub, index_note in with_indices:
+            yield from _problems(sub, _path(path, f"[{index_note.index}]"))
+        for sub in unindexed:
             yield from _problems(sub, path)
     elif isinstance(exc, FieldProblems):
         for field, message in exc.problems:
