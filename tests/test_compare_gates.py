@@ -225,16 +225,21 @@ def test_cli_regression_gates(runs: tuple[str, str], capsys: pytest.CaptureFixtu
     a, b = runs
     assert main(["report", "--compare", a, b, "--max-regression", "ttfb_ms.p95=10%"]) == 2
     out = capsys.readouterr().out
-    assert "FAIL gate ttfb_ms.p95=10%: 50.0% worse (400 -> 600), limit 10% worse" in out
+    assert "FAIL gate ttfb_ms.p95=10%: 50.0% worse (400 -> 600 ms), limit 10% worse" in out
     assert main(["report", "--compare", a, b, "--max-regression", "ttfb_ms.p95=200ms"]) == 0
-    assert "PASS gate ttfb_ms.p95=200ms: 200 worse (400 -> 600), limit 200 worse" in (
+    assert "PASS gate ttfb_ms.p95=200ms: 200 ms worse (400 -> 600 ms), limit 200 ms worse" in (
         capsys.readouterr().out
     )
     assert main(["report", "--compare", b, a, "--max-regression", "ttfb_ms.p95=0%"]) == 0
-    assert "PASS gate ttfb_ms.p95=0%: 33.3% better (600 -> 400), limit 0% worse" in (
+    assert "PASS gate ttfb_ms.p95=0%: 33.3% better (600 -> 400 ms), limit 0% worse" in (
         capsys.readouterr().out
     )
     assert main(["report", "--compare", a, b, "--max-regression", "ttfb_ms.p95=199ms"]) == 2
+    capsys.readouterr()
+    assert main(["report", "--compare", a, b, "--max-regression", "sessions_failed=0"]) == 0
+    assert "PASS gate sessions_failed=0: 0 worse (0 -> 0), limit 0 worse" in (  # a count
+        capsys.readouterr().out
+    )
 
 
 def test_cli_text_layout(runs: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -282,7 +287,7 @@ def test_cli_quiet_prints_verdict_and_failures(
     assert capsys.readouterr().out.splitlines() == [
         "verdict: FAIL (metrics beyond noise: 2 regressed, 0 improved; gates 1/2 passed; "
         "thresholds on B 1/1 passed)",
-        "FAIL gate ttfb_ms.p95=10%: 50.0% worse (400 -> 600), limit 10% worse",
+        "FAIL gate ttfb_ms.p95=10%: 50.0% worse (400 -> 600 ms), limit 10% worse",
     ]
     assert main(["report", "--compare", a, a, "-q"]) == 0
     assert capsys.readouterr().out.startswith("verdict: PASS (metrics beyond noise: 0 regressed")

@@ -74,6 +74,8 @@ class GateResult:
     relative: bool
     ok: bool
     note: str | None = None
+    unit: str = ""
+    """The metric's unit (``"ms"``; ``""`` for counts), for an absolute gate's figures."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``inf`` as the string ``"inf"``)."""
@@ -190,6 +192,7 @@ def evaluate_gates(
                 relative=gate.relative,
                 ok=worse is not None and worse <= gate.limit,
                 note=note,
+                unit="ms" if gate.metric.endswith("_ms") else "",
             )
         )
     return results

@@ -105,13 +105,14 @@ def _gate_line(g: GateResult) -> str:
     if g.worse is None:
         detail = g.note or "not measured"
     else:
-        unit = "%" if g.relative else ""
+        unit = f" {g.unit}" if g.unit else ""
         if g.worse == float("inf"):
             amount = "infinitely worse (A was 0)"
         else:
-            size = f"{abs(g.worse):.1f}%" if g.relative else _num(abs(g.worse))
+            size = f"{abs(g.worse):.1f}%" if g.relative else f"{_num(abs(g.worse))}{unit}"
             amount = f"{size} {'better' if g.worse < 0 else 'worse'}"
-        detail = f"{amount} ({_num(g.a)} -> {_num(g.b)}), limit {_num(g.limit)}{unit} worse"
+        limit = f"{_num(g.limit)}%" if g.relative else f"{_num(g.limit)}{unit}"
+        detail = f"{amount} ({_num(g.a)} -> {_num(g.b)}{unit}), limit {limit} worse"
     return f"{'PASS' if g.ok else 'FAIL'} gate {g.expr}: {detail}"
 
 
