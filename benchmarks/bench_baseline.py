@@ -359,7 +359,7 @@ def orchestrator_client(
     from orchestrator.scenario import BuiltinConversation, voice_session_config
     from orchestrator.session.spec import PacingSpec, SessionSpec
     from orchestrator.supervisor import ClosedModel, ListSink, Workload, open_supervisor
-    from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector
+    from orchestrator.supervisor.gc_regime import FullCollectionPolicy, FullCollector
     from orchestrator.transport import build_target
 
     conversation = BuiltinConversation()

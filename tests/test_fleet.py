@@ -58,7 +58,6 @@ from orchestrator.supervisor import (
     RestartPolicy,
     read_run_meta,
 )
-from orchestrator.supervisor.monitor import ValidityLimits
 from orchestrator.supervisor.plan import (
     ClosedShare,
     OpenShare,
@@ -67,6 +66,7 @@ from orchestrator.supervisor.plan import (
     share_model,
 )
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
+from orchestrator.supervisor.validity import ValidityLimits
 
 # ----------------------------------------------------------------------------- shares
 

@@ -17,14 +17,13 @@ import trio.testing
 
 from orchestrator.cli import main
 from orchestrator.supervisor import read_run_meta
-from orchestrator.supervisor.monitor import (
+from orchestrator.supervisor.gc_regime import (
     GC_THRESHOLDS,
     FullCollectionPolicy,
     FullCollector,
-    GcPauses,
-    LoopMonitor,
     tuned_gc,
 )
+from orchestrator.supervisor.monitor import GcPauses, LoopMonitor
 
 # ------------------------------------------------------------------------ policy (pure)
 

@@ -18,8 +18,8 @@ from orchestrator.aio.prometheus import SupervisorMetrics
 from orchestrator.fleet.coordinator import Fleet, FleetResults
 from orchestrator.fleet.merge import snapshot_from_dict
 from orchestrator.supervisor import ListSink, open_supervisor
-from orchestrator.supervisor.monitor import MIN_LIVE_SAMPLES, ValidityLimits, judge
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
+from orchestrator.supervisor.validity import MIN_LIVE_SAMPLES, ValidityLimits, judge
 
 LATE = 80.0  # ms, over the default 50 ms limits
 

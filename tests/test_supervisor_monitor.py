@@ -6,16 +6,9 @@ import pytest
 import trio
 import trio.testing
 
-from orchestrator.supervisor.monitor import (
-    CpuSampler,
-    LagHistogram,
-    LagRecorder,
-    LoopMonitor,
-    Validity,
-    ValidityLimits,
-    judge,
-)
+from orchestrator.supervisor.monitor import CpuSampler, LagHistogram, LagRecorder, LoopMonitor
 from orchestrator.supervisor.snapshot import RateCounter
+from orchestrator.supervisor.validity import Validity, ValidityLimits, judge
 
 # ------------------------------------------------------------------------ pure lag math
 

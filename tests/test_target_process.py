@@ -33,7 +33,7 @@ from orchestrator.cli.target_process import (
     serve_target,
 )
 from orchestrator.mockserver.groundtruth import GroundTruthSink, send_lateness
-from orchestrator.supervisor.monitor import ValidityLimits, judge_target, merge_validity
+from orchestrator.supervisor.validity import ValidityLimits, judge_target, merge_validity
 
 
 def run_args(*argv: str) -> argparse.Namespace:
@@ -324,7 +324,7 @@ def test_serve_runs_under_the_gc_regime_of_run(monkeypatch: pytest.MonkeyPatch) 
     thresholds back afterwards."""
     import gc
 
-    from orchestrator.supervisor.monitor import GC_THRESHOLDS
+    from orchestrator.supervisor.gc_regime import GC_THRESHOLDS
 
     before = gc.get_threshold()
     seen: dict[str, object] = {}

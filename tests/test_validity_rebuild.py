@@ -14,8 +14,8 @@ from orchestrator.cli import main
 from orchestrator.cli.run import record_target
 from orchestrator.cli.target_process import EmbeddedTarget
 from orchestrator.supervisor import JsonlSink, read_run_meta
-from orchestrator.supervisor.monitor import ValidityLimits
 from orchestrator.supervisor.outputs import SUMMARY_FILE, load_summary, write_outputs
+from orchestrator.supervisor.validity import ValidityLimits
 
 QUICK = [
     "--speech-ms", "300", "--lead-ms", "0", "--tail-ms", "300", "--quiet",

@@ -16,7 +16,7 @@ sources:
   restarts, late starts, breaker, draining, and the generator's health (event-loop lag,
   pacer lateness, CPU, whether the run is still valid: ``run_valid`` is the *live*
   verdict, which judges a figure only from
-  :data:`~orchestrator.supervisor.monitor.MIN_LIVE_SAMPLES` samples on and reads 1
+  :data:`~orchestrator.supervisor.validity.MIN_LIVE_SAMPLES` samples on and reads 1
   until then, so an early p99 of a few start-up stalls does not flip it to 0).
 
 All names start with ``orchestrator_``. Exposition happens on another thread (the HTTP
@@ -47,10 +47,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from orchestrator.metrics import SessionResult, TimelinePoint, TurnRecord
 from orchestrator.metrics.names import SESSION_METRICS, TURN_METRICS
-from orchestrator.supervisor.monitor import MIN_LIVE_SAMPLES
 from orchestrator.supervisor.sink import RecordSink
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
 from orchestrator.supervisor.tee import TeeSink
+from orchestrator.supervisor.validity import MIN_LIVE_SAMPLES
 
 __all__ = ["LATENCY_BUCKETS_MS", "LiveStatus", "SupervisorMetrics", "serve_metrics"]
 

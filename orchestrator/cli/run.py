@@ -34,11 +34,11 @@ where a results file exists (a SIGTERM or SIGHUP arriving outside the run itself
 the results file was opened, is held: before the run it drains the run at once, after it
 the summary is still written).
 
-Garbage collection (:func:`~orchestrator.supervisor.monitor.tuned_gc`, process-wide, for
+Garbage collection (:func:`~orchestrator.supervisor.gc_regime.tuned_gc`, process-wide, for
 the run only): objects alive
 before the run are frozen out of collection, young collections are kept small, and full
-collections happen when :class:`~orchestrator.supervisor.monitor.FullCollectionPolicy`
-says (a :class:`~orchestrator.supervisor.monitor.FullCollector` task in the run), never at
+collections happen when :class:`~orchestrator.supervisor.gc_regime.FullCollectionPolicy`
+says (a :class:`~orchestrator.supervisor.gc_regime.FullCollector` task in the run), never at
 CPython's own unpredictable moments; every pause is timed and reported with the run's
 self-monitoring figures (``gc_*`` in ``run_end``'s ``monitor``).
 """
@@ -102,18 +102,14 @@ from orchestrator.scenario import (
 from orchestrator.supervisor import (
     PlanError,
 )
+from orchestrator.supervisor.gc_regime import FullCollectionPolicy, FullCollector, tuned_gc
 from orchestrator.supervisor.live_thresholds import LiveThresholds, abort_thresholds
-from orchestrator.supervisor.monitor import (
-    FullCollectionPolicy,
-    FullCollector,
-    ValidityLimits,
-    tuned_gc,
-)
 from orchestrator.supervisor.outputs import RESULTS_FILE, write_outputs
 from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import JsonlSink
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
+from orchestrator.supervisor.validity import ValidityLimits
 from orchestrator.supervisor.workload import Workload, planned_total
 
 __all__ = ["add_parser", "execute", "handle", "record_target"]

@@ -71,8 +71,8 @@ from orchestrator.fleet.job import WorkerJob, WorkOrder, dumps_order
 from orchestrator.fleet.local import ProcessWorker
 from orchestrator.metrics import SessionResult, TurnRecord
 from orchestrator.session.spec import SessionSpec
+from orchestrator.supervisor.gc_regime import tuned_gc
 from orchestrator.supervisor.live_thresholds import LiveThresholds, abort_thresholds
-from orchestrator.supervisor.monitor import tuned_gc
 from orchestrator.supervisor.plan import fleet_size
 from orchestrator.supervisor.policy import RestartType
 from orchestrator.supervisor.workload import planned_total

@@ -8,8 +8,8 @@ start); the end of stdin (the parent closed it, exited or died) stops the server
 child never outlives its parent. ``--reuse-port`` binds with ``SO_REUSEPORT`` so that
 several such processes share one port.
 
-Garbage collection as in ``orchestrator run`` (:func:`~orchestrator.supervisor.monitor.tuned_gc`
-and a :class:`~orchestrator.supervisor.monitor.FullCollector` counting connections for
+Garbage collection as in ``orchestrator run`` (:func:`~orchestrator.supervisor.gc_regime.tuned_gc`
+and a :class:`~orchestrator.supervisor.gc_regime.FullCollector` counting connections for
 sessions): everything alive before serving (modules, the audio bank) is frozen out of
 collection and full collections come when the policy says, not at CPython's moments. A
 full collection of the start-up heap paused the loop 40-65 ms and held every frame due
@@ -48,7 +48,7 @@ from orchestrator.mockserver import (
     MockServer,
     ServerConfig,
 )
-from orchestrator.supervisor.monitor import FullCollector, tuned_gc
+from orchestrator.supervisor.gc_regime import FullCollector, tuned_gc
 
 API_KEY_ENV = "ORCHESTRATOR_MOCK_API_KEY"
 

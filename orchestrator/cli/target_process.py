@@ -55,7 +55,7 @@ import trio
 from orchestrator.cli.options import SERVER_OPTIONS, Given
 from orchestrator.mockserver import ServerConfig
 from orchestrator.mockserver.groundtruth import send_lateness
-from orchestrator.supervisor.monitor import Validity, ValidityLimits, judge_target
+from orchestrator.supervisor.validity import Validity, ValidityLimits, judge_target
 
 __all__ = [
     "GROUNDTRUTH_FILE",
@@ -405,7 +405,7 @@ def _records(path: Path, offset: int) -> list[dict[str, Any]]:
 def judge_groundtruth(
     target: EmbeddedTarget, limits: ValidityLimits
 ) -> tuple[Validity, dict[str, Any]]:
-    """The target's verdict (:func:`~orchestrator.supervisor.monitor.judge_target`) and
+    """The target's verdict (:func:`~orchestrator.supervisor.validity.judge_target`) and
     figures (:func:`~orchestrator.mockserver.groundtruth.send_lateness`, plus how it ran)
     from the ground truth this run wrote."""
     offsets = target.offsets or [0] * len(target.groundtruth)

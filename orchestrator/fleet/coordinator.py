@@ -71,10 +71,10 @@ from orchestrator.fleet.merge import (
 from orchestrator.fleet.wire import Command, WireError, command_line, is_record, parse_message
 from orchestrator.metrics import LiveStats, SessionResult, TurnRecord
 from orchestrator.metrics.records import ResultsFormatError, record_from_dict
-from orchestrator.supervisor.monitor import ValidityLimits, merge_validity
 from orchestrator.supervisor.sink import JsonlSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapshot
 from orchestrator.supervisor.tee import show
+from orchestrator.supervisor.validity import ValidityLimits, merge_validity
 
 __all__ = [
     "READY_TIMEOUT_S",
@@ -576,7 +576,7 @@ class Fleet:
         or hung), or while a worker's latest status has its event-loop lag p99 or pacer
         lateness p99 over ``validity_limits`` (the workers' own judgement, live; their
         ``end`` messages give the final one). Reasons name the worker. ``live=True`` adds
-        ``"judged"`` (:meth:`~orchestrator.supervisor.monitor.ValidityLimits.judge_live`):
+        ``"judged"`` (:meth:`~orchestrator.supervisor.validity.ValidityLimits.judge_live`):
         a worker's figure over too few samples (its status's counts) is not judged yet,
         and ``judged`` says whether any was; without it every figure measured is judged."""
         limits = self.validity_limits or ValidityLimits()

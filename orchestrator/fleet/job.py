@@ -24,10 +24,10 @@ import numpy as np
 
 from orchestrator.audio.voices.cache import VoiceCache
 from orchestrator.supervisor.breaker import CircuitBreaker
-from orchestrator.supervisor.monitor import ValidityLimits
 from orchestrator.supervisor.plan import ClosedModel, OpenModel
 from orchestrator.supervisor.policy import RestartPolicy
 from orchestrator.supervisor.supervisor import Driver
+from orchestrator.supervisor.validity import ValidityLimits
 from orchestrator.supervisor.workload import SpecFactory
 
 __all__ = ["JobError", "WorkOrder", "WorkerJob", "dumps_order", "loads_order"]
@@ -49,7 +49,7 @@ class WorkerJob:
     (``tags``: the run's user tags on every record).
     ``runtime``: a context manager factory held around the worker's run, entered before
     it says ``ready`` (the CLI passes its garbage-collector tuning,
-    :func:`~orchestrator.supervisor.monitor.tuned_gc`); ``None``: nothing.
+    :func:`~orchestrator.supervisor.gc_regime.tuned_gc`); ``None``: nothing.
     """
 
     model: ClosedModel | OpenModel

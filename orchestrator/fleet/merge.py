@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from orchestrator.supervisor.monitor import merge_validity
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
+from orchestrator.supervisor.validity import merge_validity
 
 __all__ = ["merge_monitor", "merge_snapshots", "snapshot_from_dict", "worker_validity"]
 

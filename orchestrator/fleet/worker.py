@@ -42,7 +42,7 @@ from orchestrator.fleet.wire import (
     parse_command,
 )
 from orchestrator.session.spec import SessionSpec
-from orchestrator.supervisor.monitor import FullCollectionPolicy, FullCollector
+from orchestrator.supervisor.gc_regime import FullCollectionPolicy, FullCollector
 from orchestrator.supervisor.plan import run_index, share_model
 from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor

@@ -24,9 +24,6 @@ from orchestrator.supervisor.monitor import (
     LagRecorder,
     LoopMonitor,
     MonitorSnapshot,
-    Validity,
-    ValidityLimits,
-    judge,
 )
 from orchestrator.supervisor.outputs import load_summary, write_outputs
 from orchestrator.supervisor.plan import (
@@ -61,6 +58,7 @@ from orchestrator.supervisor.supervisor import (
     SupervisorDraining,
     open_supervisor,
 )
+from orchestrator.supervisor.validity import Validity, ValidityLimits, judge
 from orchestrator.supervisor.workload import Workload, WorkloadStats, run_workload
 
 __all__ = [

@@ -32,8 +32,8 @@ from orchestrator.metrics import (
     summary_csv,
 )
 from orchestrator.metrics.prices import PriceTable
-from orchestrator.supervisor.monitor import merge_validity
 from orchestrator.supervisor.sink import RunMeta, read_run_meta
+from orchestrator.supervisor.validity import merge_validity
 
 __all__ = [
     "RESULTS_FILE",

@@ -60,13 +60,7 @@ from orchestrator.session.actor import Session, open_session
 from orchestrator.session.pacer import Pacer, Ticker
 from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor.breaker import CircuitBreaker
-from orchestrator.supervisor.monitor import (
-    CpuSampler,
-    LagHistogram,
-    LoopMonitor,
-    ValidityLimits,
-    judge,
-)
+from orchestrator.supervisor.monitor import CpuSampler, LagHistogram, LoopMonitor
 from orchestrator.supervisor.plan import decide_start
 from orchestrator.supervisor.policy import (
     Backoff,
@@ -80,6 +74,7 @@ from orchestrator.supervisor.policy import (
 from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import ListSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, RateCounter, SupervisorSnapshot
+from orchestrator.supervisor.validity import ValidityLimits, judge
 from orchestrator.transport import default_ssl_context
 
 __all__ = [
@@ -624,7 +619,7 @@ class Supervisor:
         """``{"valid": bool, "reasons": [...]}``: did the generator keep up (event-loop
         lag p99 and pacer lateness p99 within :attr:`validity_limits`)? That is the
         end-of-run verdict (``run_end``). ``live=True``: the verdict while the run goes
-        (:meth:`~.monitor.ValidityLimits.judge_live`: a figure with too few samples is not
+        (:meth:`~.validity.ValidityLimits.judge_live`: a figure with too few samples is not
         judged yet), with ``"judged"`` added."""
         mon = self.monitor.snapshot() if self.monitor is not None else None
         lag = None if mon is None else mon.lag_p99_ms
