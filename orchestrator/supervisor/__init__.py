@@ -4,10 +4,12 @@
   and the late/dropped classification of each start.
 * :mod:`.policy` — OTP restart types, restart intensity, exponential backoff with jitter.
 * :mod:`.breaker` — fleet-wide circuit breaker pausing new connections while the target fails.
-* :mod:`.monitor` — event-loop lag and CPU self-monitoring, and the run validity verdict.
+* :mod:`.monitor` — event-loop lag, CPU and GC-pause self-monitoring; :mod:`.validity` —
+  the run validity verdicts; :mod:`.gc_regime` — a long run's garbage-collection regime.
 * :mod:`.supervisor` — the runtime: :func:`open_supervisor`, :class:`Supervisor`,
   :class:`SessionHandle` (start on demand, OTP restarts, breaker, drain/cancel, snapshot).
-* :mod:`.workload` — :class:`Workload` (load model + session + driver), :func:`run_workload`.
+* :mod:`.workload` — :class:`Workload` (load model + session + driver), :func:`run_workload`;
+  any :class:`PlannedLoad` runs with :meth:`Supervisor.run_workload`.
 * :mod:`.sink` — the result sink (:class:`JsonlSink` flushes a line per finished turn and
   session), :func:`read_run_meta`; :mod:`.outputs` — ``summary.json`` / ``summary.csv`` /
   ``report.html`` from ``results.jsonl`` (:func:`write_outputs`).
@@ -53,6 +55,7 @@ from orchestrator.supervisor.snapshot import MetricPercentiles, SupervisorSnapsh
 from orchestrator.supervisor.supervisor import (
     Driver,
     MeasuredPacer,
+    PlannedLoad,
     SessionHandle,
     Supervisor,
     SupervisorDraining,
@@ -82,6 +85,7 @@ __all__ = [
     "NoRestart",
     "OpenModel",
     "PlanError",
+    "PlannedLoad",
     "PlannedStart",
     "RecordSink",
     "Restart",
