@@ -355,11 +355,10 @@ def orchestrator_client(
     import attrs
     import trio
 
-    from orchestrator.cli.run import tuned_gc
     from orchestrator.scenario import BuiltinConversation, voice_session_config
     from orchestrator.session.spec import PacingSpec, SessionSpec
     from orchestrator.supervisor import ClosedModel, ListSink, Workload, open_supervisor
-    from orchestrator.supervisor.gc_regime import FullCollectionPolicy, FullCollector
+    from orchestrator.supervisor.gc_regime import FullCollectionPolicy, FullCollector, tuned_gc
     from orchestrator.transport import build_target
 
     conversation = BuiltinConversation()

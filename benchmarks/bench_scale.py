@@ -47,7 +47,9 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(workers: int, per_worker: int, duration: float, servers: int, out: Path) -> dict[str, Any]:
+def run_once(
+    workers: int, per_worker: int, duration: float, servers: int, out: Path
+) -> dict[str, Any]:
     """One ``orchestrator run --workers N``; returns its figures."""
     cmd = [
         sys.executable, "-m", "orchestrator", "run", "--workers", str(workers),
@@ -60,7 +62,9 @@ def run_once(workers: int, per_worker: int, duration: float, servers: int, out: 
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {code}")
     summary = orjson.loads((out / "summary.json").read_bytes())
-    end = orjson.loads((out / "results.jsonl").read_bytes().splitlines()[-1])
+    lines = (out / "results.jsonl").read_bytes().splitlines()
+    # the run's end (the embedded target's verdict comes after it)
+    end = next(r for r in map(orjson.loads, reversed(lines)) if r.get("kind") == "run_end")
     completed = summary["sessions"]["by_status"].get("completed", 0)
     run_s = float(end["t_s"])
     monitor = end.get("monitor") or {}

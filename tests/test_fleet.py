@@ -198,17 +198,21 @@ def test_a_job_ships_by_content_with_the_voice_clips_it_holds(tmp_path: Path) ->
 def test_merged_status_adds_counts_and_keeps_the_worst_lag() -> None:
     a = SupervisorSnapshot(
         t_s=3.0, active=4, started=10, completed=6, loop_lag_p99_ms=2.0, pacer_p99_ms=9.0,
-        cpu_percent=40.0, breaker="closed", planned_total=20,
+        cpu_percent=40.0, breaker="closed", planned_total=20, loop_lag_samples=40,
+        pacer_samples=300,
     )  # fmt: skip
     b = SupervisorSnapshot(
         t_s=3.1, active=1, started=9, completed=8, loop_lag_p99_ms=30.0, pacer_p99_ms=None,
         cpu_percent=50.0, breaker="open", planned_total=20, draining=True, last_error="boom",
+        loop_lag_samples=30, pacer_samples=None,
     )  # fmt: skip
     merged = merge_snapshots([a, snapshot_from_dict(b.to_dict())])
     assert (merged.active, merged.started, merged.completed) == (5, 19, 14)
     assert (merged.loop_lag_p99_ms, merged.pacer_p99_ms) == (30.0, 9.0)
     assert (merged.cpu_percent, merged.breaker, merged.draining) == (90.0, "open", True)
     assert (merged.planned_total, merged.last_error, merged.t_s) == (40, "boom", 3.1)
+    # the samples behind the live p99s: the fewest worker's, not a pooled count
+    assert (merged.loop_lag_samples, merged.pacer_samples) == (30, 300)
 
 
 def test_merged_monitor_and_validity_name_the_worker() -> None:

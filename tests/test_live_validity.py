@@ -136,6 +136,13 @@ def test_a_fleet_judges_a_worker_live_only_over_enough_samples(tmp_path: Path) -
     live = fleet.validity(live=True)
     assert live["judged"] and not live["valid"]
     assert len(live["reasons"]) == 1 and live["reasons"][0].startswith("worker 0: event-loop lag")
+    # a lost worker is a verdict whatever its figures
+    worker.status, worker.died = None, "worker 0 died (exit code 1)"
+    assert fleet.validity(live=True) == {
+        "valid": False,
+        "reasons": ["worker 0 died (exit code 1)"],
+        "judged": True,
+    }
     sink.close()
 
 

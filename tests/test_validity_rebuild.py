@@ -15,7 +15,7 @@ from orchestrator.cli.run import record_target
 from orchestrator.cli.target_process import EmbeddedTarget
 from orchestrator.supervisor import JsonlSink, read_run_meta
 from orchestrator.supervisor.outputs import SUMMARY_FILE, load_summary, write_outputs
-from orchestrator.supervisor.validity import ValidityLimits
+from orchestrator.supervisor.validity import ValidityLimits, merge_validity
 
 QUICK = [
     "--speech-ms", "300", "--lead-ms", "0", "--tail-ms", "300", "--quiet",
@@ -117,6 +117,7 @@ def test_a_run_and_its_report_agree_on_the_target(tmp_path: Path, fleet: list[st
     assert meta.target is not None and meta.target["figures"]["responses"] == 2
     first = _summary(out)
     assert first["run"]["target"] == meta.target["figures"]
+    assert first["validity"] == merge_validity(meta.validity, meta.target["validity"])
     if meta.target["figures"]["send_late_p99_ms"] > 0:
         assert first["validity"]["valid"] is False
         assert any("embedded server" in r for r in first["validity"]["reasons"])

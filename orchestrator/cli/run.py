@@ -109,7 +109,7 @@ from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import JsonlSink
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
-from orchestrator.supervisor.validity import ValidityLimits
+from orchestrator.supervisor.validity import ValidityLimits, merge_validity
 from orchestrator.supervisor.workload import Workload, planned_total
 
 __all__ = ["add_parser", "execute", "handle", "record_target"]
@@ -243,8 +243,7 @@ def record_target(target: EmbeddedTarget | None, limits: ValidityLimits, sink: J
         return
     try:
         verdict, figures = judge_groundtruth(target, limits)
-        validity = {"valid": verdict.valid, "reasons": list(verdict.reasons)}
-        sink.event("target", {"validity": validity, "figures": figures})
+        sink.event("target", {"validity": merge_validity(verdict), "figures": figures})
     except (OSError, ValueError):
         return
 

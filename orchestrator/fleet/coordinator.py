@@ -578,7 +578,8 @@ class Fleet:
         ``end`` messages give the final one). Reasons name the worker. ``live=True`` adds
         ``"judged"`` (:meth:`~orchestrator.supervisor.validity.ValidityLimits.judge_live`):
         a worker's figure over too few samples (its status's counts) is not judged yet,
-        and ``judged`` says whether any was; without it every figure measured is judged."""
+        and ``judged`` says whether any was, or a worker was lost (that is a verdict
+        whatever was measured); without it every figure measured is judged."""
         limits = self.validity_limits or ValidityLimits()
         verdicts = []
         judged = False
@@ -588,7 +589,7 @@ class Fleet:
             verdict = limits.judge_live(
                 snap.loop_lag_p99_ms, counts[0], snap.pacer_p99_ms, counts[1]
             )
-            judged = judged or verdict["judged"]
+            judged = judged or verdict["judged"] or w.died is not None
             verdicts.append(worker_validity(w.link.name, verdict, w.died))
         merged = merge_validity(*verdicts)
         return {**merged, "judged": judged} if live else merged

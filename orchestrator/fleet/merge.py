@@ -2,7 +2,8 @@
 
 Pure functions. Counts and rates add up; times that judge the generator (loop lag, pacer
 lateness, GC pauses: ``*_ms`` figures) take the worst worker, since one worker that fell
-behind is enough to make the run untrustworthy; CPU adds up (the fleet's total).
+behind is enough to make the run untrustworthy, and the sample counts behind the live p99s
+the fewest worker's; CPU adds up (the fleet's total).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from orchestrator.supervisor.validity import merge_validity
 __all__ = ["merge_monitor", "merge_snapshots", "snapshot_from_dict", "worker_validity"]
 
 _WORST = frozenset({"loop_lag_p99_ms", "loop_lag_recent_max_ms", "pacer_p99_ms", "t_s"})
+#: The fewest of the workers' (the merged p99s are the worst worker's, not the pooled one's).
+_FEWEST = frozenset({"loop_lag_samples", "pacer_samples"})
 _BREAKER_ORDER = ("closed", "half_open", "open")
 _FIELDS = {f.name for f in attrs.fields(SupervisorSnapshot)}
 
@@ -37,6 +40,8 @@ def _worst(values: list[Any]) -> Any:
 def _merge_field(name: str, values: list[Any]) -> Any:
     if name in _WORST:
         return _worst(values)
+    if name in _FEWEST:
+        return min((v for v in values if v is not None), default=None)
     if name == "breaker":
         return max(values, key=lambda v: _BREAKER_ORDER.index(v) if v in _BREAKER_ORDER else 0)
     if name == "last_error":

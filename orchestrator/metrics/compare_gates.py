@@ -59,6 +59,15 @@ class RegressionGate:
     limit: float
     relative: bool
 
+    @property
+    def unit(self) -> str:
+        """The metric's unit: ``"ms"`` for a latency, ``""`` for a count."""
+        return "ms" if _in_ms(self.metric) else ""
+
+
+def _in_ms(metric: str) -> bool:
+    return metric.endswith("_ms")
+
 
 @attrs.frozen(kw_only=True)
 class GateResult:
@@ -75,7 +84,8 @@ class GateResult:
     ok: bool
     note: str | None = None
     unit: str = ""
-    """The metric's unit (``"ms"``; ``""`` for counts), for an absolute gate's figures."""
+    """The metric's unit (``"ms"``; ``""`` for counts): of the figures, and of the limit
+    and the amount of an absolute gate."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``inf`` as the string ``"inf"``)."""
@@ -131,7 +141,7 @@ def parse_gate(expr: str) -> RegressionGate:
             )
         )
         raise GateError(f"--max-regression {expr!r}: unknown metric {metric!r} (known: {known})")
-    if unit == "ms" and not metric.endswith("_ms"):
+    if unit == "ms" and not _in_ms(metric):
         raise GateError(f"--max-regression {expr!r}: {metric!r} is not in milliseconds")
     return RegressionGate(
         expr=expr.strip(),
@@ -192,7 +202,7 @@ def evaluate_gates(
                 relative=gate.relative,
                 ok=worse is not None and worse <= gate.limit,
                 note=note,
-                unit="ms" if gate.metric.endswith("_ms") else "",
+                unit=gate.unit,
             )
         )
     return results

@@ -112,7 +112,8 @@ def write_outputs(
     run = dict(meta.run)
     validity = meta.validity
     if meta.target is not None:
-        run["target"] = meta.target.get("figures")
+        if meta.target.get("figures") is not None:
+            run["target"] = meta.target["figures"]
         validity = merge_validity(validity, meta.target.get("validity"))
     if results.truncated:
         run["truncated"] = True

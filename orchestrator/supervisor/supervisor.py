@@ -112,7 +112,8 @@ class PlannedLoad(Protocol[_StatsT_co]):
 
     async def run(self, sup: Supervisor, *, t0: float | None = None) -> _StatsT_co:
         """Start the planned sessions on ``sup`` until the plan ends (or ``sup`` drains)
-        and every session it started is done; return how it went."""
+        and every session it started is done; return how it went. Cancellation stops
+        the planning; the sessions already started stay ``sup``'s."""
         ...
 
 
