@@ -329,28 +329,44 @@ async def test_an_attempt_is_bounded_even_when_its_driver_never_returns(
         assert result.failure is not None and result.failure.type == "MaxDurationExceeded"
 
 
-async def test_a_wss_target_gets_its_tls_context_before_the_first_connection(
+async def test_a_wss_workload_builds_its_tls_context_before_its_clock_starts(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The supervisor builds the shared TLS context when a wss session is started (once
-    per process: the function caches it), not when a connection first needs it."""
-    import orchestrator.supervisor.supervisor as sup_module
+    """Loading the CA store takes 15-65 ms of CPU: a ``wss`` workload awaits it (off the
+    loop) before its plan's clock starts, so no start is late for it; a start on the
+    supervisor itself never builds it on the loop (the connection does, in a thread)."""
+    import orchestrator.supervisor.workload as workload_module
     import orchestrator.transport as transport
+    import orchestrator.transport.connection as connection_module
 
-    events: list[str] = []
-    monkeypatch.setattr(sup_module, "default_ssl_context", lambda: events.append("tls"))
+    events: list[tuple[str, float]] = []
+
+    async def slow_tls() -> None:
+        events.append(("tls", trio.current_time()))
+        await trio.sleep(1.0)  # far over --late-after-ms: starts after t0 only if t0 follows
+
+    def on_the_loop() -> None:
+        raise AssertionError("the TLS context was built on the event loop")
+
+    monkeypatch.setattr(workload_module, "prepare_ssl_context", slow_tls)
+    monkeypatch.setattr(connection_module, "default_ssl_context", on_the_loop)
 
     @asynccontextmanager
     async def refused(target: Target) -> AsyncIterator[Any]:
-        events.append("connect")
+        events.append(("connect", trio.current_time()))
         raise ConnectFailed("refused", recoverable=False)
         yield  # pragma: no cover
 
     monkeypatch.setattr(transport, "open_connection", refused)
-    plain = Target(url=URL, dialect=Dialect.GA)
     wss = Target(url="wss://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
     async with open_supervisor(timeline_interval_s=None) as sup:
-        for target in (plain, wss):
-            handle = await sup.start(SessionSpec(target=target), restart=RestartType.TEMPORARY)
-            await handle.wait()
-    assert events == ["connect", "tls", "connect"]
+        handle = await sup.start(SessionSpec(target=wss), restart=RestartType.TEMPORARY)
+        await handle.wait()
+        assert [e for e, _ in events] == ["connect"]  # no TLS build at a plain start
+        events.clear()
+        model = ClosedModel(concurrency=2, sessions=2)
+        load = Workload(model=model, spec=SessionSpec(target=wss), restart=RestartType.TEMPORARY)
+        stats = await sup.run_workload(load)
+    assert [e for e, _ in events] == ["tls", "connect", "connect"]
+    assert events[1][1] == events[0][1] + 1.0  # the clock started once the context was built
+    assert stats.started == 2 and sup.late_starts == 0

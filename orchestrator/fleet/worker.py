@@ -47,6 +47,7 @@ from orchestrator.supervisor.plan import run_index, share_model
 from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.workload import Workload, planned_total
+from orchestrator.transport import prepare_ssl_context
 
 __all__ = ["main", "run_worker"]
 
@@ -102,7 +103,10 @@ async def run_worker(
         return job.spec(run_index(local, order.worker, order.workers))
 
     workload = Workload(model=share, spec=spec_for, driver=job.driver, restart=job.restart)
-    spec_for(0)  # build the base specs now (a factory may build them on first use)
+    # build the base specs now (a factory may build them on first use), and a wss
+    # target's TLS context, before ``ready``: the run's clock starts at ``go``
+    if getattr(spec_for(0).target, "secure", False):
+        await prepare_ssl_context()
     runtime = job.runtime() if job.runtime is not None else nullcontext()
     started = False
     with runtime:

@@ -75,7 +75,6 @@ from orchestrator.supervisor.rate_gate import RateGate
 from orchestrator.supervisor.sink import ListSink, RecordSink
 from orchestrator.supervisor.snapshot import MetricPercentiles, RateCounter, SupervisorSnapshot
 from orchestrator.supervisor.validity import ValidityLimits, judge
-from orchestrator.transport import default_ssl_context
 
 __all__ = [
     "Driver",
@@ -316,8 +315,6 @@ class Supervisor:
         if self._nursery is None:
             raise RuntimeError("Supervisor.start: the supervisor is not running")
         policy = self._policy(restart)
-        if getattr(spec.target, "secure", False):
-            default_ssl_context()  # built once per process, before any connection needs it
         session_id = spec.session_id
         if session_id == "session" or session_id in self.handles:
             session_id = f"s{self._auto_index:06d}"

@@ -2,7 +2,8 @@
 
 URL/headers/auth per endpoint kind (:mod:`.target`), secrets that never print
 (:mod:`.secret`), text-frame send/receive with typed close reasons (:mod:`.connection`,
-:mod:`.errors`), one shared TLS context per process (:func:`default_ssl_context`). No
+:mod:`.errors`), one shared TLS context per process (:func:`default_ssl_context`, built off the loop by
+:func:`prepare_ssl_context`). No
 event semantics here: messages are ``str``.
 """
 
@@ -15,6 +16,7 @@ from orchestrator.transport.connection import (
     connect_stream,
     default_ssl_context,
     open_connection,
+    prepare_ssl_context,
 )
 from orchestrator.transport.errors import (
     ConnectFailed,
@@ -62,6 +64,7 @@ __all__ = [
     "close_recoverable",
     "connect_stream",
     "default_ssl_context",
+    "prepare_ssl_context",
     "open_connection",
     "realtime_url",
     "redact",

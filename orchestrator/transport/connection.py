@@ -506,8 +506,8 @@ def default_ssl_context() -> ssl.SSLContext:
 
     Building it loads the system CA store: about 15 ms of CPU that blocks the calling
     thread. :func:`open_connection` builds it in a worker thread if nobody has yet; a
-    caller that opens many connections (the supervisor) calls this once before the run
-    starts so no connection waits for it. Thread-safe: concurrent first calls build
+    caller that opens many connections awaits :func:`prepare_ssl_context` once before
+    its run's clock starts, so neither its loop nor a connection waits for it. Thread-safe: concurrent first calls build
     one context. The context is shared: do not change it (load another CA, ...); pass
     your own ``ssl_context`` to :func:`open_connection` instead.
     """
@@ -521,13 +521,19 @@ def default_ssl_context() -> ssl.SSLContext:
     return context
 
 
-async def _tls_context(given: ssl.SSLContext | None) -> ssl.SSLContext:
-    if given is not None:
-        return given
+async def prepare_ssl_context() -> ssl.SSLContext:
+    """:func:`default_ssl_context`, built in a worker thread if nobody has yet, so the
+    event loop keeps running while the CA store loads (15-65 ms). Load generators await
+    it before their plan's clock starts (:func:`~orchestrator.supervisor.run_workload`
+    does for a ``wss`` workload). Cancellation: a cancelled call still waits for the
+    thread; the context is built either way."""
     if _default_context is not None:
         return _default_context
-    # Off the event loop; a cancelled call still waits for the thread (~15 ms).
     return await trio.to_thread.run_sync(default_ssl_context)
+
+
+async def _tls_context(given: ssl.SSLContext | None) -> ssl.SSLContext:
+    return given if given is not None else await prepare_ssl_context()
 
 
 async def _open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
