@@ -51,6 +51,8 @@ from orchestrator.fleet.wire import (
 )
 from orchestrator.fleet.worker import _only_broken_pipes
 from orchestrator.metrics import SessionResult, read_results
+from orchestrator.protocol import Dialect
+from orchestrator.session.spec import SessionSpec
 from orchestrator.supervisor import (
     ClosedModel,
     OpenModel,
@@ -67,6 +69,9 @@ from orchestrator.supervisor.plan import (
 )
 from orchestrator.supervisor.snapshot import SupervisorSnapshot
 from orchestrator.supervisor.validity import ValidityLimits
+from orchestrator.transport import Target
+
+SPEC = SessionSpec(target=Target(url="ws://127.0.0.1/v1/realtime", dialect=Dialect.GA))
 
 # ----------------------------------------------------------------------------- shares
 
@@ -703,7 +708,7 @@ async def test_each_worker_reseeds_its_restart_jitter() -> None:
         built: list[int] = []
         job = WorkerJob(
             model=ClosedModel(concurrency=2, sessions=4),
-            spec=lambda i, built=built: built.append(i),  # type: ignore[arg-type,misc]
+            spec=lambda i, built=built: built.append(i) or SPEC,  # type: ignore[misc]
             driver=None,
             restart=restart,
             seed=7,
