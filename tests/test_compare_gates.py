@@ -15,6 +15,11 @@ from orchestrator.cli import main
 from orchestrator.metrics.compare import ABSENT, compare, config_diff, direction
 from orchestrator.metrics.compare_gates import GateError, evaluate_gates, parse_gate
 from orchestrator.metrics.compare_noise import stat_noise
+from orchestrator.metrics.compare_render import (
+    build_comparison,
+    render_markdown,
+    render_text,
+)
 from orchestrator.metrics.records import SessionResult, TurnRecord
 from orchestrator.metrics.summary import build_summary
 
@@ -258,12 +263,66 @@ def test_cli_text_layout(runs: tuple[str, str], capsys: pytest.CaptureFixture[st
         "run totals (all others 0 in both runs):",
     ]
     assert "  load.concurrency: 3 -> 10" in lines
-    # one line per metric that changed, its verdict and the stats beyond noise
-    changed = lines[lines.index("changed beyond noise (2):") + 3 :][:2]
-    assert changed[0].split()[:3] == ["voice_to_voice_ms", "regressed", "p50"]
-    assert changed[1].split()[:3] == ["ttfb_ms", "regressed", "p50"]
-    assert "p95 +50.0%, p99 +50.0%, mean +50.0%, p90 +50.0%, max +50.0%, min +50.0%" in (changed[1])
+    # one row per metric that changed, its verdict and the stats beyond noise, wrapped
+    # under their column within 80 columns
+    start = lines.index("changed beyond noise (2):") + 1
+    block = lines[start : lines.index("config differences (1):") - 1]
+    assert block[0].split() == [
+        "metric",
+        "verdict",
+        "stat",
+        "change",
+        "(A",
+        "->",
+        "B",
+        "for",
+        "totals)",
+    ]
+    assert max(len(line) for line in block) <= 80  # an 80-column terminal
+    rows = changed_rows(block[2:])
+    assert [row[:2] for row in rows] == [
+        ["voice_to_voice_ms", "regressed"],
+        ["ttfb_ms", "regressed"],
+    ]
+    assert rows[1][2] == (
+        "p50 +50.0%, p95 +50.0%, p99 +50.0%, mean +50.0%, p90 +50.0%, max +50.0%, min +50.0%"
+    )
     assert len(lines) < 60
+
+
+def changed_rows(block: list[str]) -> list[list[str]]:
+    """``[metric, verdict, changes]`` of the text list of changes, continuation lines
+    (indented under the changes column) joined to their row."""
+    rows: list[list[str]] = []
+    for line in block:
+        if line.startswith("   "):
+            rows[-1][2] += " " + line.strip()
+        else:
+            rows.append(line.split(None, 2))
+    return rows
+
+
+def test_mixed_metric_marks_changes_without_direction_as_changed() -> None:
+    """A metric whose stats got worse, better and (its sample count, which has no better
+    direction) just smaller: each change says which, never ``better`` for the count; the
+    text list stays within 80 columns."""
+    a = summary_of(BASE[:1000])
+    b = summary_of(np.concatenate([BASE[1000:1300] * 1.3, BASE[1300:1400] * 0.5]))
+    c = build_comparison(a, b)
+    text = render_text(c)
+    lines = text.splitlines()
+    block = lines[lines.index("changed beyond noise (5):") + 1 :]
+    block = block[: block.index("")]
+    assert max(len(line) for line in block) <= 80  # an 80-column terminal
+    rows = {row[0]: row for row in changed_rows(block[2:])}
+    metric, verdict, changes = rows["ttfb_ms"]
+    assert verdict == "mixed"
+    assert "count -60.0% (changed)" in changes and "p95 +27.8% (worse)" in changes
+    assert "min -46.3% (better)" in changes and "(better), count" in changes
+    assert "count -60.0% (better)" not in text
+    assert rows["sessions_total"][1:] == ["changed", "1000 -> 400"]  # no direction either
+    md = render_markdown(c)
+    assert "count -60.0% (changed)" in md and "count -60.0% (better)" not in md
 
 
 def test_cli_quiet_prints_verdict_and_failures(

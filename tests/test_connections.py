@@ -31,8 +31,9 @@ def test_restarted_session_counts_once_by_its_last_attempt() -> None:
         result("a", "failed", attempt=0, connect_attempts=2, refused_by_status={"429": 2}),
         result("b", connect_attempts=1),
         result("a", "failed", attempt=1, connect_attempts=1, refused_by_status={"503": 1}),
-        result("a", attempt=2, connect_attempts=3, refused_by_status={"429": 2}, reconnects=1),
-    ]
+        result("a", attempt=2, connect_attempts=3, connect_failed=1, refused_by_status={"429": 2},
+               reconnects=1),
+    ]  # fmt: skip
     assert [(r.session_id, r.attempt) for r in last_attempts(records)] == [("a", 2), ("b", 0)]
     summary = build_summary([], records)
     totals = summary["totals"]
@@ -41,6 +42,7 @@ def test_restarted_session_counts_once_by_its_last_attempt() -> None:
     assert summary["sessions"]["by_status"] == {"completed": 2}
     assert summary["connections"] == {
         "attempts": 7,
+        "connect_failed": 1,  # records without the count (older files) add nothing
         "refused": 5,
         "refused_by_status": {"429": 4, "503": 1},
         "reconnects": 1,
@@ -48,7 +50,8 @@ def test_restarted_session_counts_once_by_its_last_attempt() -> None:
     }
     # records written before the counters existed read as zeros
     assert connection_counts([result("old")]) == {
-        "attempts": 0, "refused": 0, "refused_by_status": {}, "reconnects": 0, "restarts": 0,
+        "attempts": 0, "connect_failed": None, "refused": 0, "refused_by_status": {},
+        "reconnects": 0, "restarts": 0,
     }  # fmt: skip
 
 
@@ -88,6 +91,7 @@ async def test_refused_handshakes_counted_by_status_and_every_session_once(
     assert conn["refused_by_status"] == {"429": rejected}
     opened = sum(1 for r in records if r.connect_ms is not None)
     assert conn["attempts"] == rejected + opened
+    assert conn["connect_failed"] == 0  # a refused handshake is a handshake
     assert conn["reconnects"] == 0  # a refused first handshake is no reconnect
     failed_attempts = [r for r in records if r.status == "failed"]
     assert {r.failure.type for r in failed_attempts if r.failure} == {"HandshakeRejected"}

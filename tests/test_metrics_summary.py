@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import attrs
 import numpy as np
@@ -11,7 +12,13 @@ import orjson
 import pytest
 
 from orchestrator.metrics.names import DISTRIBUTION_METRICS
-from orchestrator.metrics.records import ErrorRecord, SessionResult, ToolCallRecord, TurnRecord
+from orchestrator.metrics.records import (
+    ErrorRecord,
+    SessionResult,
+    ToolCallRecord,
+    TurnRecord,
+    to_json_line,
+)
 from orchestrator.metrics.summary import (
     CSV_COLUMNS,
     PRICES,
@@ -23,8 +30,15 @@ from orchestrator.metrics.summary import (
     summary_csv,
     token_totals,
 )
-from orchestrator.metrics.text import all_failed_warning, summary_text
+from orchestrator.metrics.text import (
+    all_failed_warning,
+    connection_line,
+    planned_sessions,
+    run_state_lines,
+    summary_text,
+)
 from orchestrator.metrics.thresholds import ThresholdError
+from orchestrator.supervisor.outputs import write_outputs
 
 
 def turn(sid: str, i: int, **kw: object) -> TurnRecord:
@@ -319,3 +333,80 @@ def test_turn_status_counts_and_failure_reasons_top_n() -> None:
     assert "session completed" not in reasons and "client_cancelled" not in reasons
     # a failed response on a turn without a reason falls back to its status_reason
     assert reasons.get("server_error") == 1
+
+
+# --- how the run ended, said first -----------------------------------------------------
+
+
+def closed_plan(sessions: int) -> dict[str, object]:
+    return {"load": {"model": "closed", "concurrency": 20, "sessions": sessions}}
+
+
+def test_interrupted_run_says_so_first_with_the_sessions_never_started() -> None:
+    s = build_summary(
+        [], [session(str(i)) for i in range(20)], run={"interrupted": True}, config=closed_plan(40)
+    )
+    lines = summary_text(s).splitlines()
+    assert lines[0].startswith("RUN INTERRUPTED: ")
+    assert lines[1] == "sessions planned: 40; started: 20; never started: 20"
+    assert lines[2].startswith("sessions: 20 (20 completed")
+    assert planned_sessions(s) == 40
+    # the whole plan ran: nothing to say
+    done = build_summary([], [session(str(i)) for i in range(40)], config=closed_plan(40))
+    assert run_state_lines(done) == []
+    assert summary_text(done).startswith("sessions: 40 ")
+
+
+def test_plan_unknown_or_open_model_says_nothing_about_it() -> None:
+    sessions = [session("a")]
+    open_load = {"load": {"model": "open", "rate": 2.0, "duration_s": 10.0, "sessions": 40}}
+    for config in (None, {}, open_load, {"load": {"model": "closed", "sessions": None}}):
+        assert planned_sessions(build_summary([], sessions, config=config)) is None
+        assert run_state_lines(build_summary([], sessions, config=config)) == []
+
+
+def test_aborted_run_says_so_first() -> None:
+    abort = {"threshold": "ttfb_ms.p95<1:abort", "reason": "threshold 'ttfb_ms.p95<1:abort' failed"}
+    s = build_summary([], [session("a")], run={"aborted": abort}, config=closed_plan(10))
+    lines = summary_text(s).splitlines()
+    assert lines[:2] == [
+        "RUN ABORTED: threshold 'ttfb_ms.p95<1:abort' failed",
+        "sessions planned: 10; started: 1; never started: 9",
+    ]
+    assert not any(line.startswith("RUN INTERRUPTED") for line in lines)
+    assert [line for line in lines if line.startswith("RUN ABORTED")] == [lines[0]]  # once
+
+
+def test_crashed_and_cut_off_results_file_says_so_first(tmp_path: Path) -> None:
+    """``report DIR`` of a results file without ``run_end`` whose last line is cut off."""
+    results = tmp_path / "results.jsonl"
+    head = orjson.dumps({"kind": "run", "run": {"name": "x"}, "config": closed_plan(5)})
+    body = b"".join(to_json_line(session(f"s{i}")) for i in range(2))
+    results.write_bytes(head + b"\n" + body + b'{"kind":"session","session_id":"s2","sta')
+    s = write_outputs(tmp_path).summary
+    lines = summary_text(s).splitlines()
+    assert lines[:3] == [
+        "RUN DID NOT END: no run_end line: the run crashed or is still running",
+        "RESULTS TRUNCATED: the last line of the results file was cut off and skipped",
+        "sessions planned: 5; with results: 2; 3 not started or not finished",
+    ]
+    assert lines[3].startswith("sessions: 2 (2 completed")
+
+
+def test_connection_line_counts_failed_connects_apart_from_handshakes() -> None:
+    refused = session("a", "failed", connect_attempts=4, connect_failed=4)
+    s = build_summary([], [refused, session("b", connect_attempts=1, connect_failed=0)])
+    assert s["connections"]["connect_failed"] == 4
+    assert connection_line(s) == (
+        "connections: 5 attempts, 4 failed to connect (TCP/TLS), 1 handshakes, 0 refused, "
+        "0 reconnected, 0 restarts"
+    )
+    # no failed connects: every attempt was a handshake
+    s = build_summary([], [session("a", connect_attempts=3, connect_failed=0, reconnects=2)])
+    assert connection_line(s) == "connections: 3 handshakes, 0 refused, 2 reconnected, 0 restarts"
+    # records written before connect_failed existed: attempts, not claimed as handshakes
+    s = build_summary([], [session("a", connect_attempts=3, reconnects=2)])
+    assert s["connections"]["connect_failed"] is None
+    assert connection_line(s) == "connections: 3 attempts, 0 refused, 2 reconnected, 0 restarts"
+    # one handshake per session and nothing else: no line
+    assert connection_line(build_summary([], [session("a", connect_attempts=1)])) is None

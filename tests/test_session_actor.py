@@ -36,7 +36,8 @@ from orchestrator.session import (
     open_session,
     run_session,
 )
-from orchestrator.transport import Secret, Target
+from orchestrator.transport import ConnectFailed, Secret, Target
+from orchestrator.transport.errors import ConnectStage
 
 
 def sent_types(conn: Any) -> list[str]:
@@ -484,8 +485,44 @@ async def test_reconnects_exhausted_fail_the_session(autojump_clock: object) -> 
             await session.say_text("again")
     result = session.result
     assert result is not None and result.status == "failed"
-    assert result.reason and "gave up after 2 reconnect attempt(s)" in result.reason
+    assert result.reason and "gave up after 2 failed reconnect attempt(s)" in result.reason
     assert attempts == 3
+    # every connection opened (three handshakes, no failed connect; two reconnects made),
+    # but none completed a response: each reconnect attempt failed to recover
+    assert (result.connect_attempts, result.connect_failed, result.reconnects) == (3, 0, 2)
+
+
+async def test_connects_failed_before_the_handshake_are_counted_apart(
+    autojump_clock: object,
+) -> None:
+    """TCP/TLS failures (``ConnectFailed.stage``) are ``connect_failed``; a failure in the
+    upgrade, or of unknown stage, was a handshake tried."""
+    stages: list[ConnectStage | None] = ["tcp", "tls", "upgrade", None]
+
+    def factory() -> Any:
+        stage = stages.pop(0)
+
+        @asynccontextmanager
+        async def refuse() -> AsyncIterator[Any]:
+            raise ConnectFailed(f"cannot connect ({stage})", recoverable=True, stage=stage)
+            yield  # pragma: no cover  # makes this a generator
+
+        return refuse()
+
+    spec = SessionSpec(
+        connect=factory,
+        reconnect=ReconnectPolicy(max_attempts=3, jitter=0.0),
+        wait_session_created=False,
+    )
+    async with open_session(spec) as session:
+        with pytest.raises(SessionEnded):
+            await session.say_text("hello")
+    result = session.result
+    assert result is not None and result.status == "failed" and not stages
+    assert (result.connect_attempts, result.connect_failed, result.reconnects) == (4, 2, 0)
+    assert result.reason and result.reason.startswith(
+        "ConnectFailed: gave up after 3 failed reconnect attempt(s); last: ConnectFailed: "
+    )
 
 
 # ---------------------------------------------------------------------------- failures

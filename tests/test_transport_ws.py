@@ -30,6 +30,7 @@ from orchestrator.transport import (
     connect_stream,
     open_connection,
 )
+from orchestrator.transport.connection import _os_error_text
 
 KEY = "sk-live-SECRET-0123456789"
 GUARD = 5.0
@@ -242,6 +243,43 @@ async def test_connection_refused_is_recoverable_connect_failed() -> None:
             pytest.fail("must not connect")
     assert info.value.recoverable
     _assert_no_key(info.value)
+    # the OS error is kept; TCP failed, so no handshake was tried
+    assert str(info.value).startswith(f"cannot connect to 127.0.0.1:{port}: Connection refused")
+    assert info.value.stage == "tcp" and info.value.before_handshake
+
+
+def test_os_error_text_of_every_address_tried() -> None:
+    def attempts(*errors: OSError) -> OSError:
+        exc = OSError("all attempts to connect to localhost:1 failed")
+        exc.__cause__ = ExceptionGroup("all attempts", list(errors))
+        return exc
+
+    refused4 = ConnectionRefusedError(
+        111, "Error connecting to ('127.0.0.1', 1): Connection refused"
+    )
+    refused6 = ConnectionRefusedError(111, "Error connecting to ('::1', 1): Connection refused")
+    unreachable = OSError(101, "Error connecting to ('::1', 1): Network is unreachable")
+    assert _os_error_text(attempts(refused4, refused6)) == "Connection refused (errno 111)"
+    assert _os_error_text(attempts(unreachable, refused4)) == (
+        "Error connecting to ('::1', 1): Network is unreachable; "
+        "Error connecting to ('127.0.0.1', 1): Connection refused"
+    )
+    dns = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert _os_error_text(dns) == "Name or service not known"
+
+
+async def test_wss_to_a_plain_ws_server_hints_at_it() -> None:
+    async def handler(request: WebSocketRequest) -> None:
+        await request.accept()
+
+    with trio.fail_after(GUARD):
+        async with ws_server(handler) as port:
+            tls = Target(url=f"wss://127.0.0.1:{port}/v1/realtime", api_key=None)
+            with pytest.raises(ConnectFailed, match="TLS handshake") as info:
+                async with open_connection(tls):
+                    pytest.fail("must not connect")
+    assert str(info.value).endswith("(is it a plain ws:// server?)")
+    assert info.value.stage == "tls" and info.value.before_handshake
 
 
 async def test_server_hanging_up_before_upgrade_does_not_hang() -> None:
@@ -257,6 +295,7 @@ async def test_server_hanging_up_before_upgrade_does_not_hang() -> None:
                 async with open_connection(_target(port)):
                     pytest.fail("must not connect")
             assert info.value.recoverable
+            assert info.value.stage == "upgrade" and not info.value.before_handshake
             # wss to a plaintext server: TLS fails, recoverable
             tls = Target(url=f"wss://127.0.0.1:{port}/v1/realtime", api_key=None)
             assert tls.secure

@@ -2,7 +2,8 @@
 
 Layout (text and Markdown): the verdict line and every failed gate/threshold first;
 then (unless quiet) all gates and thresholds, the changes beyond noise (one line per
-metric: its verdict and the stats that changed), and the config keys that differ. Then
+metric: its verdict and the stats that changed; in text the stats wrap to stay within
+:data:`TEXT_WIDTH` columns), and the config keys that differ. Then
 the metrics measured in either run, main metrics first: text shows one row per metric
 with its count and p50/p95/p99 (``A -> B``, the change marked as noise or as
 worse/better) and the run totals that are not 0 in both runs; Markdown has one table per
@@ -35,6 +36,13 @@ __all__ = [
 _ROW_HEADERS = ("stat", "A", "B", "delta", "delta %", "noise ±", "verdict")
 _CHANGED_HEADERS = ("metric", "verdict", "beyond noise: stat change (A -> B for totals)")
 TOTALS_GROUP = "run totals"
+#: Widest line of the text list of changes beyond noise (an 80-column terminal): a
+#: metric's stat changes wrap under their column (at least :data:`_MIN_CHANGE_WIDTH`).
+TEXT_WIDTH = 80
+_MIN_CHANGE_WIDTH = 24
+#: How a stat that changed beyond noise is marked in a metric with mixed verdicts:
+#: ``changed`` when it has no better direction (a ``count``, ``audio_out_ms``).
+_CHANGE_WORDS = {"regressed": "worse", "improved": "better", "changed": "changed"}
 
 
 @attrs.frozen(kw_only=True)
@@ -150,12 +158,13 @@ def _change(r: CompareRow, mixed: bool) -> str:
     else:
         amount = _pct(r.delta_pct) if r.delta_pct is not None else _num(r.delta, sign=True)
         text = f"{r.stat} {amount}"
-    return f"{text} ({'worse' if r.verdict == 'regressed' else 'better'})" if mixed else text
+    return f"{text} ({_CHANGE_WORDS[r.verdict]})" if mixed else text
 
 
-def _changed_groups(c: Comparison) -> list[list[str]]:
-    """``[metric, verdict, changes]`` per metric (or run total) with a change beyond
-    noise; verdict ``mixed`` when some stats got worse and others better; regressions
+def _changed_items(c: Comparison) -> list[tuple[str, str, list[str]]]:
+    """``(metric, verdict, changes)`` per metric (or run total) with a change beyond
+    noise; verdict ``mixed`` when its stats' verdicts differ (each change then says
+    ``worse``, ``better`` or, without a better direction, ``changed``); regressions
     first, then in metric order."""
     groups: dict[str, list[CompareRow]] = {}
     for r in c.rows:
@@ -165,9 +174,48 @@ def _changed_groups(c: Comparison) -> list[list[str]]:
     for metric, rows in groups.items():
         verdicts = {r.verdict for r in rows}
         verdict = verdicts.pop() if len(verdicts) == 1 else "mixed"
-        out.append([metric, verdict, ", ".join(_change(r, verdict == "mixed") for r in rows)])
+        out.append((metric, verdict, [_change(r, verdict == "mixed") for r in rows]))
     order = {"regressed": 0, "mixed": 1, "changed": 2, "improved": 3}
-    return sorted(out, key=lambda row: order[row[1]])
+    return sorted(out, key=lambda item: order[item[1]])
+
+
+def _changed_groups(c: Comparison) -> list[list[str]]:
+    """:func:`_changed_items` as table rows (the changes joined on one line)."""
+    return [[metric, verdict, ", ".join(changes)] for metric, verdict, changes in _changed_items(c)]
+
+
+def _wrap_changes(changes: Sequence[str], width: int) -> list[str]:
+    """``changes`` joined with ``", "`` into lines of at most ``width`` characters (a
+    change is never split; one longer than ``width`` gets a line of its own)."""
+    lines: list[str] = []
+    line = ""
+    for change in changes:
+        if line and len(line) + len(", ") + len(change) + len(",") > width:
+            lines.append(line + ",")
+            line = change
+        else:
+            line = f"{line}, {change}" if line else change
+    return [*lines, line]
+
+
+def _changed_text(items: Sequence[tuple[str, str, list[str]]], width: int = TEXT_WIDTH) -> str:
+    """The text table of :func:`_changed_items`, indented by two, its last column
+    wrapped so that lines stay within ``width`` (unless the metric names alone are
+    wider than ``width - _MIN_CHANGE_WIDTH``)."""
+    head = ("metric", "verdict", "stat change (A -> B for totals)")
+    w0 = max(len(head[0]), *(len(item[0]) for item in items))
+    w1 = max(len(head[1]), *(len(item[1]) for item in items))
+    lead = 2 + w0 + 2 + w1 + 2
+    room = max(width - lead, _MIN_CHANGE_WIDTH)
+    lines = [
+        f"  {head[0]:<{w0}}  {head[1]:<{w1}}  {head[2]}",
+        f"  {'-' * w0}  {'-' * w1}  {'-' * min(room, len(head[2]))}",
+    ]
+    for metric, verdict, changes in items:
+        first, *rest = _wrap_changes(changes, room)
+        lines.append(f"  {metric:<{w0}}  {verdict:<{w1}}  {first}")
+        lines.extend(" " * lead + line for line in rest)
+    return "\n".join(lines) + "\n"
 
 
 def _cells(r: CompareRow) -> list[str]:
@@ -209,10 +257,10 @@ def render_text(c: Comparison, *, quiet: bool = False) -> str:
     if c.gates or c.thresholds:
         checks = [_gate_line(g) for g in c.gates] + [_threshold_line(t) for t in c.thresholds]
         text += "\nchecks:\n" + "".join(f"  {line}\n" for line in checks)
-    changed = _changed_groups(c)
+    changed = _changed_items(c)
     text += f"\nchanged beyond noise ({len(changed)}):\n"
     if changed:
-        text += _indent(format_table(_CHANGED_HEADERS, changed))
+        text += _changed_text(changed)
     else:
         text += "  nothing\n"
     text += f"\nconfig differences ({len(c.config)}):\n"

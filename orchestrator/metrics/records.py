@@ -63,7 +63,10 @@ the JSON line (never 0).
     attempt), ``planned_start_s``,
     ``late_start_ms`` (actual minus planned start), ``connect_ms``, ``session_ready_ms``,
     ``t_end_s``, ``turns`` (count; the turn lines are separate), ``connect_attempts``
-    (websocket handshakes tried by this attempt, reconnects included),
+    (connections tried by this attempt, reconnect attempts included, whether or not TCP
+    connected), ``connect_failed`` (those of them that failed before the websocket
+    handshake: TCP or TLS; ``connect_attempts - connect_failed`` handshakes were tried;
+    None in records written before it was counted),
     ``refused_by_status`` (handshakes the server refused, by HTTP status as a string:
     ``{"429": 3}``; None when none), ``reconnects``,
     ``rollovers`` (planned moves to a fresh connection; included in ``reconnects``),
@@ -81,8 +84,8 @@ the JSON line (never 0).
 Fields added later (``TurnRecord.status``/``reason``/``failure``/``user_transcript``/``gap_ms``/
 ``ttfa_ms``/``voice_to_voice_audible_ms``/``playback_underrun_ms``,
 ``SessionResult.rollovers``/``protocol_errors``/``audio_frames_dropped``/``greeting_ms``/
-``connect_attempts``/``refused_by_status``, ``scenario``/``tags`` of both) are optional
-with defaults, so older files still read.
+``connect_attempts``/``connect_failed``/``refused_by_status``, ``scenario``/``tags`` of
+both) are optional with defaults, so older files still read.
 
 ``"kind": "snapshot"`` -> :class:`TimelinePoint` (optional; live status samples written by
     the supervisor): ``t_s``, ``active``, ``started``, ``completed``, ``failed``,
@@ -287,6 +290,7 @@ class SessionResult:
     t_end_s: float
     turns: int = 0
     connect_attempts: int = 0
+    connect_failed: int | None = None
     refused_by_status: dict[str, int] | None = attrs.field(default=None, hash=False)
     reconnects: int = 0
     rollovers: int = 0

@@ -13,7 +13,9 @@ Layout of the dict returned by :func:`build_summary` (JSON-ready, stable key ord
                   when its status is "failed", it has an error record or a "failed"
                   response; see ``TurnRecord.failed``), late_starts,
                   dropped_starts, reconnects, cost_usd
-    connections   attempts (websocket handshakes tried, reconnects included), refused
+    connections   attempts (connections tried, reconnect attempts included),
+                  connect_failed (attempts that failed before the websocket handshake:
+                  TCP or TLS; None or absent for older results), refused
                   (handshakes refused with an HTTP status), refused_by_status
                   (``{"429": n}``), reconnects, restarts (supervisor restarts: session
                   records after a session's first)
@@ -317,18 +319,26 @@ def last_attempts(sessions: Sequence[SessionResult]) -> list[SessionResult]:
 
 def connection_counts(sessions: Sequence[SessionResult]) -> dict[str, Any]:
     """``summary["connections"]`` of every session record (attempts included):
-    handshake ``attempts``, ``refused`` (with an HTTP status) and ``refused_by_status``,
+    connection ``attempts``, ``connect_failed`` (before the handshake), ``refused`` (with
+    an HTTP status) and ``refused_by_status``,
     ``reconnects``, and ``restarts`` (records of attempts after a session's first)."""
     refused: collections.Counter[str] = collections.Counter()
     for s in sessions:
         refused.update(s.refused_by_status or {})
     return {
         "attempts": sum(s.connect_attempts for s in sessions),
+        "connect_failed": _sum_known(s.connect_failed for s in sessions),
         "refused": sum(refused.values()),
         "refused_by_status": dict(sorted(refused.items())),
         "reconnects": sum(s.reconnects for s in sessions),
         "restarts": sum(1 for s in sessions if s.attempt > 0),
     }
+
+
+def _sum_known(values: Iterable[int | None]) -> int | None:
+    """The sum of the known values; None when none is known (older records)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _counts(turns: Sequence[TurnRecord], sessions: Sequence[SessionResult]) -> dict[str, Any]:

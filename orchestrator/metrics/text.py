@@ -14,6 +14,8 @@ __all__ = [
     "failure_reason_lines",
     "fmt_number",
     "format_table",
+    "planned_sessions",
+    "run_state_lines",
     "summary_text",
     "truncate",
 ]
@@ -95,22 +97,82 @@ def _group_text(group: Mapping[str, Any]) -> str:
 
 
 def connection_line(summary: Mapping[str, Any]) -> str | None:
-    """``connections: A handshakes, R refused (429: n), N reconnects, S restarts`` when
-    anything beyond one handshake per session happened, else None."""
+    """``connections: H handshakes, R refused (429: n), N reconnected, S restarts`` when
+    anything beyond one handshake per session happened, else None. When connections
+    failed before the handshake (TCP or TLS: ``connections.connect_failed``) the line
+    starts ``A attempts, F failed to connect (TCP/TLS), H handshakes``; a summary written
+    before that count existed says ``A attempts`` only (they were never all handshakes).
+    ``reconnected``: successful reconnects (a failed reconnect attempt is an attempt)."""
     conn = summary.get("connections")
     if not conn:
         return None
     sessions = summary.get("totals", {}).get("sessions_total", 0)
-    if not (conn.get("refused") or conn.get("reconnects") or conn.get("restarts")) and (
-        conn.get("attempts", 0) <= sessions
+    attempts = conn.get("attempts", 0)
+    failed = conn.get("connect_failed")
+    if not (failed or conn.get("refused") or conn.get("reconnects") or conn.get("restarts")) and (
+        attempts <= sessions
     ):
         return None
+    if failed is None:
+        tried = f"{attempts} attempts"
+    elif failed:
+        tried = f"{attempts} attempts, {failed} failed to connect (TCP/TLS), "
+        tried += f"{attempts - failed} handshakes"
+    else:
+        tried = f"{attempts} handshakes"
     by_status = ", ".join(f"{k}: {v}" for k, v in (conn.get("refused_by_status") or {}).items())
     refused = f"{conn.get('refused', 0)} refused" + (f" ({by_status})" if by_status else "")
     return (
-        f"connections: {conn.get('attempts', 0)} handshakes, {refused}, "
-        f"{conn.get('reconnects', 0)} reconnects, {conn.get('restarts', 0)} restarts"
+        f"connections: {tried}, {refused}, "
+        f"{conn.get('reconnects', 0)} reconnected, {conn.get('restarts', 0)} restarts"
     )
+
+
+def planned_sessions(summary: Mapping[str, Any]) -> int | None:
+    """How many sessions the run meant to start, when its config says so before the run
+    (a closed load model's ``sessions``), else None (open models, older summaries)."""
+    load = summary.get("config", {}).get("load") or {}
+    sessions = load.get("sessions")
+    if load.get("model") != "closed" or isinstance(sessions, bool) or not isinstance(sessions, int):
+        return None
+    return sessions
+
+
+def run_state_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What a reader must know before trusting the numbers, from ``summary["run"]``: the
+    run was interrupted (a stop signal, or an error that ended it early), aborted (an
+    ``:abort`` threshold), never wrote its ``run_end`` line (crashed or still running),
+    or its results file ended in a cut-off line; and, when the plan is known
+    (:func:`planned_sessions`) and larger, how many planned sessions never started (or,
+    without ``run_end``, have no results). No lines for a run that ended as planned."""
+    run = summary.get("run", {})
+    out = []
+    if run.get("interrupted"):
+        out.append(
+            "RUN INTERRUPTED: stopped before its plan ended (Ctrl-C, a stop signal or an error)"
+        )
+    aborted = run.get("aborted")
+    if aborted:
+        out.append(f"RUN ABORTED: {aborted.get('reason') or aborted.get('threshold')}")
+    ended = run.get("ended")
+    if ended:
+        out.append(f"RUN DID NOT END: {ended}")
+    if run.get("truncated"):
+        out.append("RESULTS TRUNCATED: the last line of the results file was cut off and skipped")
+    planned = planned_sessions(summary)
+    recorded = summary.get("totals", {}).get("sessions_total", 0)
+    if planned is not None and planned > recorded:
+        if ended:
+            out.append(
+                f"sessions planned: {planned}; with results: {recorded}; "
+                f"{planned - recorded} not started or not finished"
+            )
+        else:
+            out.append(
+                f"sessions planned: {planned}; started: {recorded}; "
+                f"never started: {planned - recorded}"
+            )
+    return out
 
 
 def breakdown_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -173,12 +235,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def summary_text(summary: Mapping[str, Any]) -> str:
-    """Human-readable run summary: totals, connection counts (when anything was refused,
+    """Human-readable run summary: first how the run ended when not as planned
+    (:func:`run_state_lines`: interrupted, aborted, not ended, truncated, planned sessions
+    never started), then totals, connection counts (when anything failed, was refused,
     retried or restarted), the largest failure groups, metric table (only measured
     metrics), per-scenario / per-label tables (when there are several), validity, cost
     and threshold results."""
     totals = summary.get("totals", {})
-    out = []
+    out = run_state_lines(summary)
     out.append(
         "sessions: {total} ({completed} completed, {failed} failed, {cancelled} cancelled); "
         "turns: {turns} ({tfailed} failed); late starts: {late}; dropped starts: {dropped}".format(
@@ -226,7 +290,4 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     for t in summary.get("thresholds", []):
         mark = "PASS" if t["ok"] else "FAIL"
         out.append(f"{mark}  {t['expr']}  (actual {fmt_number(t.get('actual'), 3)})")
-    aborted = summary.get("run", {}).get("aborted")
-    if aborted:
-        out.append(f"RUN ABORTED: {aborted.get('reason') or aborted.get('threshold')}")
     return "\n".join(out) + "\n"

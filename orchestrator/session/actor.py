@@ -337,6 +337,7 @@ class Session:
             t_end_s=t - run_t0,
             turns=len(self.turns),
             connect_attempts=link.connect_attempts,
+            connect_failed=link.connect_failed,
             refused_by_status=dict(link.refused_by_status) or None,
             reconnects=link.reconnects,
             rollovers=link.rollovers,

@@ -25,7 +25,7 @@ import trio
 
 from orchestrator import protocol as P
 from orchestrator.metrics.failure import Failure, first_error
-from orchestrator.transport import HandshakeRejected, TransportError
+from orchestrator.transport import ConnectFailed, HandshakeRejected, TransportError
 
 from .core import SessionCore
 from .errors import ConnectTimeout, RequestRejected, SessionFailure, SessionReadyTimeout
@@ -52,12 +52,16 @@ class Link:
     """See the module docstring.
 
     Public state: ``connect_ms`` / ``session_ready_ms`` (of the first connection, from
-    the planned start), ``connect_attempts`` (connections tried: every handshake, the
-    first one and each reconnect), ``refused_by_status`` (handshakes the server refused,
-    by HTTP status), ``reconnects`` (connections made ready after the first, rollovers
-    included), ``rollovers``, ``gap_ms_total`` (time without a ready connection between
-    them), ``ready_gen`` (connections made ready so far), ``started_at`` (trio time the
-    current connection opened; None while there is none).
+    the planned start), ``connect_attempts`` (connections tried: the first one and each
+    reconnect attempt, whether or not TCP connected), ``connect_failed`` (those of them
+    that failed before the websocket handshake: TCP or TLS, see
+    :attr:`ConnectFailed.stage <orchestrator.transport.ConnectFailed>`; so the
+    handshakes tried are ``connect_attempts - connect_failed``), ``refused_by_status``
+    (handshakes the server refused, by HTTP status), ``reconnects`` (successful
+    reconnects: connections made ready after the first, rollovers included),
+    ``rollovers``, ``gap_ms_total`` (time without a ready connection between them),
+    ``ready_gen`` (connections made ready so far), ``started_at`` (trio time the current
+    connection opened; None while there is none).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Link:
         self.connect_ms: float | None = None
         self.session_ready_ms: float | None = None
         self.connect_attempts = 0
+        self.connect_failed = 0
         self.refused_by_status: dict[str, int] = {}
         self.reconnects = 0
         self.rollovers = 0
@@ -176,7 +181,8 @@ class Link:
             if failures >= policy.max_attempts:
                 return attrs.evolve(
                     failure,
-                    message=f"gave up after {failures} reconnect attempt(s); last: {failure}",
+                    message=f"gave up after {failures} failed reconnect attempt(s); "
+                    f"last: {failure}",
                     traceback=None,
                 )
             delay = policy.delay(failures, self._rng)
@@ -231,6 +237,8 @@ class Link:
         if isinstance(lost, HandshakeRejected):
             status = str(lost.status_code)
             self.refused_by_status[status] = self.refused_by_status.get(status, 0) + 1
+        elif isinstance(lost, ConnectFailed) and lost.before_handshake:
+            self.connect_failed += 1
         return lost
 
     async def _serve(

@@ -26,7 +26,10 @@ TLS: one :func:`default_ssl_context` per process, built on first use in a worker
 Failure mapping (see :mod:`orchestrator.transport.errors`): close frames and drops become
 :class:`TransportClosed`; a non-101 HTTP answer to the upgrade :class:`HandshakeRejected`;
 DNS, refused, TLS, EOF before the upgrade was answered, or an answer that is not HTTP at
-all (another protocol on that port) :class:`ConnectFailed`.
+all (another protocol on that port) :class:`ConnectFailed`, whose ``stage`` says whether
+the websocket handshake was tried (``"upgrade"``) or TCP/TLS failed first. A refused or
+unreachable connect names the OS error (``Connection refused (errno 111)``); a ``wss://``
+URL answered by a plain server adds the hint ``(is it a plain ws:// server?)``.
 
 trio-websocket's reader ends silently (leaving ``wrap_client_stream`` waiting forever) when
 the stream breaks before the upgrade is answered, and fails with an unrelated h11 error
@@ -44,7 +47,9 @@ the real service rejects binary frames.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator
@@ -387,6 +392,7 @@ def _translate(exc: BaseException, target: Target, guard: _HandshakeGuard) -> Ba
             f"{target.safe_url}: the server's answer to the websocket upgrade was not valid "
             f"HTTP (it began {_excerpt(exc.head, target)}; another protocol on that port?)",
             recoverable=True,
+            stage="upgrade",
         )
     if isinstance(exc, h11.ProtocolError | wsproto.utilities.ProtocolError):
         # h11/wsproto refused the server's answer (trio-websocket then trips over its own
@@ -396,6 +402,7 @@ def _translate(exc: BaseException, target: Target, guard: _HandshakeGuard) -> Ba
                 f"{target.safe_url}: the websocket upgrade request could not be sent "
                 "(invalid request; check Target.headers)",
                 recoverable=False,
+                stage="upgrade",
             )
         what = (
             "a 101 that is not a valid websocket handshake"
@@ -406,6 +413,7 @@ def _translate(exc: BaseException, target: Target, guard: _HandshakeGuard) -> Ba
             f"{target.safe_url}: the server's answer to the websocket upgrade was {what} "
             f"(it began {_excerpt(guard.status_line, target)})",
             recoverable=True,
+            stage="upgrade",
         )
     if isinstance(exc, trio_websocket.ConnectionRejected):
         body = (exc.body or b"").decode("utf-8", "replace")
@@ -418,11 +426,13 @@ def _translate(exc: BaseException, target: Target, guard: _HandshakeGuard) -> Ba
             _, _, raw_body = exc.head.partition(b"\r\n\r\n")
             text = redact(raw_body.decode("utf-8", "replace"), target.api_key)
             return HandshakeRejected(exc.status, text[:BODY_EXCERPT_CHARS], url=target.safe_url)
-        return ConnectFailed(f"{target.safe_url}: {exc}", recoverable=True)
+        return ConnectFailed(f"{target.safe_url}: {exc}", recoverable=True, stage="upgrade")
     if isinstance(exc, trio_websocket.ConnectionClosed):
         return _closed_from(exc.reason, target)
     if isinstance(exc, trio_websocket.HandshakeError):
-        return ConnectFailed(f"{target.safe_url}: websocket handshake failed", recoverable=True)
+        return ConnectFailed(
+            f"{target.safe_url}: websocket handshake failed", recoverable=True, stage="upgrade"
+        )
     return exc
 
 
@@ -536,14 +546,48 @@ async def _tls_context(given: ssl.SSLContext | None) -> ssl.SSLContext:
     return given if given is not None else await prepare_ssl_context()
 
 
+#: OpenSSL's reasons for a TLS handshake answered by something that is not TLS (3.0:
+#: ``WRONG_VERSION_NUMBER``; 3.2+ may say ``RECORD_LAYER_FAILURE``): most often a plain
+#: ``ws://`` (HTTP) server behind a ``wss://`` URL.
+_PLAIN_SERVER_REASONS: Final = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
+
+
+def _os_error_text(exc: OSError) -> str:
+    """What the OS said about a failed connect: ``Connection refused (errno 111)``, or
+    trio's text per address tried (it names the address) when they failed differently.
+    ``trio`` raises one ``OSError("all attempts to connect to ... failed")`` whose cause
+    groups the errors of each address; DNS errors (``gaierror``) come as they are."""
+    group = exc.__cause__
+    errors = [exc]
+    if isinstance(group, BaseExceptionGroup):
+        errors = [e for e in group.exceptions if isinstance(e, OSError)] or errors
+    texts = list(dict.fromkeys(_strerror(e) for e in errors))
+    if len(texts) == 1:
+        return texts[0]
+    return "; ".join(e.strerror or str(e) for e in errors)
+
+
+def _strerror(exc: OSError) -> str:
+    """``Connection refused (errno 111)``: the C library's text of the error number
+    (trio's own text also names the address, which the caller names already); a DNS
+    error's text (its number is not an ``errno``); else ``str(exc)``."""
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
+    if exc.errno is not None and exc.strerror:
+        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
+    return str(exc)
+
+
 async def _open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
     context = await _tls_context(ssl_context) if target.secure else None
     try:
         tcp = await trio.open_tcp_stream(target.host, target.port)
     except OSError as exc:
         raise ConnectFailed(
-            f"cannot connect to {target.host}:{target.port} ({target.safe_url}): {exc}",
+            f"cannot connect to {target.host}:{target.port}: {_os_error_text(exc)} "
+            f"({target.safe_url})",
             recoverable=True,
+            stage="tcp",
         ) from exc
     if context is None:
         return tcp
@@ -554,9 +598,13 @@ async def _open_stream(target: Target, ssl_context: ssl.SSLContext | None) -> tr
         await trio.aclose_forcefully(tcp)
         cause = exc.__cause__
         verify_failed = isinstance(cause, ssl.SSLCertVerificationError)
+        hint = ""
+        if isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_SERVER_REASONS:
+            hint = " (is it a plain ws:// server?)"
         raise ConnectFailed(
-            f"TLS handshake with {target.host}:{target.port} failed: {cause or exc}",
+            f"TLS handshake with {target.host}:{target.port} failed: {cause or exc}{hint}",
             recoverable=not verify_failed,
+            stage="tls",
         ) from exc
     except BaseException:
         await trio.aclose_forcefully(tcp)

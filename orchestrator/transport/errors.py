@@ -16,7 +16,7 @@ before they reach these constructors (see :func:`orchestrator.transport.secret.r
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 # Close codes (RFC 6455 section 7.4.1 and IANA registry; 3000/4000 as the Realtime API uses
 # them, see PROTOCOL_NOTES.md section 1).
@@ -138,10 +138,33 @@ class HandshakeRejected(TransportError):
         )
 
 
+#: Where a :class:`ConnectFailed` happened: ``"tcp"`` (DNS, refused, unreachable),
+#: ``"tls"`` (the TLS handshake), ``"upgrade"`` (the HTTP upgrade was sent or tried).
+ConnectStage = Literal["tcp", "tls", "upgrade"]
+
+
 class ConnectFailed(TransportError):
     """No websocket was established: DNS failure, refused, reset, TLS failure, or EOF
     before the server answered the upgrade. Recoverable unless it was a TLS certificate
-    verification failure (a configuration problem)."""
+    verification failure (a configuration problem).
+
+    ``stage``: where it failed (:data:`ConnectStage`); ``None`` when not known (raised by
+    something other than :mod:`orchestrator.transport.connection`). A ``"tcp"`` or
+    ``"tls"`` failure never reached the websocket handshake."""
+
+    stage: ConnectStage | None
+
+    def __init__(
+        self, message: str, *, recoverable: bool, stage: ConnectStage | None = None
+    ) -> None:
+        super().__init__(message, recoverable=recoverable)
+        self.stage = stage
+
+    @property
+    def before_handshake(self) -> bool:
+        """Whether the connection failed before the HTTP upgrade could be tried (TCP or
+        TLS)."""
+        return self.stage in ("tcp", "tls")
 
 
 def _retry_after(headers: tuple[tuple[str, str], ...]) -> float | None:
