@@ -138,3 +138,19 @@ def test_compare_shows_metric_deltas(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert row.split()[1:4] == ["regressed", "p50", "+20.0%,"]
     assert (b / "summary.json").is_file()
     assert main(["report", "--compare", str(a), str(tmp_path / "missing")]) == 1
+
+
+def test_report_of_a_test_folder_names_its_parts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``orchestrator test`` writes OUT/part-1, OUT/part-2, ... when its scenarios need
+    several runs: ``report OUT`` says which directories to report."""
+    for k in (1, 2, 10):
+        write_run(tmp_path / f"part-{k}", [500.0])
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    parts = ", ".join(str(tmp_path / f"part-{k}") for k in (1, 2, 10))
+    assert err.splitlines()[0] == (
+        f"orchestrator report: error: {tmp_path}: no results.jsonl in this directory; "
+        f"it holds parts: {parts}; report each"
+    )

@@ -47,7 +47,7 @@ def test_every_problem_of_every_file_exit_1(
     assert "session.voice" in err and "turns[0].expect_status" in err
     assert f"scenario {broken}: not valid TOML" in err
     assert f"scenario {missing}: file not found" in err
-    assert "orchestrator validate: 3 problem(s) found" in err
+    assert "orchestrator validate: 4 problems in 3 files" in err
 
 
 def test_audio_files_and_their_speech_are_checked(tmp_path: Path) -> None:
@@ -122,3 +122,26 @@ def test_together_reports_files_that_cannot_share_a_run(
 def test_quiet_prints_nothing_for_good_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "-q", str(EXAMPLES / "faq_text.toml")]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_the_summary_counts_problems_not_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nine = "".join(f"[[turns]]\nsay = {i}\n" for i in range(9))  # 9 bad turns, 1 file
+    path = _write(tmp_path / "bad.toml", f'name = "bad"\n{nine}')
+    assert main(["validate", path]) == 1
+    err = capsys.readouterr().err
+    assert f"scenario {path}: 9 problems:" in err
+    assert err.splitlines()[-1] == "orchestrator validate: 9 problems in 1 file"
+    missing = str(tmp_path / "nope.toml")
+    assert main(["validate", missing]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "orchestrator validate: 1 problem in 1 file"
+    )
+
+
+def test_a_folder_is_not_a_scenario_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(EXAMPLES)]) == 1
+    assert f"scenario {EXAMPLES}: a folder, not a scenario file" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from orchestrator.cli import build_parser, main
+from orchestrator.cli.mix import MixEntry, parse_mix_arg
 from orchestrator.cli.run_setup import UsageError, prepare
 from orchestrator.metrics import read_results
 
@@ -82,3 +83,42 @@ def test_scenario_options_are_checked_before_the_run(tmp_path: Path) -> None:
         build_parser().parse_args(["run", faq, "--url", "ws://127.0.0.1:9/v1"]), env={}
     )
     assert remote.server_config is None  # server hints only shape the embedded server
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([str(EXAMPLES)],
+         f"scenario {EXAMPLES}: a folder, not a scenario file ('orchestrator test {EXAMPLES}' "
+         "runs a folder)"),
+        ([f"{EXAMPLES / 'faq_text.toml'}:abc"],
+         f"{EXAMPLES / 'faq_text.toml'}:abc: the weight must be a whole number >= 1, got 'abc'"),
+        (["--out", "exists.wav"], "--out exists.wav: a file, not a directory"),
+        (["--provider", "azure"], "--provider needs --url (the default target is embedded)"),
+        (["--provider", "azure", "--api-version", "1"], "--provider, --api-version need --url"),
+        (["--url", "ws://127.0.0.1:9/v1", "--server-ttfb-ms", "5"],
+         "--server-ttfb-ms only applies to the embedded server (no --url)"),
+        (["--url", "ws://127.0.0.1:9/v1", "--server-ttfb-ms", "5", "--server-in-process"],
+         "--server-ttfb-ms, --server-in-process only apply to the embedded server"),
+        (["--voice-noise", "pink"], "--voice-noise needs --speak TEXT"),
+    ],
+)  # fmt: skip
+def test_usage_messages_say_what_is_wrong(
+    argv: list[str],
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exists.wav").write_bytes(b"")
+    assert main(["run", *argv, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"orchestrator run: error: {says}"), err
+    assert [p.name for p in tmp_path.iterdir()] == ["exists.wav"]  # nothing ran
+
+
+def test_a_colon_in_a_real_file_name_is_not_a_weight(tmp_path: Path) -> None:
+    path = tmp_path / "odd.toml:abc"
+    path.write_text((EXAMPLES / "faq_text.toml").read_text())
+    assert parse_mix_arg(str(path)) == MixEntry(str(path), 1)

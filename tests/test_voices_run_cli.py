@@ -40,7 +40,7 @@ def setup(*argv: str) -> object:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--voice-engine", "espeak"], "--voice-engine need --speak TEXT"),
+        (["--voice-engine", "espeak"], "--voice-engine needs --speak TEXT"),
         (["--voice-telephone", "--voice-noise", "pink"], "--voice-noise, --voice-telephone need"),
         (["--speak", "hi", "--audio", "x.wav"], "--speak and --audio are two questions"),
         (["--speak", " "], "--speak: the text is empty"),

@@ -16,7 +16,8 @@ import voices_helpers
 
 from orchestrator.audio import read_wav, tone, white_noise
 from orchestrator.audio.voices import layout
-from orchestrator.cli import main
+from orchestrator.cli import build_parser, main
+from orchestrator.cli.run_setup import prepare
 
 QUESTION = "What is the weather in Paris today?"
 
@@ -79,7 +80,8 @@ def test_speak_with_a_users_engine_and_voice(tmp_path: Path) -> None:
     argv = ["speak", "hello", "--out", str(out), "--engine", voices_helpers.SPEC]
     assert main([*argv, "--voice", "high", "--speed", "2"]) == 0
     assert voices_helpers.calls[-1] == ("hello", "high", 2.0)
-    assert read_wav(out).size == pytest.approx(24000 * (0.2 + 0.08 * 5 / 2), abs=2)
+    # the speech (the engine's 0.1 s pads cut off) between a run's 200 and 300 ms of silence
+    assert read_wav(out).size == pytest.approx(24000 * (0.2 + 0.08 * 5 / 2 + 0.3), abs=240)
 
 
 def test_speak_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,3 +111,29 @@ def test_speak_errors_exit_1_and_say_why(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("orchestrator speak: error: ") and says in err, err
+
+
+@pytest.mark.parametrize(
+    ("speak", "run"),
+    [
+        ([], []),
+        (["--telephone"], ["--voice-telephone"]),
+        (["--noise", "pink", "--jitter-ms", "100"], ["--voice-noise", "pink", "--voice-jitter-ms", "100"]),
+    ],
+    ids=["clean", "telephone", "noise-jitter"],
+)  # fmt: skip
+def test_speak_writes_exactly_what_a_runs_caller_sends(
+    speak: list[str], run: list[str], tmp_path: Path
+) -> None:
+    """Clean or varied, ``speak --caller 3`` writes the samples that caller 3 of ``run
+    --speak`` with the same voice options sends (same trimming, same silences)."""
+    out = tmp_path / "q.wav"
+    argv = ["speak", QUESTION, "--out", str(out), "--engine", voices_helpers.SPEC]
+    assert main([*argv, "--caller", "3", *speak]) == 0
+    argv = ["run", "--speak", QUESTION, "--voice-engine", voices_helpers.SPEC, *run]
+    conversation = prepare(build_parser().parse_args(argv), env={}).conversation
+    conversation.prepare()
+    sent = conversation.source(3).samples
+    assert np.array_equal(read_wav(out), sent)
+    if not speak:  # the run's 200 ms of digital silence, not the engine's 100 ms pad
+        assert not sent[:4800].any() and sent[4800:4900].any()

@@ -62,8 +62,17 @@ class MixEntry:
 
 def parse_mix_arg(text: str) -> MixEntry:
     """``FILE`` or ``FILE:WEIGHT``; a colon whose tail is not all digits is part of the
-    path. Raises :class:`MixError` for a weight below 1 or an empty path."""
+    path, unless what comes before it is a scenario file (``.toml`` or ``.json``) and the
+    whole is not a file. Raises :class:`MixError` for a weight below 1 or not a whole
+    number, or an empty path."""
     path, colon, tail = text.rpartition(":")
+    if (
+        colon
+        and not tail.strip().lstrip("+-").isdigit()
+        and Path(path).suffix.lower() in (".toml", ".json")
+        and not Path(text).exists()
+    ):
+        raise MixError(f"{text}: the weight must be a whole number >= 1, got {tail!r}")
     if colon and tail.strip().lstrip("+-").isdigit():
         weight = int(tail)
         if not path:

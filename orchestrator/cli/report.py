@@ -117,6 +117,12 @@ def _rebuild(run_dir: Path, thresholds: list[str] | None, *, quiet: bool) -> int
     if not run_dir.is_dir():
         return _err(f"{run_dir}: no such directory")
     if not (run_dir / RESULTS_FILE).is_file():
+        parts = _parts(run_dir)
+        if parts:
+            return _err(
+                f"{run_dir}: no {RESULTS_FILE} in this directory; it holds parts: "
+                f"{', '.join(map(str, parts))}; report each"
+            )
         return _err(f"{run_dir}: no {RESULTS_FILE} in this directory")
     try:
         for expr in thresholds or ():
@@ -133,6 +139,13 @@ def _rebuild(run_dir: Path, thresholds: list[str] | None, *, quiet: bool) -> int
         print(f"thresholds failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_THRESHOLDS
     return EXIT_OK
+
+
+def _parts(out_dir: Path) -> list[Path]:
+    """The run directories ``part-1``, ``part-2``, ... of an ``orchestrator test`` folder
+    whose scenarios ran in several parts, in order (none: not such a folder)."""
+    parts = [p for p in out_dir.glob("part-*") if p.name[5:].isdigit() and p.is_dir()]
+    return sorted(parts, key=lambda p: int(p.name[5:]))
 
 
 def _compare(args: argparse.Namespace) -> int:

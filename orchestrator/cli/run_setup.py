@@ -246,7 +246,9 @@ def _load_scenarios(args: argparse.Namespace, given: list[str]) -> ScenarioDrive
         try:
             drivers.append(ScenarioDriver(load_scenario(entry.path), cache=cache))
         except ScenarioError as exc:
-            problems.append(str(exc))
+            folder = Path(entry.path).is_dir()
+            hint = f" ('orchestrator test {entry.path}' runs a folder)" if folder else ""
+            problems.append(f"{exc}{hint}")
     if problems:
         raise UsageError("\n".join(problems))
     if len(drivers) == 1:  # one file: its weight does not matter
@@ -262,7 +264,7 @@ def _builtin(args: argparse.Namespace) -> BuiltinConversation:
     there), ``--audio`` or speech-like sound."""
     given = given_voice_options(args)
     if args.speak is None and given:
-        raise UsageError(f"{', '.join(given)} need --speak TEXT")
+        raise UsageError(f"{_needs(given)} --speak TEXT")
     if args.speak is not None and args.audio is not None:
         raise UsageError("--speak and --audio are two questions: give one")
     if args.speak is not None and not args.speak.strip():
@@ -316,6 +318,11 @@ def _with_scenario_hints(
     )
 
 
+def _needs(options: list[str]) -> str:
+    """``"--provider needs"``, ``"--provider, --deployment need"``."""
+    return f"{', '.join(options)} {'needs' if len(options) == 1 else 'need'}"
+
+
 def _default_out() -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path("runs") / stamp
@@ -355,7 +362,7 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         given = [f"--{n.replace('_', '-')}" for n in ("provider", "deployment", "api_version",
                                                       "api_key_env") if getattr(args, n)]  # fmt: skip
         if given:
-            raise UsageError(f"{', '.join(given)} need --url (the default target is embedded)")
+            raise UsageError(f"{_needs(given)} --url (the default target is embedded)")
         server_config = _server_config(args)
         if not conversation.speaks:
             # Nothing for it to hear: spare the server the per-turn matching (a few ms
@@ -371,7 +378,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
                                         ("--server-processes", args.server_processes))
                   if on]  # fmt: skip
         if given:
-            raise UsageError(f"{', '.join(given)} only apply to the embedded server (no --url)")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{', '.join(given)} only {verb} to the embedded server (no --url)")
         provider = args.provider or "custom"
         key = None
         if args.api_key_env:
@@ -425,6 +433,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str] | None = None) -> RunS
         except PriceFileError as exc:
             raise UsageError(f"--prices: {exc}") from None
     out_dir = Path(args.out) if args.out else _default_out()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: a file, not a directory")
     if args.out and not args.overwrite and (out_dir / RESULTS_FILE).exists():
         raise UsageError(
             f"--out {out_dir}: already holds the results of a run ({RESULTS_FILE}); "

@@ -42,6 +42,7 @@ from orchestrator.cli.options import (
     add_subcommand,
     server_config_from_args,
 )
+from orchestrator.cli.signals import exit_code_for_signal
 from orchestrator.mockserver import (
     ConfigError,
     DistributionError,
@@ -145,7 +146,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Run until interrupted; prints the URL on start and the counters on exit."""
+    """Run until interrupted; prints the URL on start and the counters on exit. Exit
+    code: 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM, as ``run``), 0 when
+    a ``--child``'s parent closed stdin, 1 for a bad option or a port it cannot bind."""
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -157,20 +160,25 @@ def run_serve(args: argparse.Namespace) -> int:
     server = MockServer(  # its ground truth goes to the file or nowhere
         config, keep_groundtruth=0, first_connection=args.first_connection
     )
+    stopped_by: list[int] = []  # the signal that stopped the server, if one did
 
     async def main() -> None:
-        if args.child:
-            await warm_up(config)
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(partial(server.serve, reuse_port=args.reuse_port))
-            await nursery.start(FullCollector(progress=partial(_connection_counts, server)).run)
+        # Listening before anything is announced: a signal right after the banner (or
+        # the ready line) is one the receiver gets, not a default SIGTERM death.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             if args.child:
-                print(f"ready port={port} pid={os.getpid()}", flush=True)
-                nursery.start_soon(_obey_parent, server, nursery.cancel_scope)
-            else:
-                _banner(server, config, port)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
+                await warm_up(config)
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(partial(server.serve, reuse_port=args.reuse_port))
+                collector = FullCollector(progress=partial(_connection_counts, server))
+                await nursery.start(collector.run)
+                if args.child:
+                    print(f"ready port={port} pid={os.getpid()}", flush=True)
+                    nursery.start_soon(_obey_parent, server, nursery.cancel_scope)
+                else:
+                    _banner(server, config, port)
+                async for signum in signals:
+                    stopped_by.append(signum)
                     nursery.cancel_scope.cancel()
                     break
 
@@ -188,7 +196,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 1
     if not args.child:
         print(json.dumps(server.stats.snapshot()), file=sys.stderr)
-    return 0
+    return exit_code_for_signal(stopped_by[0]) if stopped_by else 0
 
 
 def _connection_counts(server: MockServer) -> tuple[int, int]:

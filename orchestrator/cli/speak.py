@@ -1,11 +1,13 @@
 """``orchestrator speak``: hear a caller's voice before a run.
 
 ``orchestrator speak "What is the weather in Paris today?" --out q.wav`` synthesizes the
-line exactly as a run's ``speak`` turn would (same engine, voice, speed, same cache: a
-later run reuses the clip) and writes it as a 24 kHz mono PCM16 WAV. With variation
-options (``--noise``, ``--snr-db``, ``--telephone``, ``--jitter-ms``) it writes what
-caller ``--caller N`` would send instead, between ``--lead-ms`` and ``--tail-ms`` of
-silence. ``--list-voices`` prints the engine's voices available offline.
+line as a run's ``speak`` turn would (same engine, voice, speed, same cache: a later run
+reuses the clip) and writes, as a 24 kHz mono PCM16 WAV, exactly what caller ``--caller
+N`` would send: the line's speech (the engine's own leading and trailing silence cut
+off) between ``--lead-ms`` and ``--tail-ms`` of silence (default 200 and 300, a run's
+defaults), varied by the variation options (``--noise``, ``--snr-db``, ``--telephone``,
+``--jitter-ms``) when given. ``--list-voices`` prints the engine's voices available
+offline.
 
 Exit codes: 0 written, 1 bad options, an engine that is missing or failed, an
 unwritable file.
@@ -19,6 +21,7 @@ from typing import Any
 from orchestrator.audio.pcm import SAMPLE_RATE
 from orchestrator.audio.voices.engines import VoiceError, get_engine
 from orchestrator.audio.wav import AudioFileError, write_wav
+from orchestrator.scenario.driver import DEFAULT_LEAD_MS, DEFAULT_TAIL_MS
 
 from .options import EXIT_OK, add_subcommand, fail, nonneg_float, nonneg_int
 from .voice_options import (
@@ -50,14 +53,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--list-voices", action="store_true", help="print the engine's offline voices and exit"
     )
     add_voice_options(p, prefix="", title="voice")
-    var = p.add_argument_group("one caller's variation (default: the clean line)")
+    var = p.add_argument_group("one caller's audio, as a run sends it (default: no variation)")
     var.add_argument("--caller", type=nonneg_int, default=0, metavar="N",
                      help="render caller N's variant (seeded; default 0)")  # fmt: skip
     var.add_argument("--seed", type=int, default=0, help="seed of the variation (default 0)")
-    var.add_argument("--lead-ms", type=nonneg_float, default=0.0,
-                     help="silence before the line (default 0)")  # fmt: skip
-    var.add_argument("--tail-ms", type=nonneg_float, default=0.0,
-                     help="silence after the line (default 0)")  # fmt: skip
+    var.add_argument("--lead-ms", type=nonneg_float, default=DEFAULT_LEAD_MS,
+                     help=f"silence before the speech (default {DEFAULT_LEAD_MS:g}, as a run)")  # fmt: skip
+    var.add_argument("--tail-ms", type=nonneg_float, default=DEFAULT_TAIL_MS,
+                     help=f"silence after the speech (default {DEFAULT_TAIL_MS:g}, as a run)")  # fmt: skip
     return p
 
 
@@ -74,15 +77,13 @@ def handle(args: argparse.Namespace) -> int:
         if args.out is None:
             return fail("speak", "--out FILE.wav: where to write the line")
         variation = variation_from_args(args, args.seed, prefix="")
-        clip = cache_from_args(args).clip(line_from_args(args, args.text))
-        if variation.varies or args.lead_ms or args.tail_ms:
-            clip = variation.render(
-                clip,
-                index=args.caller,
-                lead_ms=args.lead_ms,
-                tail_ms=args.tail_ms,
-                noise_file=variation.load_noise(),
-            ).samples
+        clip = variation.render(  # as SpokenLine.prepare renders a run's speak turn
+            cache_from_args(args).clip(line_from_args(args, args.text)),
+            index=args.caller,
+            lead_ms=args.lead_ms,
+            tail_ms=args.tail_ms,
+            noise_file=variation.load_noise(),
+        ).samples
         write_wav(args.out, clip, SAMPLE_RATE)
     except (VoiceError, AudioFileError, ValueError) as exc:
         return fail("speak", str(exc))

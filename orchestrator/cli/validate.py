@@ -65,38 +65,54 @@ def check_scenario_file(path: str) -> tuple[ScenarioDriver | None, list[str]]:
     """``(driver, problems)`` of one scenario file: the driver (built, not prepared: no
     synthesis) when the file is good, else ``None`` and the problem lines (the first one
     names the file). Reads the file and its audio; starts and writes nothing."""
+    driver, report, _ = _checked(path)
+    return driver, report.splitlines()
+
+
+def _checked(path: str) -> tuple[ScenarioDriver | None, str, int]:
+    """``(driver, report, number of problems)`` of one scenario file (see
+    :func:`check_scenario_file`; a good file: ``(driver, "", 0)``)."""
     try:
         driver = ScenarioDriver(load_scenario(path))
     except ScenarioError as exc:
-        return None, str(exc).splitlines()
+        return None, str(exc), max(1, len(exc.problems))
     try:
         tool_rules_of(driver.scenario.origin, driver.server_hints())
     except MixError as exc:
-        return None, [str(exc)]
-    return driver, []
+        return None, str(exc), 1
+    return driver, "", 0
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run ``orchestrator validate``; returns the exit code."""
-    bad = 0
+    problems = bad_files = 0
     good: list[ScenarioDriver] = []
     for path in args.files:
-        driver, problems = check_scenario_file(path)
+        driver, report, count = _checked(path)
         if driver is None:
-            bad += 1
-            print("\n".join(problems), file=sys.stderr)
+            problems += count
+            bad_files += 1
+            print(report, file=sys.stderr)
             continue
         good.append(driver)
         if not args.quiet:
             turns = len(driver.scenario.turns)
-            print(f"{path}: ok ({turns} turn{'s' if turns != 1 else ''})")
+            print(f"{path}: ok ({_counted(turns, 'turn')})")
+    found = (
+        [f"{_counted(problems, 'problem')} in {_counted(bad_files, 'file')}"] if problems else []
+    )
     if args.together and len(good) > 1:
         try:
             merged_server_hints([(d.scenario.origin, d.server_hints()) for d in good])
         except MixError as exc:
-            bad += 1
             print(f"together: {exc}", file=sys.stderr)
-    if bad:
-        print(f"orchestrator validate: {bad} problem(s) found", file=sys.stderr)
+            found.append("1 problem with the files together")
+    if found:
+        print(f"orchestrator validate: {', '.join(found)}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _counted(n: int, noun: str) -> str:
+    """``"1 problem"``, ``"9 problems"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

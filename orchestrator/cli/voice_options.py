@@ -12,11 +12,12 @@ caller's voice ``--voice-name``, since its ``--voice`` is the assistant's voice.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from orchestrator.audio.voices.cache import Line, VoiceCache
 from orchestrator.audio.voices.layout import CACHE_ENV
-from orchestrator.audio.voices.variation import Variation
+from orchestrator.audio.voices.variation import NOISE_KINDS, Variation
 
 from .options import nonneg_float
 
@@ -173,10 +174,15 @@ def line_from_args(args: argparse.Namespace, text: str) -> Line:
 
 def variation_from_args(args: argparse.Namespace, seed: int, *, prefix: str) -> Variation:
     """The per-caller variation of the options added with ``prefix`` (``ValueError`` for
-    a bad combination, naming the option)."""
+    a bad combination or a noise bed that is neither built in nor a file, naming the
+    option)."""
+    noise = args.voice_noise
+    if noise is not None and noise not in NOISE_KINDS and not Path(noise).is_file():
+        kinds = ", ".join(NOISE_KINDS)
+        raise ValueError(f"--{prefix}noise {noise}: not {kinds} or an existing .wav file")
     kwargs: dict[str, Any] = {
         "speed_range": getattr(args, "voice_speed_range", None),
-        "noise": args.voice_noise,
+        "noise": noise,
         "jitter_ms": args.voice_jitter_ms or 0.0,
         "telephone": args.voice_telephone,
         "seed": seed,

@@ -386,6 +386,8 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     p = Path(path)
     origin = os.fspath(path)
     suffix = p.suffix.lower()
+    if p.is_dir():
+        raise ScenarioError(origin, [("", "a folder, not a scenario file")])
     if suffix not in (".toml", ".json"):
         raise ScenarioError(origin, [("", "unsupported file type: use .toml or .json")])
     try:
