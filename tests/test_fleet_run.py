@@ -281,8 +281,11 @@ async def test_a_go_after_the_epoch_makes_the_due_starts_late_not_shifted() -> N
     sessions = [m for m in map(orjson.loads, out.lines) if m.get("kind") == "session"]
     planned = sorted(float(s["planned_start_s"]) for s in sessions)  # type: ignore[arg-type]
     assert planned and planned[0] < 0.05  # the plan kept its epoch: not shifted to the go
-    late = [s for s in sessions if float(s.get("late_start_ms") or 0) > 50]  # type: ignore[arg-type]
-    assert end["late_starts"] == len(late) >= 8
+    late_ms = [float(s.get("late_start_ms") or 0) for s in sessions]  # type: ignore[arg-type]
+    # a session records its lateness when it starts, a little after the worker judged it
+    # late (> 50 ms), so under load one just over 50 ms may not have been counted
+    assert sum(ms > 100 for ms in late_ms) <= end["late_starts"] <= sum(ms > 50 for ms in late_ms)
+    assert end["late_starts"] >= 8
 
 
 async def test_a_cancelled_fleet_keeps_the_records_of_its_cancelled_sessions(

@@ -61,10 +61,10 @@ def test_connection_counters_are_shown_when_the_snapshot_has_them() -> None:
         refused_by_status={"503": 1, "429": 3}, reconnects=2,
     )  # fmt: skip
     text = _text(render_table(snap))
-    assert "16 handshakes, 4 refused (429: 3, 503: 1), 2 reconnects" in text
+    assert "16 attempts, 4 refused (429: 3, 503: 1), 2 reconnected" in text
     assert "(13 attempts)" in text  # restarts made more attempts than sessions
     line = format_line(snap)
-    assert "connections: 16 handshakes, 4 refused (429: 3, 503: 1), 2 reconnects" in line
+    assert "connections: 16 attempts, 4 refused (429: 3, 503: 1), 2 reconnected" in line
     assert "(13 attempts)" in line
     assert "attempts)" not in format_line(attrs.evolve(snap, attempts=10))
 
@@ -83,7 +83,9 @@ async def _run_progress(snap: SupervisorSnapshot, rich: bool) -> str:
     return stream.getvalue()
 
 
-async def test_the_panel_says_finished_after_the_end(autojump_clock: trio.testing.MockClock) -> None:
+async def test_the_panel_says_finished_after_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     snap = SupervisorSnapshot(t_s=3.0, completed=2, planned_total=2)
     drawn = await _run_progress(snap, rich=True)
     final = drawn.rsplit("orchestrator run —", 1)[1]

@@ -176,7 +176,7 @@ def test_report_without_new_summary_keys_degrades() -> None:
     assert [i for i in sections(html).ids if i in SECTION_IDS] == list(SECTION_IDS)
     assert "TransportClosed: 1006 sess_ABC" in html.split('id="breakdown"')[0]
     assert "no per-scenario or per-label breakdown" in html
-    assert "handshake attempts" not in html
+    assert "connection attempts" not in html
 
 
 def test_failed_sessions_chart_counts_each_session_once() -> None:

@@ -11,7 +11,7 @@ Rates (starts/s, ends/s, failed sessions/s) are per second over the last
 ``-`` until :data:`MIN_RATE_SPAN_S` of data exist (ten sessions started at once make no
 "100 starts/s" after 0.1 s). Errors are failed *sessions* per second, with the failed turns
 as a count beside them (a failed turn usually fails its session too: adding them counted
-one failure twice). Connection counters (handshakes, refusals by HTTP status, reconnects)
+one failure twice). Connection counters (attempts, refusals by HTTP status, reconnects)
 are shown when the snapshot has them. The last drawing, when the task is cancelled at the
 end of the run, says ``finished`` (``interrupted`` when the run was draining).
 """
@@ -88,15 +88,17 @@ class FailureRate:
 
 
 def _connections(snap: SupervisorSnapshot) -> str | None:
-    """Handshakes, refusals (by HTTP status) and reconnects, when the snapshot has them."""
-    handshakes = getattr(snap, "connect_attempts", None)
-    if handshakes is None:
+    """Connection attempts (TCP, TLS and handshake alike: the live status does not tell
+    them apart; the summary does), refusals (by HTTP status) and successful reconnects,
+    when the snapshot has them."""
+    attempts = getattr(snap, "connect_attempts", None)
+    if attempts is None:
         return None
     refused = getattr(snap, "refused", 0)
     by_status = getattr(snap, "refused_by_status", None) or {}
     statuses = ", ".join(f"{code}: {n}" for code, n in sorted(by_status.items()))
-    text = f"{handshakes} handshakes, {refused} refused" + (f" ({statuses})" if statuses else "")
-    return text + f", {getattr(snap, 'reconnects', 0)} reconnects"
+    text = f"{attempts} attempts, {refused} refused" + (f" ({statuses})" if statuses else "")
+    return text + f", {getattr(snap, 'reconnects', 0)} reconnected"
 
 
 def _attempts(snap: SupervisorSnapshot) -> str:

@@ -111,6 +111,7 @@ from orchestrator.supervisor.supervisor import Supervisor, open_supervisor
 from orchestrator.supervisor.tee import TeeSink
 from orchestrator.supervisor.validity import ValidityLimits, merge_validity
 from orchestrator.supervisor.workload import Workload, planned_total
+from orchestrator.transport import prepare_ssl_context
 
 __all__ = ["add_parser", "execute", "handle", "record_target"]
 
@@ -161,6 +162,8 @@ async def execute(
                     url=f"ws://127.0.0.1:{port}/v1", provider="custom", api_key=None
                 )
             target = build_target(target_kwargs)
+            if target.secure:  # the CA store loads off the loop, before the run's clock
+                await prepare_ssl_context()
             setup.conversation.prepare()  # make the shared audio before the clock runs
             seed = setup.seed
             specs = RunSpecs.of(setup, target, args, target_kwargs)

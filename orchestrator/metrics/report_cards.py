@@ -96,7 +96,7 @@ def _connections_card(connections: Mapping[str, Any]) -> str:
     lines += [f"reconnects {connections.get('reconnects', 0)}",
               f"restarts {connections.get('restarts', 0)}"]  # fmt: skip
     return _card(
-        "handshake attempts", str(connections.get("attempts", 0)), lines, "bad" if refused else ""
+        "connection attempts", str(connections.get("attempts", 0)), lines, "bad" if refused else ""
     )
 
 

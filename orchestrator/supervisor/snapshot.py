@@ -63,7 +63,8 @@ class SupervisorSnapshot:
     late_starts: int = 0
     dropped_starts: int = 0
     connect_attempts: int = 0
-    """Websocket handshakes tried by ended attempts (first connections and reconnects)."""
+    """Connections tried by ended attempts (first connections and reconnects; those that
+    failed before the websocket handshake too)."""
     refused: int = 0
     """Handshakes the server refused with an HTTP status (ended attempts)."""
     refused_by_status: dict[str, int] = attrs.field(factory=dict)

@@ -101,14 +101,15 @@ async def run_workload(
 ) -> WorkloadStats:
     """Run ``workload`` on ``sup`` until its plan is exhausted (or the supervisor drains)
     and every session it started is done. ``t0``: the moment (trio clock) the plan's
-    times count from (default: now, after a ``wss`` workload's TLS context is built:
-    :func:`~orchestrator.transport.prepare_ssl_context`); in the past, the starts
-    already due are late.
+    times count from (default: now, after the TLS context of a base spec's ``wss``
+    target is built: :func:`~orchestrator.transport.prepare_ssl_context`; a factory's
+    caller awaits that itself, as ``orchestrator run`` does, or the first connections
+    build it in a thread); in the past, the starts already due are late.
 
     Cancellation: raises ``Cancelled``; the sessions already started belong to the
     supervisor and are not cancelled by this (cancel or drain the supervisor for that).
     """
-    if getattr(workload.spec_for(0).target, "secure", False):
+    if isinstance(workload.spec, SessionSpec) and getattr(workload.spec.target, "secure", False):
         await prepare_ssl_context()  # the CA store loads off the loop, before the clock
     t0 = trio.current_time() if t0 is None else t0
     late0, dropped0 = sup.late_starts, sup.dropped_starts
