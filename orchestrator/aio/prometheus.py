@@ -143,8 +143,8 @@ class SupervisorMetrics:
             "cpu_percent": "Generator CPU use (% of one core)",
             "run_valid": (
                 "0 once the generator is judged behind (loop lag or pacer p99 over its "
-                f"limit), else 1; a figure is judged from {MIN_LIVE_SAMPLES} samples on (by default) "
-                "(1 until then)"
+                f"limit), else 1; a figure is judged from {MIN_LIVE_SAMPLES} samples on "
+                "(the default), 1 until then"
             ),
             "breaker_open": "1 while the circuit breaker holds new connections",
             "draining": "1 once the run is draining",

@@ -67,10 +67,15 @@ class Parser(argparse.ArgumentParser):
         """Parse ``args``; arguments nobody recognised are an error of the chosen
         subcommand's parser (of this one when none was chosen), with a suggestion for a
         misspelled option."""
-        parsed, extras = self.parse_known_args(args, namespace)
+        given = list(sys.argv[1:] if args is None else args)
+        parsed, extras = self.parse_known_args(given, namespace)
         if extras:
-            blamed = self.commands.get(getattr(parsed, "command", None) or "", self)
-            blamed.error(_unrecognized(extras, blamed))
+            command = getattr(parsed, "command", None) or ""
+            # what came before the subcommand's name is this parser's to report
+            at = given.index(command) if command in given else len(given)
+            mine = [e for e in extras if e in given[:at]]
+            blamed = self if mine else self.commands.get(command, self)
+            blamed.error(_unrecognized(mine or extras, blamed))
         return parsed
 
 
@@ -79,11 +84,12 @@ def _unrecognized(extras: Sequence[str], parser: argparse.ArgumentParser) -> str
     option strings for each misspelled option (``--sesions (did you mean --sessions?)``)."""
     known = [s for action in parser._actions for s in action.option_strings]
     options = [extra for extra in extras if extra.startswith("-")]
-    hints = []
+    pairs = []
     for option in options:
         close = difflib.get_close_matches(option.partition("=")[0], known, n=1)
         if close:
-            hints.append(close[0] if len(options) == 1 else f"{close[0]} for {option}")
+            pairs.append((close[0], option))
+    hints = [c if len(pairs) == 1 else f"{c} for {option}" for c, option in pairs]
     message = f"unrecognized arguments: {' '.join(extras)}"
     return f"{message} (did you mean {', '.join(hints)}?)" if hints else message
 
@@ -114,8 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(argv)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return _EXIT_INTERRUPTED
+        pass
+    except BaseExceptionGroup as group:  # from a command's trio.run: only Ctrl-C is ours
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+    print("interrupted", file=sys.stderr)
+    return _EXIT_INTERRUPTED
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:

@@ -65,8 +65,8 @@ the JSON line (never 0).
     ``t_end_s``, ``turns`` (count; the turn lines are separate), ``connect_attempts``
     (connections tried by this attempt, reconnect attempts included, whether or not TCP
     connected), ``connect_failed`` (those of them that failed before the websocket
-    handshake: TCP or TLS; ``connect_attempts - connect_failed`` handshakes were tried;
-    None in records written before it was counted),
+    handshake: TCP or TLS; a connect that timed out is not among them, whatever stage it
+    reached; None in records written before it was counted),
     ``refused_by_status`` (handshakes the server refused, by HTTP status as a string:
     ``{"429": 3}``; None when none), ``reconnects``,
     ``rollovers`` (planned moves to a fresh connection; included in ``reconnects``),

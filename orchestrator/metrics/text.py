@@ -102,6 +102,8 @@ def connection_line(summary: Mapping[str, Any]) -> str | None:
     failed before the handshake (TCP or TLS: ``connections.connect_failed``) the line
     starts ``A attempts, F failed to connect (TCP/TLS), H handshakes``; a summary written
     before that count existed says ``A attempts`` only (they were never all handshakes).
+    ``H`` counts the attempts that did not fail before the handshake: a connect that timed
+    out (``ConnectTimeout``) is among them, whatever stage it reached.
     ``reconnected``: successful reconnects (a failed reconnect attempt is an attempt)."""
     conn = summary.get("connections")
     if not conn:
@@ -142,9 +144,10 @@ def run_state_lines(summary: Mapping[str, Any]) -> list[str]:
     """What a reader must know before trusting the numbers, from ``summary["run"]``: the
     run was interrupted (a stop signal, or an error that ended it early), aborted (an
     ``:abort`` threshold), never wrote its ``run_end`` line (crashed or still running),
-    or its results file ended in a cut-off line; and, when the plan is known
+    or its results file ended in a cut-off line; and then, when the plan is known
     (:func:`planned_sessions`) and larger, how many planned sessions never started (or,
-    without ``run_end``, have no results). No lines for a run that ended as planned."""
+    without ``run_end``, have no results). No lines for a run that ended as planned (a
+    closed model whose ``duration_s`` ended it before its ``sessions`` ended as planned)."""
     run = summary.get("run", {})
     out = []
     if run.get("interrupted"):
@@ -159,7 +162,7 @@ def run_state_lines(summary: Mapping[str, Any]) -> list[str]:
         out.append(f"RUN DID NOT END: {ended}")
     if run.get("truncated"):
         out.append("RESULTS TRUNCATED: the last line of the results file was cut off and skipped")
-    planned = planned_sessions(summary)
+    planned = planned_sessions(summary) if out else None
     recorded = summary.get("totals", {}).get("sessions_total", 0)
     if planned is not None and planned > recorded:
         if ended:

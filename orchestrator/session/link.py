@@ -55,8 +55,8 @@ class Link:
     the planned start), ``connect_attempts`` (connections tried: the first one and each
     reconnect attempt, whether or not TCP connected), ``connect_failed`` (those of them
     that failed before the websocket handshake: TCP or TLS, see
-    :attr:`ConnectFailed.stage <orchestrator.transport.ConnectFailed>`; so the
-    handshakes tried are ``connect_attempts - connect_failed``), ``refused_by_status``
+    :attr:`ConnectFailed.stage <orchestrator.transport.ConnectFailed>`; the rest did
+    not fail before the handshake, a connect that timed out at whatever stage included), ``refused_by_status``
     (handshakes the server refused, by HTTP status), ``reconnects`` (successful
     reconnects: connections made ready after the first, rollovers included),
     ``rollovers``, ``gap_ms_total`` (time without a ready connection between them),
