@@ -2,9 +2,9 @@
 
 ``orchestrator report DIR``
     reads ``DIR/results.jsonl`` and rewrites ``summary.json``, ``summary.csv`` and
-    ``report.html`` as the run wrote them (validity: the generator's ``run_end`` verdict
-    and the embedded target's ``target`` line); prints the summary. ``--threshold`` re-evaluates thresholds (default:
-    the ones the run was started with); exit 2 when one fails.
+    ``report.html`` as the run wrote them (validity: the generator's ``run_end`` verdict and
+    the embedded target's ``target`` line); prints the summary. ``--threshold`` re-evaluates
+    thresholds (default: the ones the run was started with); exit 2 when one fails.
 ``orchestrator report --compare DIR_A DIR_B``
     compares B against A (each ``summary.json``, rebuilt from ``results.jsonl`` when
     missing): the verdict, the changes beyond run-to-run noise, the config keys that

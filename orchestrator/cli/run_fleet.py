@@ -1,24 +1,24 @@
 """``orchestrator run --workers N|auto`` and ``--ray [ADDRESS]``: one run over a fleet.
 
 The run is prepared as any run (:func:`~orchestrator.cli.run_setup.prepare`); then
-:func:`execute_fleet` takes the place of ``execute``: it starts the embedded target when
-the run uses it (server processes sharing its port by the load, as for a single run but
-with the workers' cores set aside: :func:`~orchestrator.cli.run_setup.server_processes_for_load`,
-unless ``--server-processes`` says otherwise), ships the run to the workers by content (:class:`RunSpecs`, the prepared
-conversation with its audio) and lets the :class:`~orchestrator.fleet.coordinator.Fleet`
-run it, with the same stop signals (first drains, second cancels), progress panel and
-results file as a single run. ``handle`` then judges the embedded target (the results'
-``target`` line) and writes the summary from the results, as for a single run. A worker that died or hung (silent for
-:data:`~orchestrator.fleet.coordinator.SILENCE_TIMEOUT_S`) makes the run fail (exit 1)
-after the summary is written: it names the worker, its finished sessions are in the
-results.
+:func:`execute_fleet` takes the place of ``execute``: it starts the embedded target when the
+run uses it (server processes sharing its port by the load, as for a single run but with the
+workers' cores set aside: :func:`~orchestrator.cli.run_setup.server_processes_for_load`,
+unless ``--server-processes`` says otherwise), ships the run to the workers by content
+(:class:`RunSpecs`, the prepared conversation with its audio) and lets the
+:class:`~orchestrator.fleet.coordinator.Fleet` run it, with the same stop signals (first
+drains, second cancels), progress panel and results file as a single run. ``handle`` then
+judges the embedded target (the results' ``target`` line) and writes the summary from the
+results, as for a single run. A worker that died or hung (silent for
+:data:`~orchestrator.fleet.coordinator.SILENCE_TIMEOUT_S`) makes the run fail (exit 1) after
+the summary is written: it names the worker, its finished sessions are in the results.
 
-``:abort`` thresholds are judged live on the records the coordinator takes from every
-worker (:func:`~orchestrator.cli.live.abort_on_threshold`, as in a single run: a failure writes ``run_abort``,
-drains every worker, exit 2); ``late_starts`` and ``dropped_starts`` come from the
-workers' merged status. A worker's records do not say which attempt of a restarted session
-is its last, so with ``--restart`` other than ``temporary`` the session counts come from
-the workers' merged status too, and ``session_error_rate`` cannot be an ``:abort``
+``:abort`` thresholds are judged live on the records the coordinator takes from every worker
+(:func:`~orchestrator.cli.live.abort_on_threshold`, as in a single run: a failure writes
+``run_abort``, drains every worker, exit 2); ``late_starts`` and ``dropped_starts`` come
+from the workers' merged status. A worker's records do not say which attempt of a restarted
+session is its last, so with ``--restart`` other than ``temporary`` the session counts come
+from the workers' merged status too, and ``session_error_rate`` cannot be an ``:abort``
 threshold. ``--metrics-port`` serves the whole fleet
 (:func:`~orchestrator.cli.live.serve_live_metrics`): the
 workers' records, their merged status and the fleet's live validity

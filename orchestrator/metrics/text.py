@@ -146,8 +146,8 @@ def run_state_lines(summary: Mapping[str, Any]) -> list[str]:
     ``:abort`` threshold), never wrote its ``run_end`` line (crashed or still running),
     or its results file ended in a cut-off line; and then, when the plan is known
     (:func:`planned_sessions`) and larger, how many planned sessions never started (or,
-    without ``run_end``, have no results). No lines for a run that ended as planned (a
-    closed model whose ``duration_s`` ended it before its ``sessions`` ended as planned)."""
+    without ``run_end``, have no results). No lines for a run that ended as planned, such
+    as a closed model whose ``duration_s`` ran out before its ``sessions`` did."""
     run = summary.get("run", {})
     out = []
     if run.get("interrupted"):

@@ -51,17 +51,16 @@ class LinkOutcome:
 class Link:
     """See the module docstring.
 
-    Public state: ``connect_ms`` / ``session_ready_ms`` (of the first connection, from
-    the planned start), ``connect_attempts`` (connections tried: the first one and each
-    reconnect attempt, whether or not TCP connected), ``connect_failed`` (those of them
-    that failed before the websocket handshake: TCP or TLS, see
-    :attr:`ConnectFailed.stage <orchestrator.transport.ConnectFailed>`; the rest did
-    not fail before the handshake, a connect that timed out at whatever stage included), ``refused_by_status``
-    (handshakes the server refused, by HTTP status), ``reconnects`` (successful
-    reconnects: connections made ready after the first, rollovers included),
-    ``rollovers``, ``gap_ms_total`` (time without a ready connection between them),
-    ``ready_gen`` (connections made ready so far), ``started_at`` (trio time the current
-    connection opened; None while there is none).
+    Public state: ``connect_ms`` / ``session_ready_ms`` (of the first connection, from the
+    planned start), ``connect_attempts`` (connections tried: the first one and each
+    reconnect attempt, whether or not TCP connected), ``connect_failed`` (those of them that
+    failed before the websocket handshake: TCP or TLS, see :attr:`ConnectFailed.stage
+    <orchestrator.transport.ConnectFailed>`; the rest did not fail before the handshake, a
+    connect that timed out at whatever stage included), ``refused_by_status`` (handshakes
+    the server refused, by HTTP status), ``reconnects`` (successful reconnects: connections
+    made ready after the first, rollovers included), ``rollovers``, ``gap_ms_total`` (time
+    without a ready connection between them), ``ready_gen`` (connections made ready so far),
+    ``started_at`` (trio time the current connection opened; None while there is none).
     """
 
     def __init__(

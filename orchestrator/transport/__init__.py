@@ -2,9 +2,8 @@
 
 URL/headers/auth per endpoint kind (:mod:`.target`), secrets that never print
 (:mod:`.secret`), text-frame send/receive with typed close reasons (:mod:`.connection`,
-:mod:`.errors`), one shared TLS context per process (:func:`default_ssl_context`, built off the loop by
-:func:`prepare_ssl_context`). No
-event semantics here: messages are ``str``.
+:mod:`.errors`), one shared TLS context per process (:func:`default_ssl_context`, built off
+the loop by :func:`prepare_ssl_context`). No event semantics here: messages are ``str``.
 """
 
 from orchestrator.transport.connection import (

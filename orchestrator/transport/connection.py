@@ -515,11 +515,11 @@ def default_ssl_context() -> ssl.SSLContext:
     first call and returned by every later one, in every thread.
 
     Building it loads the system CA store: about 15 ms of CPU that blocks the calling
-    thread. :func:`open_connection` builds it in a worker thread if nobody has yet; a
-    caller that opens many connections awaits :func:`prepare_ssl_context` once before
-    its run's clock starts, so neither its loop nor a connection waits for it. Thread-safe: concurrent first calls build
-    one context. The context is shared: do not change it (load another CA, ...); pass
-    your own ``ssl_context`` to :func:`open_connection` instead.
+    thread. :func:`open_connection` builds it in a worker thread if nobody has yet; a caller
+    that opens many connections awaits :func:`prepare_ssl_context` once before its run's
+    clock starts, so neither its loop nor a connection waits for it. Thread-safe: concurrent
+    first calls build one context. The context is shared: do not change it (load another CA,
+    ...); pass your own ``ssl_context`` to :func:`open_connection` instead.
     """
     global _default_context
     context = _default_context
@@ -535,7 +535,7 @@ async def prepare_ssl_context() -> ssl.SSLContext:
     """:func:`default_ssl_context`, built in a worker thread if nobody has yet, so the
     event loop keeps running while the CA store loads (15-65 ms). Load generators await
     it before their plan's clock starts (:func:`~orchestrator.supervisor.run_workload`
-    does for a ``wss`` workload). Cancellation: a cancelled call still waits for the
+    does for a base spec's ``wss`` target, ``orchestrator run`` and a fleet worker too). Cancellation: a cancelled call still waits for the
     thread; the context is built either way."""
     if _default_context is not None:
         return _default_context
