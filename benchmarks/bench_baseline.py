@@ -275,18 +275,16 @@ def _profiled(argv: list[str], profile: Path | None, name: str) -> list[str]:
     ] + argv
 
 
-#: As ``orchestrator run`` numbers the connections of its server processes
-#: (:data:`orchestrator.cli.target_process.CONNECTIONS_PER_PROCESS`).
-CONNECTIONS_PER_PROCESS = 1_000_000
-
-
 def start_servers(
     processes: int, cores: set[int], groundtruth: Path, profile: Path | None = None
 ) -> tuple[list[subprocess.Popen[bytes]], int, list[Path]]:
     """``processes`` embedded servers (``serve --child``) sharing one loopback port, each
     pinned to ``cores`` and writing its own ground-truth file (and profiled by py-spy into
     ``profile`` when given); returns them, the port and the files. Stop them with
-    :func:`stop_servers`."""
+    :func:`stop_servers`. Their connections are numbered apart as ``orchestrator run``
+    numbers them."""
+    from orchestrator.cli.target_process import CONNECTIONS_PER_PROCESS
+
     procs: list[subprocess.Popen[bytes]] = []
     paths: list[Path] = []
     port = 0

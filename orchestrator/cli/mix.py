@@ -66,14 +66,15 @@ def parse_mix_arg(text: str) -> MixEntry:
     whole is not a file. Raises :class:`MixError` for a weight below 1 or not a whole
     number, or an empty path."""
     path, colon, tail = text.rpartition(":")
+    numeric = tail.strip().lstrip("+-").isdigit()
     if (
         colon
-        and not tail.strip().lstrip("+-").isdigit()
+        and not numeric
         and Path(path).suffix.lower() in (".toml", ".json")
         and not Path(text).exists()
     ):
         raise MixError(f"{text}: the weight must be a whole number >= 1, got {tail!r}")
-    if colon and tail.strip().lstrip("+-").isdigit():
+    if colon and numeric:
         weight = int(tail)
         if not path:
             raise MixError(f"{text}: no scenario file before ':{tail}'")
