@@ -359,14 +359,16 @@ async def test_a_wss_workload_builds_its_tls_context_before_its_clock_starts(
 
     monkeypatch.setattr(transport, "open_connection", refused)
     wss = Target(url="wss://127.0.0.1/v1/realtime?model=gpt-realtime", dialect=Dialect.GA)
-    async with open_supervisor(timeline_interval_s=None) as sup:
-        handle = await sup.start(SessionSpec(target=wss), restart=RestartType.TEMPORARY)
-        await handle.wait()
-        assert [e for e, _ in events] == ["connect"]  # no TLS build at a plain start
-        events.clear()
-        model = ClosedModel(concurrency=2, sessions=2)
-        load = Workload(model=model, spec=SessionSpec(target=wss), restart=RestartType.TEMPORARY)
-        stats = await sup.run_workload(load)
+    with trio.fail_after(60):
+        async with open_supervisor(timeline_interval_s=None) as sup:
+            handle = await sup.start(SessionSpec(target=wss), restart=RestartType.TEMPORARY)
+            await handle.wait()
+            assert [e for e, _ in events] == ["connect"]  # no TLS build at a plain start
+            events.clear()
+            model = ClosedModel(concurrency=2, sessions=2)
+            spec = SessionSpec(target=wss)
+            load = Workload(model=model, spec=spec, restart=RestartType.TEMPORARY)
+            stats = await sup.run_workload(load)
     assert [e for e, _ in events] == ["tls", "connect", "connect"]
     assert events[1][1] == events[0][1] + 1.0  # the clock started once the context was built
     assert stats.started == 2 and sup.late_starts == 0
